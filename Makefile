@@ -1,0 +1,77 @@
+# The README's commands: `make demo` and `make test`. Both install missing packages first.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+# Parallelism lives inside cmake --build; running the stages side by side would only
+# oversubscribe the cores.
+.NOTPARALLEL:
+.DEFAULT_GOAL := build
+
+JOBS ?= 2
+PREFIX := $(CURDIR)/build/release/_prefix
+CONSUMER_DIR := build/consumer
+
+.PHONY: build test test-release test-tsan test-asan test-install demo stress deps clean
+
+# $(call configure_build,PRESET)
+define configure_build
+	@echo "== $(1): configure and build =="
+	cmake --preset $(1)
+	cmake --build --preset $(1) --parallel $(JOBS)
+endef
+
+deps:
+	@cmake/deps.sh
+
+build: deps
+	$(call configure_build,release)
+
+test: test-release test-tsan test-asan test-install
+	@echo "== make test: all checks passed =="
+
+test-release: build
+	@echo "== release: all tests =="
+	ctest --preset release
+
+test-tsan: deps
+	$(call configure_build,tsan)
+	@echo "== tsan: multi-threaded tests =="
+	ctest --preset tsan -L '^mt$$'
+
+test-asan: deps
+	$(call configure_build,asan)
+	@echo "== asan+ubsan: unit and multi-threaded tests =="
+	ctest --preset asan -L '^(unit|mt)$$'
+
+test-install: build
+	@echo "== install: build/release -> $(PREFIX) =="
+	rm -rf "$(PREFIX)" "$(CONSUMER_DIR)"
+	cmake --install build/release --prefix "$(PREFIX)"
+	@echo "== consumer: find_package(opreg) =="
+	cmake -S tests/consumer -B $(CONSUMER_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_PREFIX_PATH="$(PREFIX)"
+	cmake --build $(CONSUMER_DIR) --parallel $(JOBS)
+	$(CONSUMER_DIR)/consumer
+	@echo "== consumer: pkg-config opreg =="
+	flags=$$(PKG_CONFIG_PATH="$(PREFIX)/lib/pkgconfig" pkg-config --cflags --libs opreg); \
+	  $(CXX) -O2 tests/consumer/main.cpp $$flags -o $(CONSUMER_DIR)/consumer-pkgconfig
+	$(CONSUMER_DIR)/consumer-pkgconfig
+
+# Placeholder: replaced by the end-to-end strategy comparison once bench/ exists.
+demo: build
+	@if [ -x build/release/bin/opreg-bench ]; then \
+	  build/release/bin/opreg-bench; \
+	else \
+	  echo "demo: the strategy comparison arrives with bench/ (no build/release/bin/opreg-bench yet)"; \
+	fi
+
+# Placeholder: replaced by the TSan contention run once stress/ exists.
+stress: deps
+	$(call configure_build,tsan)
+	@if [ -x build/tsan/bin/opreg-stress ]; then \
+	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/bin/opreg-stress --registry all; \
+	else \
+	  echo "stress: the contention programs arrive with stress/ (no build/tsan/bin/opreg-stress yet)"; \
+	fi
+
+clean:
+	rm -rf build

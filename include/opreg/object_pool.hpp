@@ -1,0 +1,243 @@
+// opreg/object_pool.hpp — a lock-free, fixed-capacity pool of T, with a tagged free list.
+//
+// object_pool<T> hands out storage for up to `capacity` objects of T. The storage is one
+// array allocated in the constructor; try_create and destroy never allocate, never block,
+// and never hand out a slot that is still in use: when every slot is live, try_create
+// returns nullptr. (The pool this library grew out of, `next_free.fetch_add(1) % N`, wraps
+// around onto live objects instead; tests/object_pool_test.cpp shows both side by side.)
+//
+// Guarantees
+// - Lock-free, not wait-free: try_create and destroy are CAS retry loops on one head word.
+//   A CAS fails only because another thread's CAS succeeded, so some thread always makes
+//   progress, but one thread can in principle retry indefinitely under heavy contention.
+// - Any thread may call try_create and destroy, concurrently; a slot may be created on one
+//   thread and destroyed on another.
+// - Slot indices are stable for the pool's life: index_of/at map an object to a 32-bit
+//   index and back, which is what a token (index + generation) carries through the kernel.
+// - If T's constructor throws, the slot goes back on the free list and the exception
+//   propagates. destroy runs ~T exactly once; ~object_pool destroys nothing, since it cannot
+//   know which slots are live. Objects still alive then are a caller bug (asserted in debug).
+//
+// When to use: many short-lived objects of one type with a known upper bound (pending
+// operations, connection state), created and destroyed on several threads, where a heap
+// allocation per object, or a mutex around a free list, is the cost to remove.
+// When not to: the bound is unknown (exhaustion is reported, not absorbed by growing); one
+// thread does all creates and destroys (a plain free list is cheaper); objects are large
+// and the pool mostly empty (the whole capacity is reserved up front).
+//
+// Memory ordering
+// - Everything a thread did to an object before destroy(p), ~T included, happens-before
+//   everything the thread whose try_create later returns the same slot does with it: the
+//   release CAS in destroy pairs with the acquire CAS in try_create.
+// - size_approx is a relaxed counter: exact when no create or destroy is in flight, an
+//   estimate otherwise.
+//
+// Free list and capacity limits
+// - head_ packs [tag:32 | index:32]; each slot's `next` link is a std::atomic<uint32_t>
+//   index. Every successful CAS on head_ increments the tag, so a popper that read a stale
+//   `next` (the slot was popped and pushed back meanwhile) fails its CAS and retries. A
+//   wrong pop (ABA) would need exactly a multiple of 2^32 successful CASes on head_ while
+//   one thread sits between its load of head_ and its CAS, with the same index back on top.
+// - Index 0xFFFFFFFF marks the end of the list, so capacity must be below 2^32 - 1;
+//   the constructor throws std::length_error otherwise.
+#pragma once
+
+#include <atomic>
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+namespace opreg {
+
+namespace detail {
+
+inline constexpr std::uint32_t pool_end = std::numeric_limits<std::uint32_t>::max();
+
+// Keeps the CAS-hammered head word and the live counter off the line that holds the
+// read-mostly members, and off each other.
+inline constexpr std::size_t pool_cache_line = 64;
+
+[[nodiscard]] constexpr std::uint64_t pool_pack(std::uint32_t tag, std::uint32_t index) noexcept {
+    return (std::uint64_t{tag} << 32) | index;
+}
+[[nodiscard]] constexpr std::uint32_t pool_tag(std::uint64_t head) noexcept {
+    return static_cast<std::uint32_t>(head >> 32);
+}
+[[nodiscard]] constexpr std::uint32_t pool_index(std::uint64_t head) noexcept {
+    return static_cast<std::uint32_t>(head);
+}
+
+} // namespace detail
+
+template <class T>
+class object_pool {
+public:
+    explicit object_pool(std::size_t capacity) : capacity_{checked_capacity(capacity)} {
+        slots_ = std::make_unique<slot[]>(capacity_);
+        for (std::size_t i = 0; i + 1 < capacity_; ++i) {
+            // relaxed: no other thread can see the pool before the constructor returns.
+            slots_[i].next.store(static_cast<std::uint32_t>(i + 1), std::memory_order_relaxed);
+        }
+        if (capacity_ != 0) {
+            slots_[capacity_ - 1].next.store(detail::pool_end, std::memory_order_relaxed);
+        }
+        head_.store(detail::pool_pack(0, capacity_ == 0 ? detail::pool_end : 0),
+                    std::memory_order_relaxed);
+    }
+
+    ~object_pool() {
+        // relaxed: destroying the pool must happen-after every use of it anyway.
+        assert(live_.load(std::memory_order_relaxed) == 0 &&
+               "object_pool destroyed with objects still alive");
+    }
+
+    object_pool(const object_pool&) = delete;
+    object_pool& operator=(const object_pool&) = delete;
+
+    // Constructs a T from args in a free slot; nullptr when every slot is live.
+    template <class... Args>
+    [[nodiscard]] T* try_create(Args&&... args) {
+        const std::uint32_t index = pop_free();
+        if (index == detail::pool_end) {
+            return nullptr;
+        }
+        T* p;
+        if constexpr (std::is_nothrow_constructible_v<T, Args&&...>) {
+            p = std::construct_at(&slots_[index].value, std::forward<Args>(args)...);
+        } else {
+            try {
+                p = std::construct_at(&slots_[index].value, std::forward<Args>(args)...);
+            } catch (...) {
+                push_free(index);
+                throw;
+            }
+        }
+        // relaxed: a statistic; the slot itself was handed over by the CAS in pop_free.
+        live_.fetch_add(1, std::memory_order_relaxed);
+        return p;
+    }
+
+    // Runs ~T and returns the slot. p must be a live object from this pool's try_create.
+    void destroy(T* p) noexcept {
+        assert(p != nullptr && owns(p));
+        const std::uint32_t index = index_of(p);
+        std::destroy_at(p);
+        // relaxed: a statistic. It cannot wrap below zero: destroy(p) happens-after the
+        // try_create that returned p, so this decrement follows that increment.
+        live_.fetch_sub(1, std::memory_order_relaxed);
+        push_free(index);
+    }
+
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+
+    // Live objects: exact when quiescent, an estimate while creates/destroys are in flight.
+    [[nodiscard]] std::size_t size_approx() const noexcept {
+        // relaxed: an estimate by contract; it orders nothing.
+        return live_.load(std::memory_order_relaxed);
+    }
+
+    // True when p is the address of one of this pool's slots (live or not).
+    [[nodiscard]] bool owns(const T* p) const noexcept {
+        const auto addr = reinterpret_cast<std::uintptr_t>(p);
+        const auto base = base_address();
+        if (addr < base) {
+            return false;
+        }
+        const std::uintptr_t offset = addr - base;
+        return offset / sizeof(slot) < capacity_ && offset % sizeof(slot) == 0;
+    }
+
+    // Slot index of p, in [0, capacity()). p must be owned by this pool.
+    [[nodiscard]] std::uint32_t index_of(const T* p) const noexcept {
+        assert(owns(p));
+        return static_cast<std::uint32_t>((reinterpret_cast<std::uintptr_t>(p) - base_address()) /
+                                          sizeof(slot));
+    }
+
+    // Address of slot index. The object there may not be alive: the caller knows (a token's
+    // generation, say) before using it. The pointer names the slot's T member, so it refers
+    // to whichever object try_create constructs there, without std::launder.
+    [[nodiscard]] T* at(std::uint32_t index) noexcept {
+        assert(index < capacity_);
+        return &slots_[index].value;
+    }
+
+private:
+    // One slot: the object's storage first, so a T* and its slot share an address.
+    struct slot {
+        union {
+            T value; // constructed by try_create, destroyed by destroy; never by the slot
+        };
+        std::atomic<std::uint32_t> next{detail::pool_end}; // free-list link, valid while free
+        slot() noexcept {}
+        ~slot() {}
+    };
+
+    [[nodiscard]] static std::uint32_t checked_capacity(std::size_t capacity) {
+        if (capacity >= detail::pool_end) {
+            throw std::length_error("opreg::object_pool: capacity must be below 2^32 - 1");
+        }
+        return static_cast<std::uint32_t>(capacity);
+    }
+
+    [[nodiscard]] std::uintptr_t base_address() const noexcept {
+        return reinterpret_cast<std::uintptr_t>(slots_.get());
+    }
+
+    // Takes the top index off the free list; detail::pool_end when the list is empty.
+    [[nodiscard]] std::uint32_t pop_free() noexcept {
+        // acquire: pairs with the release CAS in push_free that put the top index there,
+        // making its `next` link visible. Every write to head_ is an RMW, so a value written
+        // by a pop still carries the release of each earlier push (release sequence).
+        std::uint64_t head = head_.load(std::memory_order_acquire);
+        for (;;) {
+            const std::uint32_t index = detail::pool_index(head);
+            if (index == detail::pool_end) {
+                return detail::pool_end;
+            }
+            // relaxed: the acquire on head_ made the link visible. If the slot was popped and
+            // pushed back since, this may be stale, but head_'s tag has moved and the CAS fails.
+            const std::uint32_t next = slots_[index].next.load(std::memory_order_relaxed);
+            if (head_.compare_exchange_weak(
+                    head, detail::pool_pack(detail::pool_tag(head) + 1, next),
+                    // acquire: pairs with the release CAS in push_free (destroy) that freed
+                    // this slot: the previous object's ~T happens-before our construction.
+                    std::memory_order_acquire,
+                    // acquire: on retry we read the new top's link, as for the first load.
+                    std::memory_order_acquire)) {
+                return index;
+            }
+        }
+    }
+
+    void push_free(std::uint32_t index) noexcept {
+        // relaxed: the old top is only stored as our link and compared by the CAS; nothing
+        // is read through it.
+        std::uint64_t head = head_.load(std::memory_order_relaxed);
+        for (;;) {
+            // relaxed: published by the release CAS below.
+            slots_[index].next.store(detail::pool_index(head), std::memory_order_relaxed);
+            if (head_.compare_exchange_weak(
+                    head, detail::pool_pack(detail::pool_tag(head) + 1, index),
+                    // release: pairs with the acquire load/CAS in pop_free, publishing the
+                    // link stored above and everything done to the slot before it was freed.
+                    std::memory_order_release,
+                    // relaxed: as for the first load.
+                    std::memory_order_relaxed)) {
+                return;
+            }
+        }
+    }
+
+    std::unique_ptr<slot[]> slots_;
+    std::uint32_t capacity_;
+    alignas(detail::pool_cache_line) std::atomic<std::uint64_t> head_{0};
+    alignas(detail::pool_cache_line) std::atomic<std::size_t> live_{0};
+};
+
+} // namespace opreg

@@ -1,0 +1,245 @@
+// Whitebox tests of opreg::object_pool, single-threaded; the concurrent churn test is in
+// tests/mt/primitives_mt_test.cpp.
+#include <opreg/object_pool.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct pending_op {
+    int fd = -1;
+    bool in_use = false;
+};
+
+struct counted {
+    static inline int constructed = 0;
+    static inline int destroyed = 0;
+    explicit counted(int v) : value{v} { ++constructed; }
+    ~counted() { ++destroyed; }
+    counted(const counted&) = delete;
+    counted& operator=(const counted&) = delete;
+    int value;
+};
+
+struct throws_when_negative {
+    explicit throws_when_negative(int v) : value{v} {
+        if (v < 0) {
+            throw std::runtime_error("negative");
+        }
+    }
+    int value;
+};
+
+struct alignas(64) over_aligned {
+    std::uint64_t word = 0;
+};
+
+TEST(ObjectPool, CreateConstructsInPlaceAndDestroyFreesTheSlot) {
+    opreg::object_pool<std::string> pool(4);
+    EXPECT_EQ(pool.capacity(), 4u);
+    EXPECT_EQ(pool.size_approx(), 0u);
+
+    std::string* s = pool.try_create(5, 'x');
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(*s, "xxxxx");
+    EXPECT_EQ(pool.size_approx(), 1u);
+
+    pool.destroy(s);
+    EXPECT_EQ(pool.size_approx(), 0u);
+}
+
+TEST(ObjectPool, ExhaustionReturnsNullptrAndRecoversAfterDestroy) {
+    constexpr std::size_t kCapacity = 8;
+    opreg::object_pool<int> pool(kCapacity);
+    std::vector<int*> live;
+    for (std::size_t i = 0; i < kCapacity; ++i) {
+        int* p = pool.try_create(static_cast<int>(i));
+        ASSERT_NE(p, nullptr) << "slot " << i;
+        live.push_back(p);
+    }
+    EXPECT_EQ(pool.try_create(99), nullptr);
+    EXPECT_EQ(pool.try_create(99), nullptr) << "exhaustion must be stable, not wrap around";
+    EXPECT_EQ(pool.size_approx(), kCapacity);
+
+    int* freed = live[3];
+    pool.destroy(freed);
+    int* again = pool.try_create(42);
+    ASSERT_NE(again, nullptr);
+    EXPECT_EQ(again, freed) << "the only free slot is the one just destroyed";
+    EXPECT_EQ(*again, 42);
+    live[3] = again;
+    EXPECT_EQ(pool.try_create(99), nullptr);
+
+    for (int* p : live) {
+        pool.destroy(p);
+    }
+    EXPECT_EQ(pool.size_approx(), 0u);
+}
+
+TEST(ObjectPool, ZeroCapacityAlwaysReportsExhaustion) {
+    opreg::object_pool<int> pool(0);
+    EXPECT_EQ(pool.capacity(), 0u);
+    EXPECT_EQ(pool.try_create(1), nullptr);
+}
+
+TEST(ObjectPool, CapacityThatDoesNotFitTheIndexThrowsLengthError) {
+    EXPECT_THROW(opreg::object_pool<char>(std::size_t{0xFFFFFFFFu}), std::length_error);
+}
+
+TEST(ObjectPool, IndexOfAtAndOwnsRoundTrip) {
+    constexpr std::size_t kCapacity = 16;
+    opreg::object_pool<pending_op> pool(kCapacity);
+    std::vector<pending_op*> live;
+    std::set<std::uint32_t> indices;
+    for (std::size_t i = 0; i < kCapacity; ++i) {
+        pending_op* p = pool.try_create();
+        ASSERT_NE(p, nullptr);
+        EXPECT_TRUE(pool.owns(p));
+        const std::uint32_t index = pool.index_of(p);
+        EXPECT_LT(index, kCapacity);
+        EXPECT_EQ(pool.at(index), p);
+        indices.insert(index);
+        live.push_back(p);
+    }
+    EXPECT_EQ(indices.size(), kCapacity) << "every live object has its own index";
+
+    // The index is the slot's, not the object's: a new object in the same slot keeps it.
+    const std::uint32_t index = pool.index_of(live[5]);
+    pool.destroy(live[5]);
+    live[5] = pool.try_create();
+    ASSERT_NE(live[5], nullptr);
+    EXPECT_EQ(pool.index_of(live[5]), index);
+
+    pending_op outside;
+    EXPECT_FALSE(pool.owns(&outside));
+    EXPECT_FALSE(pool.owns(nullptr));
+    auto* inside_but_misaligned =
+        reinterpret_cast<const pending_op*>(reinterpret_cast<const char*>(pool.at(0)) + 1);
+    EXPECT_FALSE(pool.owns(inside_but_misaligned));
+    const auto stride = reinterpret_cast<std::uintptr_t>(pool.at(1)) -
+                        reinterpret_cast<std::uintptr_t>(pool.at(0));
+    const auto* past_the_end = reinterpret_cast<const pending_op*>(
+        reinterpret_cast<std::uintptr_t>(pool.at(kCapacity - 1)) + stride);
+    EXPECT_FALSE(pool.owns(past_the_end)) << "where a slot after the last one would be";
+
+    for (pending_op* p : live) {
+        pool.destroy(p);
+    }
+}
+
+TEST(ObjectPool, ThrowingConstructorReturnsTheSlot) {
+    opreg::object_pool<throws_when_negative> pool(1);
+    EXPECT_THROW((void)pool.try_create(-1), std::runtime_error);
+    EXPECT_EQ(pool.size_approx(), 0u);
+
+    // The single slot is free again, not leaked by the failed construction.
+    throws_when_negative* p = pool.try_create(7);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p->value, 7);
+    pool.destroy(p);
+}
+
+TEST(ObjectPool, NonTrivialDestructorRunsExactlyOnce) {
+    counted::constructed = 0;
+    counted::destroyed = 0;
+    {
+        opreg::object_pool<counted> pool(4);
+        counted* a = pool.try_create(1);
+        counted* b = pool.try_create(2);
+        ASSERT_NE(a, nullptr);
+        ASSERT_NE(b, nullptr);
+        EXPECT_EQ(counted::constructed, 2);
+        EXPECT_EQ(counted::destroyed, 0);
+        pool.destroy(a);
+        EXPECT_EQ(counted::destroyed, 1);
+        pool.destroy(b);
+        EXPECT_EQ(counted::destroyed, 2);
+    }
+    // The pool's own destruction must not run ~T again on slots that held objects.
+    EXPECT_EQ(counted::constructed, 2);
+    EXPECT_EQ(counted::destroyed, 2);
+}
+
+TEST(ObjectPool, OverAlignedTypeGetsAlignedSlots) {
+    opreg::object_pool<over_aligned> pool(3);
+    std::vector<over_aligned*> live;
+    for (int i = 0; i < 3; ++i) {
+        over_aligned* p = pool.try_create();
+        ASSERT_NE(p, nullptr);
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % alignof(over_aligned), 0u);
+        live.push_back(p);
+    }
+    for (over_aligned* p : live) {
+        pool.destroy(p);
+    }
+}
+
+// The pool proposed by the analysis this library grew out of ("Solution 3: Pre-Allocated
+// Pool"), kept as written apart from the element type and size being parameters.
+template <class T, int N>
+struct naive_pool {
+    T ops[N];
+    std::atomic<int> next_free{0};
+
+    T* alloc() {
+        int idx = next_free.fetch_add(1) % N;
+        return &ops[idx];
+    }
+};
+
+// With nothing freed, the analysis's pool wraps onto its first slot, which is still in use:
+// two pending operations would share one record. opreg::object_pool of the same size
+// reports exhaustion there instead, and never returns an address that is live.
+TEST(ObjectPool, OriginalAnalysisPoolHandsOutSlotStillInUse) {
+    constexpr int kSize = 10000; // the analysis's size
+
+    auto naive = std::make_unique<naive_pool<pending_op, kSize>>();
+    pending_op* first = naive->alloc();
+    first->in_use = true;
+    first->fd = 7;
+    for (int i = 1; i < kSize; ++i) {
+        pending_op* p = naive->alloc();
+        ASSERT_FALSE(p->in_use) << "the first N allocations are distinct";
+        p->in_use = true;
+        p->fd = 100 + i;
+    }
+    pending_op* wrapped = naive->alloc();
+    EXPECT_EQ(wrapped, first) << "allocation N+1 wraps onto slot 0";
+    EXPECT_TRUE(wrapped->in_use) << "... which still holds a pending operation (fd 7)";
+    EXPECT_EQ(wrapped->fd, 7);
+
+    opreg::object_pool<pending_op> pool(kSize);
+    std::set<const pending_op*> live;
+    std::vector<pending_op*> order;
+    for (int i = 0; i < kSize; ++i) {
+        pending_op* p = pool.try_create();
+        ASSERT_NE(p, nullptr);
+        ASSERT_TRUE(live.insert(p).second) << "address " << p << " handed out while live";
+        p->in_use = true;
+        order.push_back(p);
+    }
+    EXPECT_EQ(pool.try_create(), nullptr) << "allocation N+1 is reported as exhaustion";
+
+    pool.destroy(order.front());
+    live.erase(order.front());
+    pending_op* reused = pool.try_create();
+    ASSERT_NE(reused, nullptr);
+    EXPECT_EQ(live.count(reused), 0u) << "only a freed slot comes back";
+    EXPECT_FALSE(reused->in_use) << "and it holds a freshly constructed object";
+    order.front() = reused;
+
+    for (pending_op* p : order) {
+        pool.destroy(p);
+    }
+    EXPECT_EQ(pool.size_approx(), 0u);
+}
+
+} // namespace
