@@ -1,0 +1,102 @@
+// opreg/any_registry.hpp — choose a registry strategy at run time, by name.
+//
+// any_registry owns one strategy behind a virtual interface and itself satisfies the
+// `registry` concept, so code written against the concept takes either a concrete strategy
+// (hot paths: calls inline) or an any_registry (one indirect call per operation; what the
+// sample server and the tools use for --registry NAME). Same contract, same guarantees as
+// the strategy it holds. Moving an any_registry is not thread-safe; its operations are as
+// thread-safe as the strategy's.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string_view>
+#include <utility>
+
+#include <opreg/registry.hpp>
+#include <opreg/types.hpp>
+
+namespace opreg {
+
+namespace detail {
+
+struct registry_iface {
+    virtual ~registry_iface() = default;
+    virtual std::string_view name() const noexcept = 0;
+    virtual bool hands_off() const noexcept = 0;
+    virtual bool bounded_pending() const noexcept = 0;
+    virtual const registry_config& config() const noexcept = 0;
+    virtual result<fd_token> token_of(int fd) = 0;
+    virtual result<op_token> arm(int fd, direction d, callback cb) = 0;
+    virtual cancel_status cancel(op_token t, outcome why) = 0;
+    virtual std::size_t dispatch(fd_token t, readiness ev) = 0;
+    virtual errc close(int fd) = 0;
+    virtual std::size_t poll() = 0;
+    virtual registry_stats stats() const = 0;
+};
+
+template <registry R>
+class registry_model final : public registry_iface {
+public:
+    explicit registry_model(registry_config cfg) : r_{cfg} {}
+    std::string_view name() const noexcept override { return r_.name(); }
+    bool hands_off() const noexcept override { return r_.hands_off(); }
+    bool bounded_pending() const noexcept override { return r_.bounded_pending(); }
+    const registry_config& config() const noexcept override { return r_.config(); }
+    result<fd_token> token_of(int fd) override { return r_.token_of(fd); }
+    result<op_token> arm(int fd, direction d, callback cb) override {
+        return r_.arm(fd, d, std::move(cb));
+    }
+    cancel_status cancel(op_token t, outcome why) override { return r_.cancel(t, why); }
+    std::size_t dispatch(fd_token t, readiness ev) override { return r_.dispatch(t, ev); }
+    errc close(int fd) override { return r_.close(fd); }
+    std::size_t poll() override { return r_.poll(); }
+    registry_stats stats() const override { return r_.stats(); }
+
+private:
+    R r_;
+};
+
+} // namespace detail
+
+class any_registry {
+public:
+    any_registry() = default;
+
+    template <registry R>
+    any_registry(std::in_place_type_t<R>, registry_config cfg)
+        : impl_{std::make_unique<detail::registry_model<R>>(cfg)} {}
+
+    explicit operator bool() const noexcept { return impl_ != nullptr; }
+
+    [[nodiscard]] std::string_view name() const noexcept { return impl_->name(); }
+    [[nodiscard]] bool hands_off() const noexcept { return impl_->hands_off(); }
+    [[nodiscard]] bool bounded_pending() const noexcept { return impl_->bounded_pending(); }
+    [[nodiscard]] const registry_config& config() const noexcept { return impl_->config(); }
+    [[nodiscard]] result<fd_token> token_of(int fd) { return impl_->token_of(fd); }
+    [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
+        return impl_->arm(fd, d, std::move(cb));
+    }
+    cancel_status cancel(op_token t, outcome why = outcome::cancelled) {
+        return impl_->cancel(t, why);
+    }
+    std::size_t dispatch(fd_token t, readiness ev) { return impl_->dispatch(t, ev); }
+    errc close(int fd) { return impl_->close(fd); }
+    std::size_t poll() { return impl_->poll(); }
+    [[nodiscard]] registry_stats stats() const { return impl_->stats(); }
+
+private:
+    std::unique_ptr<detail::registry_iface> impl_;
+};
+
+static_assert(registry<any_registry>);
+
+// The strategy names, in the order tables and benchmarks list them:
+// mutex_map, sharded_map, tbb_map, slot_array, mpsc_queue.
+[[nodiscard]] std::span<const std::string_view> registry_names() noexcept;
+
+// An any_registry holding the strategy called `name`, or an empty one (operator bool is
+// false) when no strategy has that name: list registry_names() in the error message.
+[[nodiscard]] any_registry make_registry(std::string_view name, registry_config cfg = {});
+
+} // namespace opreg

@@ -1,0 +1,84 @@
+// opreg/detail/fd_ops.hpp — the per-fd record of the map strategies, and the transitions on
+// it. The caller holds whatever lock guards the record (a shard mutex, a oneTBB accessor);
+// callbacks are moved out into a taken_ops and run after that lock is released.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+
+#include <opreg/detail/common.hpp>
+#include <opreg/registry.hpp>
+#include <opreg/types.hpp>
+
+namespace opreg::detail {
+
+// Ops taken out of a record under its lock, to be run after it is released. An fd has at
+// most two pending ops, so this never allocates.
+struct taken_ops {
+    struct op {
+        op_token token;
+        callback cb;
+    };
+    op ops[2];
+    std::size_t count = 0;
+    outcome result = outcome::ready;
+
+    void push(op_token t, callback&& cb) noexcept { ops[count++] = op{t, std::move(cb)}; }
+
+    // Runs the callbacks; returns how many ran.
+    std::size_t run() noexcept {
+        for (std::size_t i = 0; i < count; ++i) ops[i].cb(make_completion(ops[i].token, result));
+        return count;
+    }
+};
+
+struct fd_ops {
+    std::uint32_t fd_gen = 0;
+    std::uint32_t op_gen[2] = {0, 0};
+    callback cb[2];  // non-empty: an op is pending in that direction
+
+    [[nodiscard]] bool pending(direction d) const noexcept {
+        return static_cast<bool>(cb[static_cast<int>(d)]);
+    }
+
+    [[nodiscard]] result<op_token> arm(int fd, direction d, callback&& c) noexcept {
+        const int i = static_cast<int>(d);
+        if (cb[i]) return errc::busy;
+        cb[i] = std::move(c);
+        return op_token{op_slot(fd, d), op_gen[i]};
+    }
+
+    // Takes the op `t` names if it is still pending.
+    bool take(op_token t, taken_ops& out) noexcept {
+        const int i = static_cast<int>(op_direction(t));
+        if (!cb[i] || op_gen[i] != t.generation()) return false;
+        take_dir(op_fd(t), op_direction(t), out);
+        return true;
+    }
+
+    // Takes the ops a kernel event ends; false if the event's generation is stale.
+    bool take_ready(fd_token t, const delivery& plan, taken_ops& out) noexcept {
+        if (fd_gen != t.generation()) return false;
+        out.result = plan.result;
+        for (const direction d : {direction::read, direction::write})
+            if (plan.dir[static_cast<int>(d)] && pending(d)) take_dir(static_cast<int>(t.slot()), d, out);
+        return true;
+    }
+
+    // close(): bump the generation, take every pending op.
+    void take_all_for_close(int fd, taken_ops& out) noexcept {
+        ++fd_gen;
+        out.result = outcome::closed;
+        for (const direction d : {direction::read, direction::write})
+            if (pending(d)) take_dir(fd, d, out);
+    }
+
+private:
+    void take_dir(int fd, direction d, taken_ops& out) noexcept {
+        const int i = static_cast<int>(d);
+        out.push(op_token{op_slot(fd, d), op_gen[i]}, std::move(cb[i]));
+        ++op_gen[i];
+    }
+};
+
+} // namespace opreg::detail

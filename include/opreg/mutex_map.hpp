@@ -1,0 +1,188 @@
+// opreg/mutex_map.hpp — the original design, kept as the baseline. Blocking.
+//
+// WHAT: one std::mutex around std::unordered_map<int, std::vector<std::unique_ptr<op>>>,
+// a heap-allocated op and a std::function per operation: the structure the original async
+// server used, reproduced so that every other strategy is measured against it in the same
+// run. Only what the contract requires was added: generations (so stale tokens resolve to
+// nothing), the busy check, the pending bound, and running callbacks outside the lock (so a
+// callback may re-arm without deadlocking).
+//
+// GUARANTEES: blocking. Every call takes the one mutex; every arm allocates (the op, the
+// std::function, and the shared_ptr that lets a move-only opreg::callback live inside a
+// copyable std::function, which costs the same kind of allocation the original paid for
+// its captures). Honours max_pending (bounded_pending() is true).
+//
+// WHEN TO USE: as a baseline. Never in a hot path.
+#pragma once
+
+#include <cassert>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <opreg/detail/common.hpp>
+#include <opreg/registry.hpp>
+#include <opreg/token.hpp>
+#include <opreg/types.hpp>
+
+namespace opreg {
+
+class mutex_map {
+public:
+    static constexpr std::string_view name() noexcept { return "mutex_map"; }
+    static constexpr bool hands_off() noexcept { return false; }
+    static constexpr bool bounded_pending() noexcept { return true; }
+
+    explicit mutex_map(registry_config cfg = {}) : cfg_{cfg} {}
+
+    [[nodiscard]] const registry_config& config() const noexcept { return cfg_; }
+
+    [[nodiscard]] result<fd_token> token_of(int fd) {
+        if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
+        std::lock_guard<std::mutex> lock(ops_mutex_);
+        return fd_token{static_cast<std::uint32_t>(fd), generations_[fd].fd_gen};
+    }
+
+    [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
+        std::lock_guard<std::mutex> lock(ops_mutex_);
+        if (!detail::fd_in_range(fd, cfg_)) return refuse(errc::fd_out_of_range);
+        auto& ops = pending_ops_[fd];
+        for (const auto& op : ops)
+            if (op->dir == d) return refuse(errc::busy);
+        if (pending_ >= cfg_.pending_limit()) return refuse(errc::full);
+        auto op = std::make_unique<pending_op>();
+        op->dir = d;
+        op->gen = generations_[fd].op_gen[static_cast<int>(d)]++;
+        op->fn = [box = std::make_shared<callback>(std::move(cb))](const completion& c) {
+            (*box)(c);
+        };
+        const op_token t{op_slot(fd, d), op->gen};
+        ops.push_back(std::move(op));
+        ++pending_;
+        ++stats_.armed;
+        return t;
+    }
+
+    cancel_status cancel(op_token t, outcome why = outcome::cancelled) {
+        assert(detail::cancel_outcome_valid(why));
+        std::unique_ptr<pending_op> op;
+        {
+            std::lock_guard<std::mutex> lock(ops_mutex_);
+            auto it = pending_ops_.find(op_fd(t));
+            if (it == pending_ops_.end()) return cancel_status::stale;
+            auto& ops = it->second;
+            for (auto o = ops.begin(); o != ops.end(); ++o) {
+                if ((*o)->dir == op_direction(t) && (*o)->gen == t.generation()) {
+                    op = std::move(*o);
+                    ops.erase(o);
+                    end_locked(why);
+                    break;
+                }
+            }
+        }
+        if (!op) return cancel_status::stale;
+        op->fn(detail::make_completion(t, why));
+        return cancel_status::done;
+    }
+
+    std::size_t dispatch(fd_token t, readiness ev) {
+        const int fd = static_cast<int>(t.slot());
+        const detail::delivery plan = detail::plan_delivery(ev);
+        std::vector<std::unique_ptr<pending_op>> ready;
+        {
+            std::lock_guard<std::mutex> lock(ops_mutex_);
+            auto g = generations_.find(fd);
+            const std::uint32_t current = g == generations_.end() ? 0 : g->second.fd_gen;
+            if (!detail::fd_in_range(fd, cfg_) || current != t.generation()) {
+                ++stats_.stale_dropped;
+                return 0;
+            }
+            auto it = pending_ops_.find(fd);
+            if (it == pending_ops_.end()) return 0;
+            auto& ops = it->second;
+            for (auto o = ops.begin(); o != ops.end();) {
+                if (plan.dir[static_cast<int>((*o)->dir)]) {
+                    ready.push_back(std::move(*o));
+                    o = ops.erase(o);
+                    end_locked(plan.result);
+                } else {
+                    ++o;
+                }
+            }
+        }
+        for (auto& op : ready)
+            op->fn(detail::make_completion(op_token{op_slot(fd, op->dir), op->gen}, plan.result));
+        return ready.size();
+    }
+
+    errc close(int fd) {
+        if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
+        std::vector<std::unique_ptr<pending_op>> doomed;
+        {
+            std::lock_guard<std::mutex> lock(ops_mutex_);
+            ++generations_[fd].fd_gen;
+            auto it = pending_ops_.find(fd);
+            if (it != pending_ops_.end()) {
+                doomed = std::move(it->second);
+                pending_ops_.erase(it);
+                for (std::size_t i = 0; i < doomed.size(); ++i) end_locked(outcome::closed);
+            }
+        }
+        for (auto& op : doomed)
+            op->fn(detail::make_completion(op_token{op_slot(fd, op->dir), op->gen},
+                                           outcome::closed));
+        return errc::ok;
+    }
+
+    std::size_t poll() noexcept { return 0; }
+
+    [[nodiscard]] registry_stats stats() const {
+        std::lock_guard<std::mutex> lock(ops_mutex_);
+        registry_stats s = stats_;
+        s.in_flight = pending_;
+        return s;
+    }
+
+private:
+    struct pending_op {
+        direction dir = direction::read;
+        std::uint32_t gen = 0;
+        std::function<void(const completion&)> fn;
+    };
+    struct generations {
+        std::uint32_t fd_gen = 0;
+        std::uint32_t op_gen[2] = {0, 0};
+    };
+
+    result<op_token> refuse(errc e) {  // ops_mutex_ held
+        ++stats_.failures;
+        return e;
+    }
+
+    void end_locked(outcome o) {  // ops_mutex_ held
+        --pending_;
+        switch (o) {
+            case outcome::ready: ++stats_.completed; break;
+            case outcome::cancelled: ++stats_.cancelled; break;
+            case outcome::closed: ++stats_.closed; break;
+            case outcome::timed_out: ++stats_.timed_out; break;
+            case outcome::error: ++stats_.errors; break;
+        }
+    }
+
+    registry_config cfg_;
+    mutable std::mutex ops_mutex_;
+    std::unordered_map<int, std::vector<std::unique_ptr<pending_op>>> pending_ops_;
+    std::unordered_map<int, generations> generations_;
+    std::uint64_t pending_ = 0;
+    registry_stats stats_;
+};
+
+static_assert(registry<mutex_map>);
+
+} // namespace opreg

@@ -1,0 +1,114 @@
+// opreg/registry.hpp — the contract every pending-operation registry keeps.
+//
+// A registry is the table an I/O reactor keeps between "arm a read on fd 7, call me back"
+// and "the kernel says fd 7 is readable". opreg has several strategies behind one concept,
+// so that a reactor can take the strategy as a template parameter (hot path) or choose it
+// at run time by name through any_registry (see any_registry.hpp).
+//
+// THE CONTRACT (the conformance suite in tests/ checks every clause for every strategy)
+//
+// Tokens. token_of(fd) returns the fd_token naming the fd's current lifetime; the reactor
+//   hands it to the kernel once per fd (epoll data.u64, kevent udata, io_uring user_data).
+//   arm() returns an op_token naming one operation. A token whose generation no longer matches is stale and
+//   resolves to nothing, never to a newer operation or fd lifetime.
+//
+// arm(fd, dir, cb)          any thread. Registers one operation waiting for `dir` readiness
+//   on fd, with its callback. One pending op per (fd, direction). Reported errors, never a
+//   silent drop: fd_out_of_range; busy; full (no room for the op); stale (a close of the same
+//   fd raced this arm and won). On an error the callback is destroyed without running: the
+//   op was never armed. Strategies that hand work to the owner thread (hands_off() true)
+//   detect `busy` on the owner: the op then ends there with outcome::error, errc::busy.
+//
+// cancel(op, why)           any thread; why is outcome::cancelled or outcome::timed_out.
+//   Ends the op with `why` unless a completion already won. A completion racing a cancel
+//   has exactly one winner. Returns done (this call ended it), requested (handed to the
+//   owner), stale (nothing pending under that token) or full (could not hand over).
+//
+// dispatch(fd_token, ev)    the owning thread. Delivers kernel readiness: for each direction
+//   in ev the pending op ends with outcome::ready (readiness::error ends every pending op on
+//   the fd with outcome::error). An fd_token whose generation is stale is dropped and counted
+//   in stale_dropped. Returns the number of ops it ended.
+//
+// close(fd)                 any thread, before the fd number goes back to the kernel
+//   (::close). Bumps the fd's generation and ends its pending ops with outcome::closed.
+//   Events for the old generation still in the kernel's batch are then stale: dropped and
+//   counted, never delivered to an op armed on the reused fd number.
+//
+// poll()                    the owning thread. Processes work handed over by other threads
+//   (hands_off() strategies; a no-op returning 0 elsewhere). dispatch() polls first.
+//
+// Exactly once. Every op that arm() accepted ends exactly once, with exactly one outcome,
+//   and its callback runs exactly once: on the thread that ended it (for hands_off()
+//   strategies, always the owner). Callbacks run outside every registry lock and after the
+//   op's slot is released, so a callback may arm, cancel or close on the same registry.
+//
+// Stats. armed == completed + cancelled + closed + timed_out + errors + in_flight, exactly
+//   at quiescence; a snapshot taken while other threads work is approximate.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include <opreg/token.hpp>
+#include <opreg/types.hpp>
+
+namespace opreg {
+
+struct registry_config {
+    // fds 0 .. max_fds-1 are accepted; anything else is errc::fd_out_of_range.
+    std::uint32_t max_fds = 65536;
+    // Bound on pending ops for strategies that keep op records in bounded storage
+    // (bounded_pending() true); 0 means one per (fd, direction), 2 * max_fds. Strategies
+    // indexed by fd have a place for every (fd, direction) and ignore a smaller bound.
+    std::uint32_t max_pending = 0;
+
+    [[nodiscard]] constexpr std::uint32_t pending_limit() const noexcept {
+        return max_pending != 0 ? max_pending : 2 * max_fds;
+    }
+};
+
+struct registry_stats {
+    std::uint64_t armed = 0;          // arms accepted (a token was returned)
+    std::uint64_t completed = 0;      // ended with outcome::ready
+    std::uint64_t cancelled = 0;      // ended with outcome::cancelled
+    std::uint64_t closed = 0;         // ended with outcome::closed
+    std::uint64_t timed_out = 0;      // ended with outcome::timed_out
+    std::uint64_t errors = 0;         // ended with outcome::error
+    std::uint64_t stale_dropped = 0;  // dispatches whose fd_token was stale
+    std::uint64_t failures = 0;       // arms refused with an errc
+    std::uint64_t in_flight = 0;      // armed and not yet ended
+
+    [[nodiscard]] constexpr std::uint64_t ended() const noexcept {
+        return completed + cancelled + closed + timed_out + errors;
+    }
+    friend constexpr bool operator==(const registry_stats&, const registry_stats&) = default;
+};
+
+// The index of an op's slot in op tokens: fd * 2 + direction.
+[[nodiscard]] constexpr std::uint32_t op_slot(int fd, direction d) noexcept {
+    return static_cast<std::uint32_t>(fd) * 2 + static_cast<std::uint32_t>(d);
+}
+[[nodiscard]] constexpr int op_fd(op_token t) noexcept { return static_cast<int>(t.slot() / 2); }
+[[nodiscard]] constexpr direction op_direction(op_token t) noexcept {
+    return static_cast<direction>(t.slot() & 1);
+}
+
+template <class R>
+concept registry = requires(R& r, const R& cr, int fd, direction d, callback cb, op_token ot,
+                            fd_token ft, readiness ev, outcome why) {
+    { cr.name() } -> std::convertible_to<std::string_view>;
+    { cr.hands_off() } -> std::same_as<bool>;        // arm/cancel/close queued to the owner
+    { cr.bounded_pending() } -> std::same_as<bool>;  // honours registry_config::max_pending
+    { cr.config() } -> std::same_as<const registry_config&>;
+    { r.token_of(fd) } -> std::same_as<result<fd_token>>;
+    { r.arm(fd, d, std::move(cb)) } -> std::same_as<result<op_token>>;
+    { r.cancel(ot, why) } -> std::same_as<cancel_status>;
+    { r.dispatch(ft, ev) } -> std::same_as<std::size_t>;
+    { r.close(fd) } -> std::same_as<errc>;
+    { r.poll() } -> std::same_as<std::size_t>;
+    { cr.stats() } -> std::same_as<registry_stats>;
+};
+
+} // namespace opreg

@@ -1,0 +1,259 @@
+// opreg/slot_array.hpp — fd-indexed slots with one atomic state word each. Lock-free.
+//
+// WHAT: one 64-byte slot per (fd, direction), index fd * 2 + direction. A slot is its state
+// word plus the op's callback stored inline; nothing is allocated after construction.
+//
+// GUARANTEES
+// - arm, cancel, dispatch, close and fd_token are lock-free: every transition is one CAS on
+//   the slot's word, and no thread ever waits for another. A thread that finds a slot in a
+//   transient state (another thread is arming it or moving a callback out of it) does not
+//   wait: arm reports busy, cancel and dispatch find nothing pending, close bumps the
+//   generation in place and the owner of the transient state sees the bump.
+// - Zero heap allocations per operation; construction allocates the slot array once
+//   (2 * max_fds * 64 bytes).
+// - Ops on different slots never share a cache line.
+// - max_pending is ignored (bounded_pending() is false): every (fd, direction) has a slot,
+//   so a registry with every slot pending reports busy, never drops.
+//
+// WHEN TO USE: fds are small dense integers (as on POSIX) and many threads arm and cancel
+// while a reactor thread dispatches. WHEN NOT: sparse or huge keys (use a map strategy).
+//
+// THE STATE WORD (64 bits)
+//   [63..32] fd generation   bumped by close(); must match the fd_token in dispatch
+//   [31..2]  op generation   bumped each time an op on this slot ends; an op_token carries it
+//   [1..0]   state           idle, arming, pending, completing
+//
+//   idle --arm CAS--> arming --publish CAS--> pending --winner CAS--> completing --> idle
+//   (owner: the arming thread)                         (owner: the winner: dispatch,
+//                                                        cancel or close)
+// Only the owner of `arming` or `completing` leaves it. close() may bump the fd generation
+// of a word in any state; the owner's leaving CAS notices: an arm whose fd was closed
+// meanwhile fails with errc::stale, and a completer keeps the bumped generation.
+//
+// MEMORY ORDERING (the callback storage is plain memory handed between threads)
+// - arm writes the callback, then publishes pending with a release CAS (A).
+// - the winner's acquire CAS pending->completing (B) pairs with A: it sees the callback.
+// - the winner moves the callback out, then releases the slot with a release CAS to idle (C).
+// - the next arm's acquire CAS idle->arming (D) pairs with C: its write of the new callback
+//   happens after the old one was moved out.
+#pragma once
+
+#include <atomic>
+#include <cassert>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include <opreg/detail/common.hpp>
+#include <opreg/detail/stat_counters.hpp>
+#include <opreg/registry.hpp>
+#include <opreg/token.hpp>
+#include <opreg/types.hpp>
+
+namespace opreg {
+
+namespace detail {
+
+// The state word, as a value type. Pure bit twiddling: no atomics here.
+struct slot_word {
+    enum class state : std::uint64_t { idle = 0, arming = 1, pending = 2, completing = 3 };
+    static constexpr std::uint64_t op_gen_mask = (std::uint64_t{1} << 30) - 1;
+
+    std::uint64_t bits = 0;
+
+    [[nodiscard]] constexpr state st() const noexcept { return static_cast<state>(bits & 3); }
+    [[nodiscard]] constexpr std::uint32_t op_gen() const noexcept {
+        return static_cast<std::uint32_t>((bits >> 2) & op_gen_mask);
+    }
+    [[nodiscard]] constexpr std::uint32_t fd_gen() const noexcept {
+        return static_cast<std::uint32_t>(bits >> 32);
+    }
+    [[nodiscard]] constexpr slot_word with(state s) const noexcept {
+        return {(bits & ~std::uint64_t{3}) | static_cast<std::uint64_t>(s)};
+    }
+    [[nodiscard]] constexpr slot_word next_op() const noexcept {  // op generation + 1, idle
+        const std::uint64_t g = (op_gen() + 1) & op_gen_mask;
+        return {(bits & ~std::uint64_t{0xffffffff}) | (g << 2)};
+    }
+    [[nodiscard]] constexpr slot_word next_fd() const noexcept {  // fd generation + 1
+        return {bits + (std::uint64_t{1} << 32)};
+    }
+};
+
+} // namespace detail
+
+class slot_array {
+public:
+    static constexpr std::string_view name() noexcept { return "slot_array"; }
+    static constexpr bool hands_off() noexcept { return false; }
+    static constexpr bool bounded_pending() noexcept { return false; }
+
+    explicit slot_array(registry_config cfg = {})
+        : cfg_{cfg}, slots_{std::make_unique<slot[]>(std::size_t{cfg.max_fds} * 2)} {}
+
+    slot_array(const slot_array&) = delete;
+    slot_array& operator=(const slot_array&) = delete;
+
+    [[nodiscard]] const registry_config& config() const noexcept { return cfg_; }
+
+    [[nodiscard]] result<fd_token> token_of(int fd) const noexcept {
+        if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
+        // acquire: pairs with close()'s release CAS, so a token read after close() returned
+        // carries the new generation.
+        const word w{slots_[op_slot(fd, direction::read)].word.load(std::memory_order_acquire)};
+        return fd_token{static_cast<std::uint32_t>(fd), w.fd_gen()};
+    }
+
+    [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) noexcept {
+        if (!detail::fd_in_range(fd, cfg_)) return refuse(errc::fd_out_of_range);
+        const std::uint32_t index = op_slot(fd, d);
+        slot& s = slots_[index];
+        word w{s.word.load(std::memory_order_relaxed)};  // relaxed: only a guess for the CAS
+        do {
+            if (w.st() != word::state::idle) return refuse(errc::busy);
+            // acquire (D): pairs with the completer's release (C); the old callback has been
+            // moved out before we write the new one.
+        } while (!s.word.compare_exchange_weak(w.bits, w.with(word::state::arming).bits,
+                                               std::memory_order_acquire,
+                                               std::memory_order_relaxed));
+        const word armed_at = w.with(word::state::arming);
+        s.cb = std::move(cb);
+
+        // Publish. Only close() can change the word while we own `arming`, and only its fd
+        // generation; if it did, the fd this arm was meant for is gone.
+        word cur = armed_at;
+        // release (A): pairs with the winner's acquire (B); the callback is visible to it.
+        while (!s.word.compare_exchange_weak(cur.bits, cur.with(word::state::pending).bits,
+                                             std::memory_order_release,
+                                             std::memory_order_relaxed)) {
+            if (cur.fd_gen() != armed_at.fd_gen()) {
+                s.cb.reset();
+                // release: the emptied callback storage is handed back like in (C).
+                while (!s.word.compare_exchange_weak(cur.bits, cur.with(word::state::idle).bits,
+                                                     std::memory_order_release,
+                                                     std::memory_order_relaxed)) {
+                }
+                return refuse(errc::stale);
+            }
+        }
+        stats_.add(detail::stat::armed);
+        return op_token{index, armed_at.op_gen()};
+    }
+
+    cancel_status cancel(op_token t, outcome why = outcome::cancelled) noexcept {
+        assert(detail::cancel_outcome_valid(why));
+        if (t.slot() >= std::size_t{cfg_.max_fds} * 2) return cancel_status::stale;
+        slot& s = slots_[t.slot()];
+        word w{s.word.load(std::memory_order_relaxed)};  // relaxed: the CAS below acquires
+        do {
+            if (w.st() != word::state::pending || w.op_gen() != t.generation())
+                return cancel_status::stale;
+            // acquire (B): pairs with arm's release (A).
+        } while (!s.word.compare_exchange_weak(w.bits, w.with(word::state::completing).bits,
+                                               std::memory_order_acquire,
+                                               std::memory_order_relaxed));
+        finish(s, t, why);
+        return cancel_status::done;
+    }
+
+    std::size_t dispatch(fd_token t, readiness ev) noexcept {
+        const int fd = static_cast<int>(t.slot());
+        if (!detail::fd_in_range(fd, cfg_)) return drop_stale();
+        const detail::delivery plan = detail::plan_delivery(ev);
+        std::size_t ended = 0;
+        bool stale = false;
+        for (const direction d : {direction::read, direction::write}) {
+            const std::uint32_t index = op_slot(fd, d);
+            slot& s = slots_[index];
+            word w{s.word.load(std::memory_order_relaxed)};  // relaxed: the CAS acquires
+            bool won = false;
+            while (true) {
+                if (w.fd_gen() != t.generation()) {
+                    stale = true;
+                    break;
+                }
+                if (!plan.dir[static_cast<int>(d)] || w.st() != word::state::pending) break;
+                // acquire (B): pairs with arm's release (A).
+                if (s.word.compare_exchange_weak(w.bits, w.with(word::state::completing).bits,
+                                                 std::memory_order_acquire,
+                                                 std::memory_order_relaxed)) {
+                    won = true;
+                    break;
+                }
+            }
+            if (stale) break;
+            if (won) {
+                finish(s, op_token{index, w.op_gen()}, plan.result);
+                ++ended;
+            }
+        }
+        if (stale && ended == 0) drop_stale();
+        return ended;
+    }
+
+    errc close(int fd) noexcept {
+        if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
+        for (const direction d : {direction::read, direction::write}) {
+            const std::uint32_t index = op_slot(fd, d);
+            slot& s = slots_[index];
+            word w{s.word.load(std::memory_order_relaxed)};  // relaxed: the CAS orders
+            word next;
+            do {
+                next = w.next_fd();
+                if (w.st() == word::state::pending) next = next.with(word::state::completing);
+                // acq_rel: acquire (B) pairs with arm's release (A) when we take a pending
+                // op; release publishes the new fd generation to token_of()'s acquire load.
+            } while (!s.word.compare_exchange_weak(w.bits, next.bits, std::memory_order_acq_rel,
+                                                   std::memory_order_relaxed));
+            if (w.st() == word::state::pending) finish(s, op_token{index, w.op_gen()},
+                                                      outcome::closed);
+        }
+        return errc::ok;
+    }
+
+    std::size_t poll() noexcept { return 0; }
+
+    [[nodiscard]] registry_stats stats() const noexcept { return stats_.snapshot(); }
+
+private:
+    using word = detail::slot_word;
+
+    struct alignas(64) slot {
+        std::atomic<std::uint64_t> word{0};
+        callback cb;
+    };
+    static_assert(sizeof(slot) == 64, "one op, one cache line");
+
+    // The caller owns `completing` on s for op t. Moves the callback out, releases the slot,
+    // then runs the callback: a callback that re-arms this slot finds it idle.
+    void finish(slot& s, op_token t, outcome o) noexcept {
+        callback cb = std::move(s.cb);
+        word cur{s.word.load(std::memory_order_relaxed)};  // relaxed: we own the slot
+        // release (C): pairs with the next arm's acquire (D). The loop keeps an fd
+        // generation that close() bumped while we owned the slot.
+        while (!s.word.compare_exchange_weak(cur.bits, cur.next_op().bits,
+                                             std::memory_order_release,
+                                             std::memory_order_relaxed)) {
+        }
+        stats_.add(detail::stat_for(o));
+        cb(detail::make_completion(t, o));
+    }
+
+    result<op_token> refuse(errc e) noexcept {
+        stats_.add(detail::stat::failures);
+        return e;
+    }
+
+    std::size_t drop_stale() noexcept {
+        stats_.add(detail::stat::stale_dropped);
+        return 0;
+    }
+
+    registry_config cfg_;
+    std::unique_ptr<slot[]> slots_;
+    detail::stat_counters stats_;
+};
+
+static_assert(registry<slot_array>);
+
+} // namespace opreg

@@ -1,0 +1,101 @@
+// opreg/types.hpp — the vocabulary every registry shares: directions, readiness, outcomes,
+// error codes, the completion record a callback receives, and result<T>.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include <opreg/inline_function.hpp>
+#include <opreg/token.hpp>
+
+namespace opreg {
+
+// Which readiness an operation waits for. One pending op per (fd, direction).
+enum class direction : std::uint8_t { read = 0, write = 1 };
+
+// What the kernel reported for an fd, as a bit mask (mapped from EPOLLIN/EPOLLOUT/EPOLLERR,
+// kqueue filters or io_uring poll results by the reactor backend).
+enum class readiness : std::uint8_t {
+    none = 0,
+    readable = 1,
+    writable = 2,
+    error = 4,  // EPOLLERR and the like: every pending op on the fd ends with outcome::error
+};
+[[nodiscard]] constexpr readiness operator|(readiness a, readiness b) noexcept {
+    return static_cast<readiness>(static_cast<std::uint8_t>(a) | static_cast<std::uint8_t>(b));
+}
+[[nodiscard]] constexpr bool has(readiness set, readiness bit) noexcept {
+    return (static_cast<std::uint8_t>(set) & static_cast<std::uint8_t>(bit)) != 0;
+}
+
+// How an armed operation ended. Every armed op ends exactly once, with exactly one of these.
+enum class outcome : std::uint8_t {
+    ready,      // dispatch delivered the readiness it waited for
+    cancelled,  // cancel() won against any completion
+    closed,     // its fd was closed (close() bumped the fd's generation)
+    timed_out,  // cancel(token, outcome::timed_out): its deadline passed first
+    error,      // the kernel reported an error on the fd, or the owner refused it (errc)
+};
+
+// Errors a registry reports instead of dropping work.
+enum class errc : std::uint8_t {
+    ok = 0,
+    fd_out_of_range,  // fd < 0 or fd >= registry_config::max_fds
+    busy,             // (fd, direction) already has a pending op
+    full,             // no room for another pending op (or for a hand-off command)
+    stale,            // a token whose generation no longer matches
+};
+
+[[nodiscard]] std::string_view to_string(direction d) noexcept;
+[[nodiscard]] std::string_view to_string(outcome o) noexcept;
+[[nodiscard]] std::string_view to_string(errc e) noexcept;
+
+// What a callback receives. Small and trivially copyable: passed by const reference.
+struct completion {
+    op_token token;
+    int fd = -1;
+    direction dir = direction::read;
+    outcome result = outcome::ready;
+    errc error = errc::ok;  // for outcome::error raised by the registry (e.g. busy, seen by
+                            // the owner thread of mpsc_queue); ok for kernel errors
+};
+static_assert(std::is_trivially_copyable_v<completion>);
+
+// Inline storage for a completion handler: 48 bytes of captures (six pointers) plus the
+// dispatch pointer; an op slot of state word + callback is one 64-byte cache line.
+inline constexpr std::size_t callback_capacity = 48;
+using callback = inline_function<void(const completion&), callback_capacity>;
+static_assert(sizeof(callback) == 56);
+
+// A value or an errc. (std::expected is C++23; this is the part of it opreg needs.)
+template <class T>
+class [[nodiscard]] result {
+public:
+    constexpr result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)
+        : value_{std::move(value)} {}
+    constexpr result(errc e) noexcept : error_{e} {}
+
+    [[nodiscard]] constexpr bool ok() const noexcept { return error_ == errc::ok; }
+    constexpr explicit operator bool() const noexcept { return ok(); }
+    [[nodiscard]] constexpr errc error() const noexcept { return error_; }
+    [[nodiscard]] constexpr const T& value() const& noexcept { return value_; }
+    [[nodiscard]] constexpr T& value() & noexcept { return value_; }
+
+private:
+    T value_{};
+    errc error_ = errc::ok;
+};
+
+// What cancel() did.
+enum class cancel_status : std::uint8_t {
+    done,       // this call ended the op; its callback has run with the requested outcome
+    requested,  // handed to the owner thread (mpsc_queue); the op ends there, with the
+                // requested outcome unless a completion already won
+    stale,      // no such pending op: it already ended, or the token was never issued
+    full,       // no room to hand the request over (mpsc_queue); try again after a poll
+};
+[[nodiscard]] std::string_view to_string(cancel_status s) noexcept;
+
+} // namespace opreg

@@ -1,0 +1,353 @@
+// The registry contract (include/opreg/registry.hpp), clause by clause, for every strategy.
+// Strategies that hand work to their owner thread (hands_off()) are polled where the
+// contract says the owner applies it; everything else is asserted the same for all.
+#include <cstdint>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <opreg/opreg.hpp>
+
+#include "support/strategies.hpp"
+
+using namespace opreg;
+using opreg_test::record;
+using opreg_test::recorder;
+
+template <class R>
+class Conformance : public ::testing::Test {
+protected:
+    static constexpr registry_config small{.max_fds = 16, .max_pending = 0};
+
+    R reg{small};
+
+    fd_token tok(int fd) {
+        auto t = reg.token_of(fd);
+        EXPECT_TRUE(t.ok());
+        return t.value();
+    }
+
+    op_token arm_ok(int fd, direction d, record& rec) {
+        auto t = reg.arm(fd, d, recorder(rec));
+        EXPECT_TRUE(t.ok()) << to_string(t.error());
+        reg.poll();
+        return t.value();
+    }
+
+    // cancel and, for hand-off strategies, let the owner apply it.
+    cancel_status cancel(op_token t, outcome why = outcome::cancelled) {
+        const cancel_status s = reg.cancel(t, why);
+        if (reg.hands_off()) {
+            EXPECT_EQ(s, cancel_status::requested);
+            reg.poll();
+        }
+        return s;
+    }
+
+    void close(int fd) {
+        EXPECT_EQ(reg.close(fd), errc::ok);
+        reg.poll();
+    }
+
+    void expect_balanced() {
+        const registry_stats s = reg.stats();
+        EXPECT_EQ(s.armed, s.ended() + s.in_flight);
+    }
+};
+TYPED_TEST_SUITE(Conformance, opreg_test::all_strategies, opreg_test::strategy_names);
+
+TYPED_TEST(Conformance, ArmThenDispatchRunsCallbackOnceWithReady) {
+    record rec;
+    const op_token t = this->arm_ok(3, direction::read, rec);
+    EXPECT_EQ(rec.calls, 0);
+    EXPECT_EQ(this->reg.dispatch(this->tok(3), readiness::readable), 1u);
+    ASSERT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::ready);
+    EXPECT_EQ(rec.last.token, t);
+    EXPECT_EQ(rec.last.fd, 3);
+    EXPECT_EQ(rec.last.dir, direction::read);
+    EXPECT_EQ(rec.last.error, errc::ok);
+    // The op has ended: more readiness reaches nothing.
+    EXPECT_EQ(this->reg.dispatch(this->tok(3), readiness::readable), 0u);
+    EXPECT_EQ(rec.calls, 1);
+    EXPECT_EQ(this->reg.stats().completed, 1u);
+    EXPECT_EQ(this->reg.stats().in_flight, 0u);
+}
+
+TYPED_TEST(Conformance, DispatchEndsOnlyTheReadyDirection) {
+    record rd, wr;
+    this->arm_ok(4, direction::read, rd);
+    this->arm_ok(4, direction::write, wr);
+    EXPECT_EQ(this->reg.dispatch(this->tok(4), readiness::writable), 1u);
+    EXPECT_EQ(rd.calls, 0);
+    EXPECT_EQ(wr.calls, 1);
+    EXPECT_EQ(wr.last.dir, direction::write);
+    EXPECT_EQ(this->reg.dispatch(this->tok(4), readiness::readable | readiness::writable), 1u);
+    EXPECT_EQ(rd.calls, 1);
+    EXPECT_EQ(wr.calls, 1);
+}
+
+TYPED_TEST(Conformance, ErrorReadinessEndsEveryPendingOpWithError) {
+    record rd, wr;
+    this->arm_ok(5, direction::read, rd);
+    this->arm_ok(5, direction::write, wr);
+    EXPECT_EQ(this->reg.dispatch(this->tok(5), readiness::error), 2u);
+    EXPECT_EQ(rd.calls, 1);
+    EXPECT_EQ(wr.calls, 1);
+    EXPECT_EQ(rd.last.result, outcome::error);
+    EXPECT_EQ(wr.last.result, outcome::error);
+    EXPECT_EQ(this->reg.stats().errors, 2u);
+}
+
+TYPED_TEST(Conformance, CancelEndsOnceWithCancelled) {
+    record rec;
+    const op_token t = this->arm_ok(2, direction::write, rec);
+    const cancel_status first = this->cancel(t);
+    if (!this->reg.hands_off()) {
+        EXPECT_EQ(first, cancel_status::done);
+    }
+    ASSERT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::cancelled);
+    EXPECT_EQ(rec.last.token, t);
+    // A second cancel and a later event find nothing.
+    const cancel_status second = this->cancel(t);
+    if (!this->reg.hands_off()) {
+        EXPECT_EQ(second, cancel_status::stale);
+    }
+    EXPECT_EQ(this->reg.dispatch(this->tok(2), readiness::writable), 0u);
+    EXPECT_EQ(rec.calls, 1);
+    EXPECT_EQ(this->reg.stats().cancelled, 1u);
+}
+
+TYPED_TEST(Conformance, CancelAsTimedOut) {
+    record rec;
+    const op_token t = this->arm_ok(2, direction::read, rec);
+    this->cancel(t, outcome::timed_out);
+    ASSERT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::timed_out);
+    EXPECT_EQ(this->reg.stats().timed_out, 1u);
+    EXPECT_EQ(this->reg.stats().cancelled, 0u);
+}
+
+TYPED_TEST(Conformance, CancelAfterCompletionIsStale) {
+    record rec;
+    const op_token t = this->arm_ok(6, direction::read, rec);
+    this->reg.dispatch(this->tok(6), readiness::readable);
+    const cancel_status s = this->cancel(t);
+    if (!this->reg.hands_off()) {
+        EXPECT_EQ(s, cancel_status::stale);
+    }
+    EXPECT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::ready);
+    EXPECT_EQ(this->reg.stats().cancelled, 0u);
+}
+
+TYPED_TEST(Conformance, TokenOfAnEndedOpNeverReachesTheNextOpOnTheSameSlot) {
+    record first, second;
+    const op_token old = this->arm_ok(7, direction::read, first);
+    this->reg.dispatch(this->tok(7), readiness::readable);
+    const op_token fresh = this->arm_ok(7, direction::read, second);
+    EXPECT_EQ(old.slot(), fresh.slot());
+    EXPECT_NE(old.generation(), fresh.generation());
+    this->cancel(old);
+    EXPECT_EQ(second.calls, 0) << "a stale op token cancelled the newer op";
+    EXPECT_EQ(this->reg.dispatch(this->tok(7), readiness::readable), 1u);
+    EXPECT_EQ(second.calls, 1);
+    EXPECT_EQ(second.last.result, outcome::ready);
+    EXPECT_EQ(second.last.token, fresh);
+}
+
+TYPED_TEST(Conformance, CloseEndsPendingOpsWithClosedAndBumpsTheGeneration) {
+    record rd, wr;
+    this->arm_ok(8, direction::read, rd);
+    this->arm_ok(8, direction::write, wr);
+    const fd_token before = this->tok(8);
+    this->close(8);
+    EXPECT_EQ(rd.calls, 1);
+    EXPECT_EQ(wr.calls, 1);
+    EXPECT_EQ(rd.last.result, outcome::closed);
+    EXPECT_EQ(wr.last.result, outcome::closed);
+    const fd_token after = this->tok(8);
+    EXPECT_EQ(before.slot(), after.slot());
+    EXPECT_NE(before.generation(), after.generation());
+    EXPECT_EQ(this->reg.stats().closed, 2u);
+}
+
+TYPED_TEST(Conformance, StaleEventAfterCloseAndFdReuseResolvesToNothing) {
+    record old_op, new_op;
+    this->arm_ok(9, direction::read, old_op);
+    const fd_token old_fd = this->tok(9);  // what the kernel still carries in its batch
+    this->close(9);                        // ... the fd is closed, and the number reused:
+    const op_token fresh = this->arm_ok(9, direction::read, new_op);
+    const fd_token new_fd = this->tok(9);
+    ASSERT_NE(old_fd, new_fd);
+
+    EXPECT_EQ(this->reg.dispatch(old_fd, readiness::readable), 0u);
+    EXPECT_EQ(new_op.calls, 0) << "an event of the old fd lifetime reached the new op";
+    EXPECT_EQ(this->reg.stats().stale_dropped, 1u);
+    EXPECT_EQ(old_op.calls, 1);
+    EXPECT_EQ(old_op.last.result, outcome::closed);
+
+    EXPECT_EQ(this->reg.dispatch(new_fd, readiness::readable), 1u);
+    EXPECT_EQ(new_op.calls, 1);
+    EXPECT_EQ(new_op.last.token, fresh);
+}
+
+TYPED_TEST(Conformance, RoundTripsThroughTheKernelsSixtyFourBits) {
+    record rec;
+    const op_token t = this->arm_ok(10, direction::write, rec);
+    // What epoll_event.data.u64 / io_uring user_data / kevent.udata carry back.
+    const std::uint64_t carried = this->tok(10).to_u64();
+    EXPECT_EQ(this->reg.dispatch(fd_token::from_u64(carried), readiness::writable), 1u);
+    EXPECT_EQ(rec.last.token.to_u64(), t.to_u64());
+}
+
+TYPED_TEST(Conformance, BusyDirectionIsReportedAndTheFirstOpIsUnharmed) {
+    record first, second;
+    const op_token t = this->arm_ok(11, direction::read, first);
+    auto again = this->reg.arm(11, direction::read, recorder(second));
+    if (this->reg.hands_off()) {
+        // The owner sees the clash: the second op ends there with error/busy.
+        ASSERT_TRUE(again.ok());
+        this->reg.poll();
+        ASSERT_EQ(second.calls, 1);
+        EXPECT_EQ(second.last.result, outcome::error);
+        EXPECT_EQ(second.last.error, errc::busy);
+        EXPECT_EQ(this->reg.stats().errors, 1u);
+    } else {
+        ASSERT_FALSE(again.ok());
+        EXPECT_EQ(again.error(), errc::busy);
+        EXPECT_EQ(second.calls, 0) << "a refused op's callback must not run";
+        EXPECT_EQ(this->reg.stats().failures, 1u);
+    }
+    EXPECT_EQ(this->reg.dispatch(this->tok(11), readiness::readable), 1u);
+    EXPECT_EQ(first.calls, 1);
+    EXPECT_EQ(first.last.token, t);
+    EXPECT_EQ(first.last.result, outcome::ready);
+}
+
+TYPED_TEST(Conformance, FdOutOfRangeIsReported) {
+    record rec;
+    const int too_big = static_cast<int>(this->reg.config().max_fds);
+    for (const int fd : {-1, too_big}) {
+        auto t = this->reg.arm(fd, direction::read, recorder(rec));
+        ASSERT_FALSE(t.ok());
+        EXPECT_EQ(t.error(), errc::fd_out_of_range);
+        EXPECT_EQ(this->reg.token_of(fd).error(), errc::fd_out_of_range);
+        EXPECT_EQ(this->reg.close(fd), errc::fd_out_of_range);
+    }
+    this->reg.poll();
+    EXPECT_EQ(rec.calls, 0);
+    EXPECT_EQ(this->reg.stats().failures, 2u);
+    EXPECT_EQ(this->reg.stats().armed, 0u);
+    // An event naming an fd the registry never had is stale, not a crash.
+    EXPECT_EQ(this->reg.dispatch(fd_token{static_cast<std::uint32_t>(too_big), 0},
+                                 readiness::readable),
+              0u);
+    EXPECT_EQ(this->reg.stats().stale_dropped, 1u);
+}
+
+TYPED_TEST(Conformance, FullRegistryIsReportedNeverDropped) {
+    if (this->reg.bounded_pending()) {
+        TypeParam reg{registry_config{.max_fds = 8, .max_pending = 2}};
+        record a, b, c;
+        ASSERT_TRUE(reg.arm(0, direction::read, recorder(a)).ok());
+        ASSERT_TRUE(reg.arm(1, direction::read, recorder(b)).ok());
+        auto t = reg.arm(2, direction::read, recorder(c));
+        ASSERT_FALSE(t.ok());
+        EXPECT_EQ(t.error(), errc::full);
+        EXPECT_EQ(reg.stats().failures, 1u);
+        reg.poll();
+        EXPECT_EQ(reg.dispatch(reg.token_of(0).value(), readiness::readable), 1u);
+        EXPECT_EQ(reg.dispatch(reg.token_of(1).value(), readiness::readable), 1u);
+        EXPECT_EQ(a.calls + b.calls, 2);
+        EXPECT_EQ(c.calls, 0);
+        // Room again once an op ended.
+        EXPECT_TRUE(reg.arm(2, direction::read, recorder(c)).ok());
+    } else {
+        // Every (fd, direction) has its own place: with all of them pending the registry
+        // is full, and a further arm is reported busy; all pending ops are still there.
+        TypeParam reg{registry_config{.max_fds = 2, .max_pending = 0}};
+        record recs[4], extra;
+        for (int fd = 0; fd < 2; ++fd)
+            for (const direction d : {direction::read, direction::write})
+                ASSERT_TRUE(reg.arm(fd, d, recorder(recs[fd * 2 + static_cast<int>(d)])).ok());
+        for (int fd = 0; fd < 2; ++fd) {
+            auto t = reg.arm(fd, direction::write, recorder(extra));
+            ASSERT_FALSE(t.ok());
+            EXPECT_EQ(t.error(), errc::busy);
+        }
+        for (int fd = 0; fd < 2; ++fd)
+            EXPECT_EQ(reg.dispatch(reg.token_of(fd).value(),
+                                   readiness::readable | readiness::writable),
+                      2u);
+        for (const record& r : recs) EXPECT_EQ(r.calls, 1);
+        EXPECT_EQ(extra.calls, 0);
+    }
+}
+
+TYPED_TEST(Conformance, CallbackMayReArmTheSameSlot) {
+    int calls = 0;
+    TypeParam& reg = this->reg;
+    callback again = [&calls](const completion&) { ++calls; };
+    auto t = reg.arm(12, direction::read, [&reg, &calls, &again](const completion& c) {
+        ++calls;
+        auto r = reg.arm(c.fd, c.dir, std::move(again));
+        EXPECT_TRUE(r.ok());
+    });
+    ASSERT_TRUE(t.ok());
+    reg.poll();
+    EXPECT_EQ(reg.dispatch(this->tok(12), readiness::readable), 1u);
+    EXPECT_EQ(calls, 1);
+    reg.poll();
+    EXPECT_EQ(reg.dispatch(this->tok(12), readiness::readable), 1u);
+    EXPECT_EQ(calls, 2);
+}
+
+TYPED_TEST(Conformance, StatsAddUp) {
+    record r[6], refused;
+    const op_token a = this->arm_ok(0, direction::read, r[0]);
+    this->arm_ok(0, direction::write, r[1]);
+    this->arm_ok(1, direction::read, r[2]);
+    const op_token d = this->arm_ok(2, direction::read, r[3]);
+    this->arm_ok(3, direction::read, r[4]);
+    this->arm_ok(4, direction::write, r[5]);
+    EXPECT_FALSE(this->reg.arm(99, direction::read, recorder(refused)).ok());
+
+    this->reg.dispatch(this->tok(0), readiness::readable);  // ready: r0
+    this->cancel(a);                                         // stale: nothing
+    this->close(0);                                          // closed: r1
+    this->cancel(d);                                         // cancelled: r3
+    this->reg.dispatch(this->tok(1), readiness::error);      // error: r2
+    this->reg.dispatch(fd_token{0, 0}, readiness::readable); // stale event: dropped
+    this->expect_balanced();
+
+    const registry_stats s = this->reg.stats();
+    EXPECT_EQ(s.armed, 6u);
+    EXPECT_EQ(s.completed, 1u);
+    EXPECT_EQ(s.closed, 1u);
+    EXPECT_EQ(s.cancelled, 1u);
+    EXPECT_EQ(s.errors, 1u);
+    EXPECT_EQ(s.timed_out, 0u);
+    EXPECT_EQ(s.failures, 1u);
+    EXPECT_EQ(s.stale_dropped, 1u);
+    EXPECT_EQ(s.in_flight, 2u);  // r4, r5
+    int ended = 0;
+    for (const record& x : r) {
+        EXPECT_LE(x.calls, 1);
+        ended += x.calls;
+    }
+    EXPECT_EQ(ended, 4);
+
+    this->close(3);
+    this->close(4);
+    EXPECT_EQ(this->reg.stats().in_flight, 0u);
+    this->expect_balanced();
+}
+
+TYPED_TEST(Conformance, ReportsItsName) {
+    const std::string_view n = this->reg.name();
+    bool known = false;
+    for (const std::string_view name : registry_names()) known = known || name == n;
+    EXPECT_TRUE(known) << n;
+}
