@@ -3,7 +3,7 @@
 #include <array>
 
 #include <opreg/any_registry.hpp>
-#include <opreg/mpsc_registry.hpp>
+#include <opreg/mpsc_queue.hpp>
 #include <opreg/mutex_map.hpp>
 #include <opreg/sharded_map.hpp>
 #include <opreg/slot_array.hpp>
@@ -15,7 +15,7 @@ namespace {
 
 constexpr std::array<std::string_view, 5> names = {
     mutex_map::name(), sharded_map::name(), tbb_map::name(), slot_array::name(),
-    mpsc_registry::name(),
+    mpsc_queue::name(),
 };
 
 template <class R>
@@ -33,7 +33,7 @@ any_registry make_registry(std::string_view name, registry_config cfg) {
     any_registry r;
     (void)(try_make<mutex_map>(name, cfg, r) || try_make<sharded_map>(name, cfg, r) ||
            try_make<tbb_map>(name, cfg, r) || try_make<slot_array>(name, cfg, r) ||
-           try_make<mpsc_registry>(name, cfg, r));
+           try_make<mpsc_queue>(name, cfg, r));
     return r;
 }
 

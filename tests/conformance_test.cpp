@@ -54,7 +54,7 @@ protected:
         EXPECT_EQ(s.armed, s.ended() + s.in_flight);
     }
 };
-TYPED_TEST_SUITE(Conformance, opreg_test::all_strategies, opreg_test::strategy_names);
+TYPED_TEST_SUITE(Conformance, opreg_test::all_strategies);
 
 TYPED_TEST(Conformance, ArmThenDispatchRunsCallbackOnceWithReady) {
     record rec;

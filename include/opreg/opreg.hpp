@@ -1,7 +1,7 @@
 // opreg/opreg.hpp — everything public in one include.
 //
 // Registries (one contract, see registry.hpp): mutex_map (the baseline), sharded_map,
-// tbb_map, slot_array, mpsc_registry (strategy name "mpsc_queue"), and any_registry to pick
+// tbb_map, slot_array, mpsc_queue (hand-off to the owner thread), and any_registry to pick
 // one at run time. Primitives usable on their own: object_pool, intrusive_mpsc_queue,
 // inline_function.
 #pragma once
@@ -9,7 +9,7 @@
 #include <opreg/any_registry.hpp>
 #include <opreg/inline_function.hpp>
 #include <opreg/intrusive_mpsc_queue.hpp>
-#include <opreg/mpsc_registry.hpp>
+#include <opreg/mpsc_queue.hpp>
 #include <opreg/mutex_map.hpp>
 #include <opreg/object_pool.hpp>
 #include <opreg/registry.hpp>

@@ -41,7 +41,7 @@ callback count_into(op_record* records, std::size_t id) {
 
 template <class R>
 class RegistryMT : public ::testing::Test {};
-TYPED_TEST_SUITE(RegistryMT, opreg_test::direct_strategies, opreg_test::strategy_names);
+TYPED_TEST_SUITE(RegistryMT, opreg_test::direct_strategies);
 
 // The reactor shape: several threads arm and cancel on their own fds while one owner
 // thread dispatches readiness for every fd and polls. At the end the owner closes every

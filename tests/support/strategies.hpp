@@ -1,7 +1,6 @@
 // The strategies every typed suite runs over, and the names tests carry.
 #pragma once
 
-#include <string>
 #include <utility>
 
 #include <gtest/gtest.h>
@@ -19,29 +18,13 @@ public:
         : opreg::any_registry{std::in_place_type<R>, cfg} {}
 };
 
-template <class T>
-struct strategy_name {
-    static std::string get() { return std::string{T::name()}; }
-};
-template <class R>
-struct strategy_name<via_any<R>> {
-    static std::string get() { return "any_" + std::string{R::name()}; }
-};
-
-struct strategy_names {
-    template <class T>
-    static std::string GetName(int) {
-        return strategy_name<T>::get();
-    }
-};
-
 using all_strategies =
     ::testing::Types<opreg::mutex_map, opreg::sharded_map, opreg::tbb_map, opreg::slot_array,
-                     opreg::mpsc_registry, via_any<opreg::mutex_map>, via_any<opreg::slot_array>,
-                     via_any<opreg::mpsc_registry>>;
+                     opreg::mpsc_queue, via_any<opreg::mutex_map>, via_any<opreg::slot_array>,
+                     via_any<opreg::mpsc_queue>>;
 
 using direct_strategies = ::testing::Types<opreg::mutex_map, opreg::sharded_map, opreg::tbb_map,
-                                           opreg::slot_array, opreg::mpsc_registry>;
+                                           opreg::slot_array, opreg::mpsc_queue>;
 
 // Records how one op ended. Callbacks capture a pointer to one of these.
 struct record {

@@ -1,4 +1,4 @@
-// opreg/mpsc_registry.hpp — strategy `mpsc_queue`: other threads hand work to the owner.
+// opreg/mpsc_queue.hpp — strategy `mpsc_queue`: other threads hand work to the owner.
 //
 // WHAT: arm, cancel and close from any thread become commands, allocated from a lock-free
 // object_pool and pushed onto an intrusive MPSC queue; the owning reactor thread drains the
@@ -43,13 +43,13 @@
 
 namespace opreg {
 
-class mpsc_registry {
+class mpsc_queue {
 public:
     static constexpr std::string_view name() noexcept { return "mpsc_queue"; }
     static constexpr bool hands_off() noexcept { return true; }
     static constexpr bool bounded_pending() noexcept { return true; }
 
-    explicit mpsc_registry(registry_config cfg = {})
+    explicit mpsc_queue(registry_config cfg = {})
         : cfg_{cfg},
           ops_{cfg.pending_limit()},
           control_{cfg.pending_limit()},
@@ -57,11 +57,11 @@ public:
           tickets_{std::make_unique<std::atomic<std::uint32_t>[]>(std::size_t{cfg.max_fds} * 2)},
           fd_gen_{std::make_unique<std::atomic<std::uint32_t>[]>(cfg.max_fds)} {}
 
-    mpsc_registry(const mpsc_registry&) = delete;
-    mpsc_registry& operator=(const mpsc_registry&) = delete;
+    mpsc_queue(const mpsc_queue&) = delete;
+    mpsc_queue& operator=(const mpsc_queue&) = delete;
 
     // Pending ops are destroyed without running their callbacks.
-    ~mpsc_registry() {
+    ~mpsc_queue() {
         while (command* c = queue_.try_pop()) release(c);
         for (std::size_t i = 0; i < std::size_t{cfg_.max_fds} * 2; ++i)
             if (table_[i] != nullptr) release(table_[i]);
@@ -220,6 +220,6 @@ private:
     detail::stat_counters stats_;
 };
 
-static_assert(registry<mpsc_registry>);
+static_assert(registry<mpsc_queue>);
 
 } // namespace opreg

@@ -1,0 +1,87 @@
+// mpsc_queue (mpsc_queue) whitebox: hand-off order, owner-thread callbacks, back-pressure.
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include <opreg/mpsc_queue.hpp>
+
+#include "support/strategies.hpp"
+
+using namespace opreg;
+using opreg_test::record;
+using opreg_test::recorder;
+
+TEST(MpscQueueStrategy, NothingIsAppliedUntilTheOwnerPolls) {
+    mpsc_queue reg{registry_config{.max_fds = 8}};
+    record rec;
+    const op_token t = reg.arm(3, direction::read, recorder(rec)).value();
+    EXPECT_EQ(reg.cancel(t), cancel_status::requested);
+    EXPECT_EQ(rec.calls, 0);
+    EXPECT_EQ(reg.poll(), 2u);  // the arm, then the cancel
+    EXPECT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::cancelled);
+    EXPECT_EQ(reg.poll(), 0u);
+}
+
+TEST(MpscQueueStrategy, CommandsApplyInTheOrderTheyWerePushed) {
+    mpsc_queue reg{registry_config{.max_fds = 8}};
+    record first, second;
+    const op_token a = reg.arm(3, direction::read, recorder(first)).value();
+    reg.cancel(a);
+    const op_token b = reg.arm(3, direction::read, recorder(second)).value();
+    reg.poll();
+    EXPECT_EQ(first.calls, 1);
+    EXPECT_EQ(first.last.result, outcome::cancelled);
+    EXPECT_EQ(second.calls, 0);  // not busy: the cancel was applied before it
+    EXPECT_EQ(reg.dispatch(reg.token_of(3).value(), readiness::readable), 1u);
+    EXPECT_EQ(second.calls, 1);
+    EXPECT_EQ(second.last.token, b);
+}
+
+TEST(MpscQueueStrategy, CallbacksRunOnTheOwnerThread) {
+    mpsc_queue reg{registry_config{.max_fds = 8}};
+    std::thread::id ran_on;
+    std::thread other([&] {
+        const op_token t =
+            reg.arm(2, direction::write, [&ran_on](const completion&) {
+                   ran_on = std::this_thread::get_id();
+               }).value();
+        reg.cancel(t);
+    });
+    other.join();
+    reg.poll();
+    EXPECT_EQ(ran_on, std::this_thread::get_id());
+}
+
+TEST(MpscQueueStrategy, CloseMakesTheOldFdTokenStaleBeforeTheOwnerPolls) {
+    mpsc_queue reg{registry_config{.max_fds = 8}};
+    const fd_token before = reg.token_of(4).value();
+    ASSERT_EQ(reg.close(4), errc::ok);
+    EXPECT_NE(reg.token_of(4).value(), before);
+    EXPECT_EQ(reg.dispatch(before, readiness::readable), 0u);
+    EXPECT_EQ(reg.stats().stale_dropped, 1u);
+}
+
+TEST(MpscQueueStrategy, FullControlPoolIsReportedForCancelAndClose) {
+    mpsc_queue reg{registry_config{.max_fds = 8, .max_pending = 2}};
+    record rec;
+    const op_token t = reg.arm(1, direction::read, recorder(rec)).value();
+    EXPECT_EQ(reg.cancel(t), cancel_status::requested);
+    EXPECT_EQ(reg.cancel(t), cancel_status::requested);
+    EXPECT_EQ(reg.cancel(t), cancel_status::full);
+    EXPECT_EQ(reg.close(1), errc::full);
+    reg.poll();
+    EXPECT_EQ(rec.calls, 1);
+    EXPECT_EQ(reg.close(1), errc::ok);  // room again once the owner applied them
+}
+
+TEST(MpscQueueStrategy, DestroyingWithPendingOpsFreesThemWithoutRunningCallbacks) {
+    record rec;
+    {
+        mpsc_queue reg{registry_config{.max_fds = 8}};
+        ASSERT_TRUE(reg.arm(1, direction::read, recorder(rec)).ok());
+        reg.poll();
+        ASSERT_TRUE(reg.arm(2, direction::read, recorder(rec)).ok());  // still queued
+    }
+    EXPECT_EQ(rec.calls, 0);
+}

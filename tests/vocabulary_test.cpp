@@ -1,0 +1,81 @@
+// Tokens, inline callbacks, names: the vocabulary every strategy shares.
+#include <memory>
+#include <string_view>
+
+#include <gtest/gtest.h>
+
+#include <opreg/opreg.hpp>
+
+using namespace opreg;
+
+TEST(Token, PacksSlotAndGenerationIntoSixtyFourBits) {
+    const fd_token t{0xdeadbeef, 0x12345678};
+    EXPECT_EQ(t.slot(), 0xdeadbeefu);
+    EXPECT_EQ(t.generation(), 0x12345678u);
+    EXPECT_EQ(t.to_u64(), 0x12345678deadbeefull);
+    EXPECT_EQ(fd_token::from_u64(t.to_u64()), t);
+}
+
+TEST(Token, OpSlotNamesFdAndDirection) {
+    const op_token t{op_slot(21, direction::write), 4};
+    EXPECT_EQ(op_fd(t), 21);
+    EXPECT_EQ(op_direction(t), direction::write);
+    EXPECT_EQ(op_direction(op_token{op_slot(21, direction::read), 4}), direction::read);
+}
+
+TEST(InlineFunction, InvokesAndReportsEmptiness) {
+    int seen = 0;
+    callback cb = [&seen](const completion& c) { seen = c.fd; };
+    ASSERT_TRUE(static_cast<bool>(cb));
+    completion c;
+    c.fd = 42;
+    cb(c);
+    EXPECT_EQ(seen, 42);
+    cb.reset();
+    EXPECT_FALSE(static_cast<bool>(cb));
+    EXPECT_FALSE(static_cast<bool>(callback{}));
+}
+
+TEST(InlineFunction, HoldsMoveOnlyCapturesAndDestroysThemExactlyOnce) {
+    auto owned = std::make_shared<int>(7);
+    std::weak_ptr<int> watch = owned;
+    {
+        callback a = [p = std::make_unique<std::shared_ptr<int>>(std::move(owned))](
+                         const completion&) { ++**p; };
+        callback b = std::move(a);
+        EXPECT_FALSE(static_cast<bool>(a));
+        b(completion{});
+        EXPECT_EQ(*watch.lock(), 8);
+        callback c;
+        c = std::move(b);
+        EXPECT_EQ(watch.use_count(), 1);
+    }
+    EXPECT_TRUE(watch.expired());
+}
+
+TEST(InlineFunction, CapacityIsWhatTheHeaderPromises) {
+    EXPECT_EQ(callback::capacity, callback_capacity);
+    EXPECT_EQ(sizeof(callback), callback_capacity + sizeof(void*));
+    struct six_pointers {
+        void* p[6];
+        void operator()(const completion&) const {}
+    };
+    static_assert(std::is_constructible_v<callback, six_pointers>);
+}
+
+TEST(Names, EveryStrategyIsMadeByItsName) {
+    ASSERT_EQ(registry_names().size(), 5u);
+    for (const std::string_view n : registry_names()) {
+        any_registry r = make_registry(n, registry_config{.max_fds = 8});
+        ASSERT_TRUE(static_cast<bool>(r)) << n;
+        EXPECT_EQ(r.name(), n);
+    }
+    EXPECT_FALSE(static_cast<bool>(make_registry("no_such_strategy")));
+}
+
+TEST(Names, OutcomesAndErrorsHaveReadableNames) {
+    EXPECT_EQ(to_string(outcome::timed_out), "timed_out");
+    EXPECT_EQ(to_string(direction::write), "write");
+    EXPECT_EQ(to_string(cancel_status::requested), "requested");
+    EXPECT_NE(to_string(errc::busy).find("busy"), std::string_view::npos);
+}
