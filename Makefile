@@ -34,13 +34,13 @@ test-release: build
 
 test-tsan: deps
 	$(call configure_build,tsan)
-	@echo "== tsan: multi-threaded tests =="
-	ctest --preset tsan -L '^mt$$'
+	@echo "== tsan: multi-threaded tests and short stress =="
+	ctest --preset tsan -L '^(mt|stress)$$'
 
 test-asan: deps
 	$(call configure_build,asan)
-	@echo "== asan+ubsan: unit and multi-threaded tests =="
-	ctest --preset asan -L '^(unit|mt)$$'
+	@echo "== asan+ubsan: unit, multi-threaded tests and short stress =="
+	ctest --preset asan -L '^(unit|mt|stress)$$'
 
 test-install: build
 	@echo "== install: build/release -> $(PREFIX) =="
@@ -64,14 +64,21 @@ demo: build
 	  echo "demo: the strategy comparison arrives with bench/ (no build/release/bin/opreg-bench yet)"; \
 	fi
 
-# Placeholder: replaced by the TSan contention run once stress/ exists.
+# The long stress: every scenario x every strategy under TSan, then under ASan+UBSan+LSan.
+# STRESS_SECONDS is per timed scenario and strategy (15 timed runs + 2 primitives each).
+STRESS_SECONDS ?= 30
+STRESS_THREADS ?= 4
+STRESS_SEED ?= $(shell date +%s)
 stress: deps
 	$(call configure_build,tsan)
-	@if [ -x build/tsan/bin/opreg-stress ]; then \
-	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/bin/opreg-stress --registry all; \
-	else \
-	  echo "stress: the contention programs arrive with stress/ (no build/tsan/bin/opreg-stress yet)"; \
-	fi
+	$(call configure_build,asan)
+	@echo "== tsan: opreg-stress, $(STRESS_SECONDS) s per scenario, seed $(STRESS_SEED) =="
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/bin/opreg-stress \
+	  --registry all --threads $(STRESS_THREADS) --seconds $(STRESS_SECONDS) --seed $(STRESS_SEED)
+	@echo "== asan+ubsan+lsan: opreg-stress, $(STRESS_SECONDS) s per scenario, seed $(STRESS_SEED) =="
+	ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+	  build/asan/bin/opreg-stress \
+	  --registry all --threads $(STRESS_THREADS) --seconds $(STRESS_SECONDS) --seed $(STRESS_SEED)
 
 clean:
 	rm -rf build

@@ -1,0 +1,97 @@
+// stress/relacy/model_driver.hpp — runs a Relacy test under the schedulers a model asks for
+// and turns the results into a report and an exit status.
+//
+// A model program runs in one of two modes:
+//   normal      every search must end without an error: the model holds.
+//   --weakened  the model with one release made relaxed; every such variant must be caught
+//               (data race or failed assertion). A model that cannot fail proves nothing, so
+//               this mode passes only when Relacy finds the bug it was given.
+// Include it after every other header: <relacy/relacy.hpp> redefines new, delete and assert.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+#include <string>
+
+#include <relacy/relacy.hpp>
+
+namespace model {
+
+struct search {
+    const char* name;              // printed: "random", "context bound 2", ...
+    rl::scheduler_type_e scheduler;
+    rl::iteration_t iterations;    // random scheduler only; tree searches run to exhaustion
+    unsigned context_bound;        // sched_bound only
+};
+
+struct outcome {
+    rl::test_result_e result = rl::test_result_success;
+    rl::iteration_t iterations = 0;  // run, or the one that failed
+    double seconds = 0;
+    std::string report;              // Relacy's own output: the failing history, if any
+};
+
+template <class Test>
+outcome run(const search& s) {
+    rl::test_params p;
+    std::ostringstream out;
+    p.search_type = s.scheduler;
+    p.iteration_count = s.iterations;
+    p.context_bound = s.context_bound;
+    p.output_stream = &out;
+    p.progress_stream = &out;
+    const auto start = std::chrono::steady_clock::now();
+    rl::simulate<Test>(p);
+    outcome o;
+    o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    o.result = p.test_result;
+    o.iterations = p.stop_iteration;
+    o.report = out.str();
+    return o;
+}
+
+// The last lines of a failing history: the access that failed and what led to it.
+inline std::string tail_lines(const std::string& text, int lines) {
+    std::size_t pos = text.size();
+    while (lines-- > 0 && pos > 0) {
+        pos = text.rfind('\n', pos - 1);
+        if (pos == std::string::npos) return text;
+    }
+    return text.substr(pos + 1);
+}
+
+// Normal mode: true when every search ends without an error.
+template <class Test>
+bool expect_holds(const char* model_name, const search& s, bool verbose) {
+    const outcome o = run<Test>(s);
+    const bool ok = o.result == rl::test_result_success;
+    std::printf("%s %-18s %9llu iterations %7.2f s  %s\n", model_name, s.name,
+                static_cast<unsigned long long>(o.iterations), o.seconds,
+                ok ? "no error" : rl::test_result_str(o.result));
+    if (!ok || verbose) std::printf("%s\n", o.report.c_str());
+    return ok;
+}
+
+// Weakened mode: true when one of the searches reports an error. Searches run in order and
+// stop at the first that catches the bug.
+template <class Test, std::size_t N>
+bool expect_caught(const char* model_name, const char* variant, const search (&searches)[N],
+                   bool verbose) {
+    for (const search& s : searches) {
+        const outcome o = run<Test>(s);
+        if (o.result != rl::test_result_success) {
+            std::printf("%s [%s] %-18s caught: %s at iteration %llu (%.2f s)\n", model_name,
+                        variant, s.name, rl::test_result_str(o.result),
+                        static_cast<unsigned long long>(o.iterations), o.seconds);
+            std::printf("%s\n", verbose ? o.report.c_str() : tail_lines(o.report, 6).c_str());
+            return true;
+        }
+        std::printf("%s [%s] %-18s %llu iterations, not caught\n", model_name, variant, s.name,
+                    static_cast<unsigned long long>(o.iterations));
+    }
+    std::printf("%s [%s] NOT CAUGHT: the model cannot see this bug\n", model_name, variant);
+    return false;
+}
+
+} // namespace model
