@@ -225,6 +225,7 @@ tally close_reuse(const options& o) {
     std::atomic<int> done{0};
     std::uint32_t dispatching_gen = 0;  // owner-only: generation of the event being dispatched
     std::atomic<std::uint64_t> misdelivered{0};
+    const std::thread::id owner = std::this_thread::get_id();
     const auto deadline = deadline_after(o.seconds);
 
     std::vector<std::thread> reusers;
@@ -243,9 +244,12 @@ tally close_reuse(const options& o) {
                     auto* bad = &misdelivered;
                     op_record* r = &rec;
                     auto arm = [&] {
-                        return reg.arm(t, d, [r, owner_gen, bad, mine](const opreg::completion& c) {
-                            // ready runs on the owner inside dispatch: owner_gen is its own.
-                            if (c.result == opreg::outcome::ready && *owner_gen != mine)
+                        return reg.arm(t, d, [r, owner_gen, bad, mine, owner](const opreg::completion& c) {
+                            // A ready that was not latched at arm runs inside the owner's
+                            // dispatch, where owner_gen is the generation being dispatched.
+                            // (A latched one was latched by an event of this lifetime.)
+                            if (c.result == opreg::outcome::ready && !c.latched &&
+                                (std::this_thread::get_id() != owner || *owner_gen != mine))
                                 bad->fetch_add(1, std::memory_order_relaxed);
                             r->note(c);
                         });
@@ -261,8 +265,11 @@ tally close_reuse(const options& o) {
                 current[t].store(ft.to_u64(), std::memory_order_release);
                 if (rng() % 4 == 0) std::this_thread::yield();
                 while (reg.close(t) == opreg::errc::full) std::this_thread::yield();
-                // That lifetime is over: its token is now known stale.
+                // That lifetime is over: its token is now known stale. The next lifetime's
+                // token goes out at once, before anything is armed in it, so the owner also
+                // dispatches new-lifetime events while old ops may still be ending.
                 old[t * history + lifetime++ % history].store(ft.to_u64(), std::memory_order_release);
+                current[t].store(reg.token_of(t).value().to_u64(), std::memory_order_release);
             }
             done.fetch_add(1, std::memory_order_release);
         });

@@ -345,6 +345,50 @@ TYPED_TEST(Conformance, StatsAddUp) {
     this->expect_balanced();
 }
 
+TYPED_TEST(Conformance, ReadinessBeforeArmIsKeptForTheNextArm) {
+    record rec;
+    // The edge fires while nothing waits (between the user's EAGAIN and its arm).
+    EXPECT_EQ(this->reg.dispatch(this->tok(13), readiness::readable), 0u);
+    const op_token t = this->arm_ok(13, direction::read, rec);  // ends at once
+    ASSERT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::ready);
+    EXPECT_EQ(rec.last.token, t);
+    // The latch is consumed: the next arm waits.
+    record next;
+    this->arm_ok(13, direction::read, next);
+    EXPECT_EQ(next.calls, 0);
+    EXPECT_EQ(this->reg.stats().completed, 1u);
+    EXPECT_EQ(this->reg.stats().in_flight, 1u);
+    this->expect_balanced();
+}
+
+TYPED_TEST(Conformance, LatchedReadinessIsPerDirection) {
+    record rd, wr;
+    this->reg.dispatch(this->tok(14), readiness::writable);
+    this->arm_ok(14, direction::read, rd);
+    this->arm_ok(14, direction::write, wr);
+    EXPECT_EQ(rd.calls, 0);
+    EXPECT_EQ(wr.calls, 1);
+}
+
+TYPED_TEST(Conformance, CloseForgetsLatchedReadiness) {
+    record rec;
+    this->reg.dispatch(this->tok(15), readiness::readable);
+    this->close(15);
+    this->arm_ok(15, direction::read, rec);
+    EXPECT_EQ(rec.calls, 0) << "readiness of a closed fd lifetime reached the next one";
+}
+
+TYPED_TEST(Conformance, StaleEventLatchesNothing) {
+    record rec;
+    const fd_token old = this->tok(15);
+    this->close(15);
+    this->reg.dispatch(old, readiness::readable);
+    this->arm_ok(15, direction::read, rec);
+    EXPECT_EQ(rec.calls, 0);
+    EXPECT_EQ(this->reg.stats().stale_dropped, 1u);
+}
+
 TYPED_TEST(Conformance, ReportsItsName) {
     const std::string_view n = this->reg.name();
     bool known = false;

@@ -14,34 +14,41 @@ using opreg_test::record;
 using opreg_test::recorder;
 
 TEST(SlotArrayWord, PacksStateOpGenerationAndFdGeneration) {
-    const slot_word w{(std::uint64_t{7} << 32) | (std::uint64_t{5} << 2) | 2};
+    const slot_word w{(std::uint64_t{7} << slot_word::fd_gen_shift) | (std::uint64_t{5} << 3) | 2};
     EXPECT_EQ(w.fd_gen(), 7u);
     EXPECT_EQ(w.op_gen(), 5u);
     EXPECT_EQ(w.st(), slot_word::state::pending);
+    EXPECT_FALSE(w.latched());
+    EXPECT_TRUE(w.with_latch(true).latched());
+    EXPECT_EQ(w.with_latch(true).op_gen(), 5u);
     const slot_word c = w.with(slot_word::state::completing);
     EXPECT_EQ(c.st(), slot_word::state::completing);
     EXPECT_EQ(c.op_gen(), 5u);
     EXPECT_EQ(c.fd_gen(), 7u);
 }
 
-TEST(SlotArrayWord, EndingAnOpBumpsOnlyTheOpGenerationAndGoesIdle) {
-    const slot_word w{(std::uint64_t{3} << 32) | (std::uint64_t{9} << 2) | 3};
+TEST(SlotArrayWord, EndingAnOpBumpsTheOpGenerationGoesIdleAndKeepsTheLatch) {
+    const slot_word w{(std::uint64_t{3} << slot_word::fd_gen_shift) | (std::uint64_t{9} << 3) | 3};
     const slot_word n = w.next_op();
     EXPECT_EQ(n.st(), slot_word::state::idle);
     EXPECT_EQ(n.op_gen(), 10u);
     EXPECT_EQ(n.fd_gen(), 3u);
+    EXPECT_FALSE(n.latched());
+    EXPECT_TRUE(w.with_latch(true).next_op().latched());  // readiness that came meanwhile
 }
 
-TEST(SlotArrayWord, CloseBumpsOnlyTheFdGeneration) {
-    const slot_word w{(std::uint64_t{3} << 32) | (std::uint64_t{9} << 2) | 1};
+TEST(SlotArrayWord, CloseBumpsTheFdGenerationAndForgetsTheLatch) {
+    const slot_word w = slot_word{(std::uint64_t{3} << slot_word::fd_gen_shift) | (std::uint64_t{9} << 3) | 1}
+                            .with_latch(true);
     const slot_word n = w.next_fd();
     EXPECT_EQ(n.fd_gen(), 4u);
     EXPECT_EQ(n.op_gen(), 9u);
     EXPECT_EQ(n.st(), slot_word::state::arming);
+    EXPECT_FALSE(n.latched());
 }
 
-TEST(SlotArrayWord, OpGenerationWrapsInsideItsThirtyBitsWithoutTouchingTheFdGeneration) {
-    const slot_word w{(std::uint64_t{1} << 32) | (slot_word::op_gen_mask << 2) | 3};
+TEST(SlotArrayWord, OpGenerationWrapsInsideItsFieldWithoutTouchingTheFdGeneration) {
+    const slot_word w{(std::uint64_t{1} << slot_word::fd_gen_shift) | (slot_word::op_gen_mask << 3) | 3};
     const slot_word n = w.next_op();
     EXPECT_EQ(n.op_gen(), 0u);
     EXPECT_EQ(n.fd_gen(), 1u);
@@ -83,4 +90,13 @@ TEST(SlotArray, StaleFdTokenNeverResolvesAfterManyLifetimes) {
 // Neighbouring directions and fds live on distinct cache lines: one op, one line.
 TEST(SlotArray, OpsDoNotShareCacheLines) {
     EXPECT_EQ(sizeof(callback) + sizeof(std::uint64_t), 64u);
+}
+
+TEST(SlotArrayWord, FdGenerationWrapsInsideItsFieldWithoutTouchingTheRest) {
+    const slot_word w{(std::uint64_t{slot_word::fd_gen_mask} << slot_word::fd_gen_shift) |
+                      (std::uint64_t{0xffffffff} << 3) | 2};
+    const slot_word n = w.next_fd();
+    EXPECT_EQ(n.fd_gen(), 0u);
+    EXPECT_EQ(n.op_gen(), 0xffffffffu);
+    EXPECT_EQ(n.st(), slot_word::state::pending);
 }

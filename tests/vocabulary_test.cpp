@@ -1,5 +1,6 @@
 // Tokens, inline callbacks, names: the vocabulary every strategy shares.
 #include <memory>
+#include <stdexcept>
 #include <string_view>
 
 #include <gtest/gtest.h>
@@ -78,4 +79,27 @@ TEST(Names, OutcomesAndErrorsHaveReadableNames) {
     EXPECT_EQ(to_string(direction::write), "write");
     EXPECT_EQ(to_string(cancel_status::requested), "requested");
     EXPECT_NE(to_string(errc::busy).find("busy"), std::string_view::npos);
+}
+
+TEST(InlineFunction, DiscardsTheResultOfANonVoidCallable) {
+    int seen = 0;
+    callback cb = [&seen](const completion&) { return ++seen; };
+    cb(completion{});
+    EXPECT_EQ(seen, 1);
+}
+
+void plain_handler(const completion&) {}
+
+TEST(InlineFunction, NullFunctionPointerMakesAnEmptyCallback) {
+    void (*none)(const completion&) = nullptr;
+    EXPECT_FALSE(static_cast<bool>(callback{none}));
+    EXPECT_TRUE(static_cast<bool>(callback{&plain_handler}));
+}
+
+TEST(RegistryConfig, RejectsAnFdRangeTokensCannotCarry) {
+    EXPECT_THROW(slot_array(registry_config{.max_fds = 0}), std::invalid_argument);
+    EXPECT_THROW(mpsc_queue(registry_config{.max_fds = registry_config::max_fds_limit + 1}),
+                 std::invalid_argument);
+    EXPECT_EQ((registry_config{.max_fds = registry_config::max_fds_limit}.pending_limit()),
+              std::size_t{1} << 31);
 }

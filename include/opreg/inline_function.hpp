@@ -46,6 +46,9 @@ public:
         static_assert(alignof(Fn) <= alignof(void*), "callable over-aligned for inline storage");
         static_assert(std::is_nothrow_move_constructible_v<Fn>,
                       "callable must be nothrow-move-constructible");
+        if constexpr (std::is_pointer_v<Fn> || std::is_member_pointer_v<Fn>) {
+            if (f == nullptr) return;  // a null function pointer makes an empty function
+        }
         ::new (static_cast<void*>(storage_)) Fn(std::forward<F>(f));
         ops_ = &ops_for<Fn>;
     }
@@ -86,7 +89,11 @@ private:
     template <class Fn>
     static constexpr ops ops_for{
         [](void* p, Args&&... a) -> R {
-            return (*std::launder(static_cast<Fn*>(p)))(std::forward<Args>(a)...);
+            if constexpr (std::is_void_v<R>) {  // a callable's own result is discarded
+                (*std::launder(static_cast<Fn*>(p)))(std::forward<Args>(a)...);
+            } else {
+                return (*std::launder(static_cast<Fn*>(p)))(std::forward<Args>(a)...);
+            }
         },
         [](void* from, void* to) noexcept {
             Fn* src = std::launder(static_cast<Fn*>(from));

@@ -1,29 +1,44 @@
 // opreg/mpsc_queue.hpp — strategy `mpsc_queue`: other threads hand work to the owner.
 //
-// WHAT: arm, cancel and close from any thread become commands, allocated from a lock-free
-// object_pool and pushed onto an intrusive MPSC queue; the owning reactor thread drains the
-// queue (poll(), and at the start of every dispatch()) and applies the commands to a table
-// that only it touches, so the table needs no atomics and no locks. An arm command becomes
-// the pending op's record in place: the callback is moved once, into the pool slot.
+// WHAT: arm, cancel and close from any thread become commands pushed onto an intrusive
+// MPSC queue (arm and cancel commands come from lock-free object_pools; each fd has one
+// preallocated close command); the owning reactor thread drains the queue (poll(), and at
+// the start of every dispatch()) and applies the commands to a table that only it
+// touches, so the table needs no atomics and no locks. An arm command becomes the pending
+// op's record in place: the callback is moved once, into the pool slot.
 //
 // GUARANTEES
 // - arm/cancel/close are lock-free for the caller (a pool CAS loop and a wait-free push);
 //   no heap allocation per op (pools are allocated at construction).
 // - Commands are applied in the order their pushes were linearized, so a cancel issued
-//   after its arm returned is applied after that arm.
-// - Bounded: at most max_pending arm commands/pending ops (bounded_pending() is true); a
-//   full pool is reported (errc::full, cancel_status::full), never dropped.
+//   after its arm returned is applied after that arm. (The owner may see a returned push
+//   late: the queue withholds every node behind a push still in flight; see below.)
+// - Bounded: at most max_pending arm commands/pending ops (bounded_pending() is true), and
+//   as many queued cancels; a full pool is reported (errc::full, cancel_status::full),
+//   never dropped. close() cannot fail for a valid fd: its command is preallocated, and
+//   closes of one fd coalesce while it is queued.
 // - Because the owner alone sees the table, `busy` is detected there: the second op ends
 //   on the owner with outcome::error and errc::busy. Callbacks always run on the owner.
 // - cancel() returns cancel_status::requested: the outcome is decided on the owner.
 // - The owner is whichever thread calls poll()/dispatch(); one at a time.
+//
+// FD LIFETIMES WITHOUT WAITING FOR THE QUEUE. close() bumps the fd's generation at once
+// (token_of() after close() returns names the new lifetime), but the owner may apply the
+// queued close later. So every arm records the generation it was armed under, and the
+// owner never lets one lifetime's readiness touch another's op or latch: dispatch() ends
+// only ops of the token's generation and latches readiness under that generation; an arm
+// of a generation already closed ends as closed; applying a close ends the ops of older
+// generations and drops their latches.
 //
 // WHEN TO USE: one reactor thread owns the fds and other threads mostly submit work to it.
 // WHEN NOT: every thread must learn synchronously whether its arm took (use slot_array).
 //
 // MEMORY ORDERING: the queue's push (release) / try_pop (acquire) pair publishes a
 // command's fields to the owner. fd generations are the one thing both sides read: close()
-// bumps it with a release RMW, paired with the acquire loads in token_of() and dispatch().
+// bumps it with a release RMW, paired with the acquire loads in arm(), token_of(),
+// dispatch() and the owner's apply. close_queued_ is an exchange (acq_rel) by close() and
+// a release store by the owner before it reads the generation, so a close either finds
+// the command queued (and the owner will read its bump) or queues it again.
 #pragma once
 
 #include <atomic>
@@ -50,12 +65,19 @@ public:
     static constexpr bool bounded_pending() noexcept { return true; }
 
     explicit mpsc_queue(registry_config cfg = {})
-        : cfg_{cfg},
+        : cfg_{detail::validated(cfg)},
           ops_{cfg.pending_limit()},
-          control_{cfg.pending_limit()},
-          table_{std::make_unique<command*[]>(std::size_t{cfg.max_fds} * 2)},
+          cancels_{cfg.pending_limit()},
+          closes_{std::make_unique<command[]>(cfg.max_fds)},
+          close_queued_{std::make_unique<std::atomic<bool>[]>(cfg.max_fds)},
+          table_{std::make_unique<entry[]>(std::size_t{cfg.max_fds} * 2)},
           tickets_{std::make_unique<std::atomic<std::uint32_t>[]>(std::size_t{cfg.max_fds} * 2)},
-          fd_gen_{std::make_unique<std::atomic<std::uint32_t>[]>(cfg.max_fds)} {}
+          fd_gen_{std::make_unique<std::atomic<std::uint32_t>[]>(cfg.max_fds)} {
+        for (std::uint32_t fd = 0; fd < cfg.max_fds; ++fd) {
+            closes_[fd].k = kind::close;
+            closes_[fd].slot = op_slot(static_cast<int>(fd), direction::read);
+        }
+    }
 
     mpsc_queue(const mpsc_queue&) = delete;
     mpsc_queue& operator=(const mpsc_queue&) = delete;
@@ -64,16 +86,14 @@ public:
     ~mpsc_queue() {
         while (command* c = queue_.try_pop()) release(c);
         for (std::size_t i = 0; i < std::size_t{cfg_.max_fds} * 2; ++i)
-            if (table_[i] != nullptr) release(table_[i]);
+            if (table_[i].op != nullptr) release(table_[i].op);
     }
 
     [[nodiscard]] const registry_config& config() const noexcept { return cfg_; }
 
     [[nodiscard]] result<fd_token> token_of(int fd) const noexcept {
         if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
-        // acquire: pairs with close()'s release fetch_add.
-        return fd_token{static_cast<std::uint32_t>(fd),
-                        fd_gen_[fd].load(std::memory_order_acquire)};
+        return fd_token{static_cast<std::uint32_t>(fd), generation(fd)};
     }
 
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) noexcept {
@@ -81,7 +101,7 @@ public:
         const std::uint32_t slot = op_slot(fd, d);
         // relaxed: the ticket only has to be unique per slot; the queue orders the rest.
         const std::uint32_t gen = tickets_[slot].fetch_add(1, std::memory_order_relaxed);
-        command* c = ops_.try_create(kind::arm, slot, gen, outcome::ready, std::move(cb));
+        command* c = ops_.try_create(kind::arm, slot, gen, generation(fd), std::move(cb));
         if (c == nullptr) return refuse(errc::full);
         stats_.add(detail::stat::armed);
         queue_.push(c);
@@ -91,21 +111,21 @@ public:
     cancel_status cancel(op_token t, outcome why = outcome::cancelled) noexcept {
         assert(detail::cancel_outcome_valid(why));
         if (t.slot() >= std::size_t{cfg_.max_fds} * 2) return cancel_status::stale;
-        command* c = control_.try_create(kind::cancel, t.slot(), t.generation(), why, callback{});
+        command* c = cancels_.try_create(kind::cancel, t.slot(), t.generation(), 0u, callback{});
         if (c == nullptr) return cancel_status::full;
+        c->why = why;
         queue_.push(c);
         return cancel_status::requested;
     }
 
     errc close(int fd) noexcept {
         if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
-        command* c = control_.try_create(kind::close, op_slot(fd, direction::read), 0u,
-                                         outcome::closed, callback{});
-        if (c == nullptr) return errc::full;
-        // release: pairs with the acquire loads in token_of() and dispatch(); from here on
-        // events carrying the old generation are stale.
+        // release: pairs with the acquire loads of generation(); from here on events
+        // carrying the old generation are stale, and token_of() names the new lifetime.
         fd_gen_[fd].fetch_add(1, std::memory_order_release);
-        queue_.push(c);
+        // acq_rel: pairs with the owner's release store in apply(); if the command is
+        // still queued, the owner has not read the generation yet and will see our bump.
+        if (!close_queued_[fd].exchange(true, std::memory_order_acq_rel)) queue_.push(&closes_[fd]);
         return errc::ok;
     }
 
@@ -123,19 +143,22 @@ public:
     std::size_t dispatch(fd_token t, readiness ev) noexcept {
         poll();
         const int fd = static_cast<int>(t.slot());
-        // acquire: pairs with close()'s release fetch_add.
-        if (!detail::fd_in_range(fd, cfg_) ||
-            fd_gen_[fd].load(std::memory_order_acquire) != t.generation()) {
+        if (!detail::fd_in_range(fd, cfg_) || generation(fd) != t.generation()) {
             stats_.add(detail::stat::stale_dropped);
             return 0;
         }
         const detail::delivery plan = detail::plan_delivery(ev);
         std::size_t ended = 0;
         for (const direction d : {direction::read, direction::write}) {
-            const std::uint32_t slot = op_slot(fd, d);
-            if (plan.dir[static_cast<int>(d)] && table_[slot] != nullptr) {
-                end(take(slot), plan.result, errc::ok);
+            if (!plan.dir[static_cast<int>(d)]) continue;
+            entry& e = table_[op_slot(fd, d)];
+            if (e.op != nullptr && e.op->fd_gen == t.generation()) {
+                end(std::exchange(e.op, nullptr), plan.result, errc::ok);
                 ++ended;
+            } else {
+                // No op of this lifetime waiting (an op of an older one waits for its
+                // queued close): keep the readiness for this lifetime's next arm.
+                e.latched_gen = t.generation() + 1;
             }
         }
         return ended;
@@ -147,62 +170,85 @@ private:
     enum class kind : std::uint8_t { arm, cancel, close };
 
     struct command {
-        command(kind k_, std::uint32_t slot_, std::uint32_t gen_, outcome why_,
+        command() noexcept = default;
+        command(kind k_, std::uint32_t slot_, std::uint32_t gen_, std::uint32_t fd_gen_,
                 callback&& cb_) noexcept
-            : k{k_}, why{why_}, slot{slot_}, gen{gen_}, cb{std::move(cb_)} {}
+            : k{k_}, slot{slot_}, gen{gen_}, fd_gen{fd_gen_}, cb{std::move(cb_)} {}
 
         mpsc_hook hook;
-        kind k;
-        outcome why;          // cancel: the outcome requested
-        std::uint32_t slot;   // op slot (fd * 2 + direction)
-        std::uint32_t gen;    // arm: the op's generation; cancel: the op it names
-        callback cb;          // arm: the op's callback
+        kind k = kind::close;
+        outcome why = outcome::cancelled;  // cancel: the outcome requested
+        std::uint32_t slot = 0;            // op slot (fd * 2 + direction; close: the read slot)
+        std::uint32_t gen = 0;             // arm: the op's generation; cancel: the op it names
+        std::uint32_t fd_gen = 0;          // arm: the fd lifetime it was armed under
+        callback cb;                       // arm: the op's callback
     };
     using queue_type = intrusive_mpsc_queue<command, &command::hook>;
 
+    struct entry {                     // the owner's, per op slot
+        command* op = nullptr;         // the pending op, if any
+        std::uint32_t latched_gen = 0;  // fd generation + 1 of latched readiness; 0: none
+    };
+
+    [[nodiscard]] std::uint32_t generation(int fd) const noexcept {
+        // acquire: pairs with close()'s release fetch_add.
+        return fd_gen_[fd].load(std::memory_order_acquire);
+    }
+
     void apply(command* c) noexcept {
         switch (c->k) {
-            case kind::arm:
-                if (table_[c->slot] != nullptr) {
+            case kind::arm: {
+                entry& e = table_[c->slot];
+                if (e.op != nullptr) {
                     end(c, outcome::error, errc::busy);
+                } else if (c->fd_gen != generation(op_fd(op_token{c->slot, 0}))) {
+                    end(c, outcome::closed, errc::ok);  // its fd was closed before we saw it
+                } else if (e.latched_gen == c->fd_gen + 1) {
+                    e.latched_gen = 0;
+                    end(c, outcome::ready, errc::ok, true);  // readiness came first
                 } else {
-                    table_[c->slot] = c;  // the command is the pending op's record now
+                    e.op = c;  // the command is the pending op's record now
                 }
                 return;
+            }
             case kind::cancel: {
-                command* op = table_[c->slot];
-                if (op != nullptr && op->gen == c->gen) end(take(c->slot), c->why, errc::ok);
-                release(c);
+                entry& e = table_[c->slot];
+                if (e.op != nullptr && e.op->gen == c->gen)
+                    end(std::exchange(e.op, nullptr), c->why, errc::ok);
+                cancels_.destroy(c);
                 return;
             }
             case kind::close: {
-                const std::uint32_t read_slot = c->slot;
-                release(c);
-                for (std::uint32_t s = read_slot; s < read_slot + 2; ++s)
-                    if (table_[s] != nullptr) end(take(s), outcome::closed, errc::ok);
+                const int fd = op_fd(op_token{c->slot, 0});
+                // release: pairs with close()'s exchange; a close after this store queues
+                // the command again, and one before it has bumped what we read next.
+                close_queued_[fd].store(false, std::memory_order_release);
+                const std::uint32_t now = generation(fd);
+                for (std::uint32_t s = c->slot; s < c->slot + 2; ++s) {
+                    entry& e = table_[s];
+                    if (e.latched_gen != now + 1) e.latched_gen = 0;
+                    if (e.op != nullptr && e.op->fd_gen != now)
+                        end(std::exchange(e.op, nullptr), outcome::closed, errc::ok);
+                }
                 return;
             }
         }
     }
 
-    command* take(std::uint32_t slot) noexcept { return std::exchange(table_[slot], nullptr); }
-
     // Ends an op: its record goes back to the pool before the callback runs, so a callback
     // that re-arms finds room.
-    void end(command* op, outcome o, errc e) noexcept {
+    void end(command* op, outcome o, errc e, bool latched = false) noexcept {
         const op_token t{op->slot, op->gen};
         callback cb = std::move(op->cb);
         ops_.destroy(op);
         stats_.add(detail::stat_for(o));
-        cb(detail::make_completion(t, o, e));
+        cb(detail::make_completion(t, o, e, latched));
     }
 
     void release(command* c) noexcept {
-        if (c->k == kind::arm) {
-            ops_.destroy(c);
-        } else {
-            control_.destroy(c);
-        }
+        if (c->k == kind::arm) ops_.destroy(c);
+        if (c->k == kind::cancel) cancels_.destroy(c);
+        // close commands are the per-fd ones in closes_
     }
 
     result<op_token> refuse(errc e) noexcept {
@@ -212,11 +258,13 @@ private:
 
     registry_config cfg_;
     object_pool<command> ops_;      // arm commands, then pending-op records
-    object_pool<command> control_;  // cancel and close commands
+    object_pool<command> cancels_;  // cancel commands
+    std::unique_ptr<command[]> closes_;                         // one close command per fd
+    std::unique_ptr<std::atomic<bool>[]> close_queued_;        // per fd: its close is queued
     queue_type queue_;
-    std::unique_ptr<command*[]> table_;                       // owner only
-    std::unique_ptr<std::atomic<std::uint32_t>[]> tickets_;  // per op slot
-    std::unique_ptr<std::atomic<std::uint32_t>[]> fd_gen_;   // per fd
+    std::unique_ptr<entry[]> table_;                            // owner only, per op slot
+    std::unique_ptr<std::atomic<std::uint32_t>[]> tickets_;    // per op slot
+    std::unique_ptr<std::atomic<std::uint32_t>[]> fd_gen_;     // per fd
     detail::stat_counters stats_;
 };
 

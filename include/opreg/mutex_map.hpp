@@ -4,8 +4,8 @@
 // a heap-allocated op and a std::function per operation: the structure the original async
 // server used, reproduced so that every other strategy is measured against it in the same
 // run. Only what the contract requires was added: generations (so stale tokens resolve to
-// nothing), the busy check, the pending bound, and running callbacks outside the lock (so a
-// callback may re-arm without deadlocking).
+// nothing), the busy check, the pending bound, the readiness latch, and running callbacks
+// outside the lock (so a callback may re-arm without deadlocking).
 //
 // GUARANTEES: blocking. Every call takes the one mutex; every arm allocates (the op, the
 // std::function, and the shared_ptr that lets a move-only opreg::callback live inside a
@@ -38,7 +38,7 @@ public:
     static constexpr bool hands_off() noexcept { return false; }
     static constexpr bool bounded_pending() noexcept { return true; }
 
-    explicit mutex_map(registry_config cfg = {}) : cfg_{cfg} {}
+    explicit mutex_map(registry_config cfg = {}) : cfg_{detail::validated(cfg)} {}
 
     [[nodiscard]] const registry_config& config() const noexcept { return cfg_; }
 
@@ -49,15 +49,25 @@ public:
     }
 
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
-        std::lock_guard<std::mutex> lock(ops_mutex_);
+        std::unique_lock<std::mutex> lock(ops_mutex_);
         if (!detail::fd_in_range(fd, cfg_)) return refuse(errc::fd_out_of_range);
         auto& ops = pending_ops_[fd];
         for (const auto& op : ops)
             if (op->dir == d) return refuse(errc::busy);
+        generations& g = generations_[fd];
+        if (g.latched[static_cast<int>(d)]) {  // readiness came first: the op ends at once
+            g.latched[static_cast<int>(d)] = false;
+            const op_token t{op_slot(fd, d), g.op_gen[static_cast<int>(d)]++};
+            ++stats_.armed;
+            ++stats_.completed;
+            lock.unlock();
+            cb(detail::latched_completion(t));
+            return t;
+        }
         if (pending_ >= cfg_.pending_limit()) return refuse(errc::full);
         auto op = std::make_unique<pending_op>();
         op->dir = d;
-        op->gen = generations_[fd].op_gen[static_cast<int>(d)]++;
+        op->gen = g.op_gen[static_cast<int>(d)]++;
         op->fn = [box = std::make_shared<callback>(std::move(cb))](const completion& c) {
             (*box)(c);
         };
@@ -96,24 +106,28 @@ public:
         std::vector<std::unique_ptr<pending_op>> ready;
         {
             std::lock_guard<std::mutex> lock(ops_mutex_);
-            auto g = generations_.find(fd);
-            const std::uint32_t current = g == generations_.end() ? 0 : g->second.fd_gen;
-            if (!detail::fd_in_range(fd, cfg_) || current != t.generation()) {
+            if (!detail::fd_in_range(fd, cfg_) || generations_[fd].fd_gen != t.generation()) {
                 ++stats_.stale_dropped;
                 return 0;
             }
+            generations& g = generations_[fd];
+            bool taken[2] = {false, false};
             auto it = pending_ops_.find(fd);
-            if (it == pending_ops_.end()) return 0;
-            auto& ops = it->second;
-            for (auto o = ops.begin(); o != ops.end();) {
-                if (plan.dir[static_cast<int>((*o)->dir)]) {
-                    ready.push_back(std::move(*o));
-                    o = ops.erase(o);
-                    end_locked(plan.result);
-                } else {
-                    ++o;
+            if (it != pending_ops_.end()) {
+                auto& ops = it->second;
+                for (auto o = ops.begin(); o != ops.end();) {
+                    if (plan.dir[static_cast<int>((*o)->dir)]) {
+                        taken[static_cast<int>((*o)->dir)] = true;
+                        ready.push_back(std::move(*o));
+                        o = ops.erase(o);
+                        end_locked(plan.result);
+                    } else {
+                        ++o;
+                    }
                 }
             }
+            for (int d = 0; d < 2; ++d)  // no op waiting: keep the readiness for the next arm
+                if (plan.dir[d] && !taken[d]) g.latched[d] = true;
         }
         for (auto& op : ready)
             op->fn(detail::make_completion(op_token{op_slot(fd, op->dir), op->gen}, plan.result));
@@ -125,7 +139,9 @@ public:
         std::vector<std::unique_ptr<pending_op>> doomed;
         {
             std::lock_guard<std::mutex> lock(ops_mutex_);
-            ++generations_[fd].fd_gen;
+            generations& g = generations_[fd];
+            ++g.fd_gen;
+            g.latched[0] = g.latched[1] = false;
             auto it = pending_ops_.find(fd);
             if (it != pending_ops_.end()) {
                 doomed = std::move(it->second);
@@ -157,6 +173,7 @@ private:
     struct generations {
         std::uint32_t fd_gen = 0;
         std::uint32_t op_gen[2] = {0, 0};
+        bool latched[2] = {false, false};  // readiness arrived with no op pending
     };
 
     result<op_token> refuse(errc e) {  // ops_mutex_ held

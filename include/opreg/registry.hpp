@@ -29,10 +29,18 @@
 //   the fd with outcome::error). An fd_token whose generation is stale is dropped and counted
 //   in stale_dropped. Returns the number of ops it ended.
 //
+// Readiness is never lost. Readiness for a direction with no pending op is latched (per
+//   fd lifetime); the next arm of that direction ends at once with outcome::ready — inside
+//   arm(), on the arming thread, or for hands_off() strategies on the owner when it applies
+//   the arm. This is what lets a reactor register each fd with the kernel once,
+//   edge-triggered: an edge that fires between the user's EAGAIN and its arm is kept.
+//   A spurious ready is possible (the readiness was consumed before the arm); a user who
+//   gets EAGAIN after it simply arms again.
+//
 // close(fd)                 any thread, before the fd number goes back to the kernel
 //   (::close). Bumps the fd's generation and ends its pending ops with outcome::closed.
 //   Events for the old generation still in the kernel's batch are then stale: dropped and
-//   counted, never delivered to an op armed on the reused fd number.
+//   counted, never delivered to an op armed on the reused fd number. Clears the latch.
 //
 // poll()                    the owning thread. Processes work handed over by other threads
 //   (hands_off() strategies; a no-op returning 0 elsewhere). dispatch() polls first.
@@ -64,9 +72,12 @@ struct registry_config {
     // indexed by fd have a place for every (fd, direction) and ignore a smaller bound.
     std::uint32_t max_pending = 0;
 
-    [[nodiscard]] constexpr std::uint32_t pending_limit() const noexcept {
-        return max_pending != 0 ? max_pending : 2 * max_fds;
+    [[nodiscard]] constexpr std::size_t pending_limit() const noexcept {
+        return max_pending != 0 ? max_pending : std::size_t{2} * max_fds;
     }
+
+    // Largest max_fds: op slots (fd * 2 + direction) must fit a token's 32-bit slot field.
+    static constexpr std::uint32_t max_fds_limit = std::uint32_t{1} << 30;
 };
 
 struct registry_stats {

@@ -37,7 +37,7 @@ public:
     static constexpr std::size_t shard_count = 64;
 
     explicit sharded_map(registry_config cfg = {})
-        : cfg_{cfg}, shards_{std::make_unique<shard[]>(shard_count)} {}
+        : cfg_{detail::validated(cfg)}, shards_{std::make_unique<shard[]>(shard_count)} {}
 
     [[nodiscard]] const registry_config& config() const noexcept { return cfg_; }
 
@@ -54,13 +54,12 @@ public:
         if (!detail::fd_in_range(fd, cfg_)) return refuse(errc::fd_out_of_range);
         shard& sh = shard_for(fd);
         result<op_token> r = errc::busy;
+        detail::taken_ops ready_now;
         {
             std::lock_guard<std::mutex> lock(sh.mutex);
-            r = sh.fds[fd].arm(fd, d, std::move(cb));
+            r = sh.fds[fd].arm(fd, d, std::move(cb), ready_now);
         }
-        if (!r) return refuse(r.error());
-        stats_.add(detail::stat::armed);
-        return r;
+        return accepted(r, ready_now);
     }
 
     cancel_status cancel(op_token t, outcome why = outcome::cancelled) {
@@ -87,11 +86,9 @@ public:
         {
             shard& sh = shard_for(fd);
             std::lock_guard<std::mutex> lock(sh.mutex);
-            auto it = sh.fds.find(fd);
-            const bool fresh = it == sh.fds.end()
-                                   ? t.generation() == 0
-                                   : it->second.take_ready(t, detail::plan_delivery(ev), taken);
-            if (!fresh) return drop_stale();
+            // operator[]: an fd seen for the first time gets its record here, so that
+            // readiness can be latched for its first arm.
+            if (!sh.fds[fd].take_ready(t, detail::plan_delivery(ev), taken)) return drop_stale();
         }
         if (taken.count != 0) stats_.add(detail::stat_for(taken.result), taken.count);
         return taken.run();
@@ -122,6 +119,18 @@ private:
 
     shard& shard_for(int fd) noexcept {
         return shards_[static_cast<std::size_t>(fd) % shard_count];
+    }
+
+    // After the lock is released: count the arm, and run an op that found readiness
+    // latched (it ended at once, on this thread).
+    result<op_token> accepted(result<op_token> r, detail::taken_ops& ready_now) noexcept {
+        if (!r) return refuse(r.error());
+        stats_.add(detail::stat::armed);
+        if (ready_now.count != 0) {
+            stats_.add(detail::stat::completed);
+            ready_now.run();
+        }
+        return r;
     }
 
     result<op_token> refuse(errc e) noexcept {

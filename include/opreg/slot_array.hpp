@@ -4,11 +4,14 @@
 // word plus the op's callback stored inline; nothing is allocated after construction.
 //
 // GUARANTEES
-// - arm, cancel, dispatch, close and fd_token are lock-free: every transition is one CAS on
+// - arm, cancel, dispatch, close and token_of are lock-free: every transition is a CAS on
 //   the slot's word, and no thread ever waits for another. A thread that finds a slot in a
 //   transient state (another thread is arming it or moving a callback out of it) does not
-//   wait: arm reports busy, cancel and dispatch find nothing pending, close bumps the
-//   generation in place and the owner of the transient state sees the bump.
+//   wait: arm reports busy (the previous op has not ended yet), cancel finds nothing
+//   pending, dispatch sets the latch, close bumps the generation in place; the owner of the
+//   transient state sees the change in its leaving CAS.
+// - An arm that finds readiness latched ends its op at once, running the callback on the
+//   arming thread before arm returns.
 // - Zero heap allocations per operation; construction allocates the slot array once
 //   (2 * max_fds * 64 bytes).
 // - Ops on different slots never share a cache line.
@@ -19,16 +22,24 @@
 // while a reactor thread dispatches. WHEN NOT: sparse or huge keys (use a map strategy).
 //
 // THE STATE WORD (64 bits)
-//   [63..32] fd generation   bumped by close(); must match the fd_token in dispatch
-//   [31..2]  op generation   bumped each time an op on this slot ends; an op_token carries it
+//   [63..35] fd generation   bumped by close(); must match the fd_token in dispatch (29 bits)
+//   [34..3]  op generation   bumped each time an op on this slot ends; an op_token carries
+//                            it, all 32 bits, since op tokens live as long as timers do
+//   [2]      latch           readiness arrived while no op was pending (see registry.hpp)
 //   [1..0]   state           idle, arming, pending, completing
+// The fd generation is the narrower one: a stale fd token lives in a kernel batch, so it
+// would take 2^29 closes of one fd number within one batch to alias.
 //
 //   idle --arm CAS--> arming --publish CAS--> pending --winner CAS--> completing --> idle
 //   (owner: the arming thread)                         (owner: the winner: dispatch,
 //                                                        cancel or close)
-// Only the owner of `arming` or `completing` leaves it. close() may bump the fd generation
-// of a word in any state; the owner's leaving CAS notices: an arm whose fd was closed
-// meanwhile fails with errc::stale, and a completer keeps the bumped generation.
+// Only the owner of `arming` or `completing` leaves it. Other threads may change two fields
+// of a word in any state, and the owner's leaving CAS notices: close() bumps the fd
+// generation (an arm whose fd was closed meanwhile fails with errc::stale; a completer
+// keeps the bumped generation), and dispatch() sets the latch when no op is pending (an
+// arm that finds it, before or while arming, ends its op at once with outcome::ready;
+// a completer keeps it for the next arm). close() clears the latch: it belongs to the
+// fd lifetime that set it.
 //
 // MEMORY ORDERING (the callback storage is plain memory handed between threads)
 // - arm writes the callback, then publishes pending with a release CAS (A).
@@ -57,26 +68,42 @@ namespace detail {
 // The state word, as a value type. Pure bit twiddling: no atomics here.
 struct slot_word {
     enum class state : std::uint64_t { idle = 0, arming = 1, pending = 2, completing = 3 };
-    static constexpr std::uint64_t op_gen_mask = (std::uint64_t{1} << 30) - 1;
+    static constexpr std::uint64_t state_mask = 3;
+    static constexpr std::uint64_t latch_bit = 4;
+    static constexpr int op_gen_shift = 3;
+    static constexpr std::uint64_t op_gen_mask = 0xffffffff;
+    static constexpr int fd_gen_shift = 35;
+    static constexpr std::uint32_t fd_gen_mask = (std::uint32_t{1} << 29) - 1;
 
     std::uint64_t bits = 0;
 
-    [[nodiscard]] constexpr state st() const noexcept { return static_cast<state>(bits & 3); }
+    [[nodiscard]] constexpr state st() const noexcept {
+        return static_cast<state>(bits & state_mask);
+    }
+    [[nodiscard]] constexpr bool latched() const noexcept { return (bits & latch_bit) != 0; }
     [[nodiscard]] constexpr std::uint32_t op_gen() const noexcept {
-        return static_cast<std::uint32_t>((bits >> 2) & op_gen_mask);
+        return static_cast<std::uint32_t>((bits >> op_gen_shift) & op_gen_mask);
     }
     [[nodiscard]] constexpr std::uint32_t fd_gen() const noexcept {
-        return static_cast<std::uint32_t>(bits >> 32);
+        return static_cast<std::uint32_t>(bits >> fd_gen_shift);
     }
     [[nodiscard]] constexpr slot_word with(state s) const noexcept {
-        return {(bits & ~std::uint64_t{3}) | static_cast<std::uint64_t>(s)};
+        return {(bits & ~state_mask) | static_cast<std::uint64_t>(s)};
     }
-    [[nodiscard]] constexpr slot_word next_op() const noexcept {  // op generation + 1, idle
-        const std::uint64_t g = (op_gen() + 1) & op_gen_mask;
-        return {(bits & ~std::uint64_t{0xffffffff}) | (g << 2)};
+    [[nodiscard]] constexpr slot_word with_latch(bool on) const noexcept {
+        return {on ? bits | latch_bit : bits & ~latch_bit};
     }
-    [[nodiscard]] constexpr slot_word next_fd() const noexcept {  // fd generation + 1
-        return {bits + (std::uint64_t{1} << 32)};
+    // Op generation + 1 (wrapping in its field), idle; fd generation and latch kept.
+    [[nodiscard]] constexpr slot_word next_op() const noexcept {
+        const std::uint64_t g = (std::uint64_t{op_gen()} + 1) & op_gen_mask;
+        const std::uint64_t keep = (bits & (std::uint64_t{fd_gen_mask} << fd_gen_shift)) |
+                                   (bits & latch_bit);
+        return {keep | (g << op_gen_shift)};
+    }
+    // fd generation + 1 (wrapping: the top field, so the carry leaves the word), latch
+    // cleared; op generation and state kept.
+    [[nodiscard]] constexpr slot_word next_fd() const noexcept {
+        return {(bits + (std::uint64_t{1} << fd_gen_shift)) & ~latch_bit};
     }
 };
 
@@ -89,7 +116,7 @@ public:
     static constexpr bool bounded_pending() noexcept { return false; }
 
     explicit slot_array(registry_config cfg = {})
-        : cfg_{cfg}, slots_{std::make_unique<slot[]>(std::size_t{cfg.max_fds} * 2)} {}
+        : cfg_{detail::validated(cfg)}, slots_{std::make_unique<slot[]>(std::size_t{cfg.max_fds} * 2)} {}
 
     slot_array(const slot_array&) = delete;
     slot_array& operator=(const slot_array&) = delete;
@@ -109,18 +136,30 @@ public:
         const std::uint32_t index = op_slot(fd, d);
         slot& s = slots_[index];
         word w{s.word.load(std::memory_order_relaxed)};  // relaxed: only a guess for the CAS
-        do {
+        for (;;) {
             if (w.st() != word::state::idle) return refuse(errc::busy);
+            if (w.latched()) {
+                // Readiness came first: the op ends at once. The slot's callback storage is
+                // not touched, so nothing needs ordering (relaxed).
+                if (s.word.compare_exchange_weak(w.bits, w.next_op().with_latch(false).bits,
+                                                 std::memory_order_relaxed)) {
+                    return end_at_once(op_token{index, w.op_gen()}, std::move(cb));
+                }
+                continue;
+            }
             // acquire (D): pairs with the completer's release (C); the old callback has been
             // moved out before we write the new one.
-        } while (!s.word.compare_exchange_weak(w.bits, w.with(word::state::arming).bits,
-                                               std::memory_order_acquire,
-                                               std::memory_order_relaxed));
+            if (s.word.compare_exchange_weak(w.bits, w.with(word::state::arming).bits,
+                                             std::memory_order_acquire,
+                                             std::memory_order_relaxed))
+                break;
+        }
         const word armed_at = w.with(word::state::arming);
+        const op_token token{index, armed_at.op_gen()};
         s.cb = std::move(cb);
 
-        // Publish. Only close() can change the word while we own `arming`, and only its fd
-        // generation; if it did, the fd this arm was meant for is gone.
+        // Publish. While we own `arming`, close() may bump the fd generation (the fd this
+        // arm was meant for is gone) and dispatch() may set the latch (readiness arrived).
         word cur = armed_at;
         // release (A): pairs with the winner's acquire (B); the callback is visible to it.
         while (!s.word.compare_exchange_weak(cur.bits, cur.with(word::state::pending).bits,
@@ -135,9 +174,19 @@ public:
                 }
                 return refuse(errc::stale);
             }
+            if (cur.latched()) {
+                callback now = std::move(s.cb);
+                // release (C): as in finish(); the next arm's acquire (D) pairs with it.
+                while (!s.word.compare_exchange_weak(cur.bits,
+                                                     cur.next_op().with_latch(false).bits,
+                                                     std::memory_order_release,
+                                                     std::memory_order_relaxed)) {
+                }
+                return end_at_once(token, std::move(now));
+            }
         }
         stats_.add(detail::stat::armed);
-        return op_token{index, armed_at.op_gen()};
+        return token;
     }
 
     cancel_status cancel(op_token t, outcome why = outcome::cancelled) noexcept {
@@ -172,14 +221,24 @@ public:
                     stale = true;
                     break;
                 }
-                if (!plan.dir[static_cast<int>(d)] || w.st() != word::state::pending) break;
-                // acquire (B): pairs with arm's release (A).
-                if (s.word.compare_exchange_weak(w.bits, w.with(word::state::completing).bits,
-                                                 std::memory_order_acquire,
-                                                 std::memory_order_relaxed)) {
-                    won = true;
-                    break;
+                if (!plan.dir[static_cast<int>(d)]) break;
+                if (w.st() == word::state::pending) {
+                    // acquire (B): pairs with arm's release (A).
+                    if (s.word.compare_exchange_weak(w.bits,
+                                                     w.with(word::state::completing).bits,
+                                                     std::memory_order_acquire,
+                                                     std::memory_order_relaxed)) {
+                        won = true;
+                        break;
+                    }
+                    continue;
                 }
+                // No op pending: keep the readiness for the next arm. relaxed: the latch
+                // publishes no data, and every reader of it RMWs this same word.
+                if (w.latched() ||
+                    s.word.compare_exchange_weak(w.bits, w.with_latch(true).bits,
+                                                 std::memory_order_relaxed))
+                    break;
             }
             if (stale) break;
             if (won) {
@@ -237,6 +296,14 @@ private:
         }
         stats_.add(detail::stat_for(o));
         cb(detail::make_completion(t, o));
+    }
+
+    // An arm that found readiness latched: the op is accepted and ends at once, here.
+    result<op_token> end_at_once(op_token t, callback cb) noexcept {
+        stats_.add(detail::stat::armed);
+        stats_.add(detail::stat::completed);
+        cb(detail::latched_completion(t));
+        return t;
     }
 
     result<op_token> refuse(errc e) noexcept {

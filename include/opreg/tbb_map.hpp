@@ -37,7 +37,7 @@ public:
     static constexpr bool hands_off() noexcept { return false; }
     static constexpr bool bounded_pending() noexcept { return false; }
 
-    explicit tbb_map(registry_config cfg = {}) : cfg_{cfg} {}
+    explicit tbb_map(registry_config cfg = {}) : cfg_{detail::validated(cfg)} {}
 
     [[nodiscard]] const registry_config& config() const noexcept { return cfg_; }
 
@@ -51,14 +51,13 @@ public:
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
         if (!detail::fd_in_range(fd, cfg_)) return refuse(errc::fd_out_of_range);
         result<op_token> r = errc::busy;
+        detail::taken_ops ready_now;
         {
             map_type::accessor acc;  // write lock on fd's record until the scope ends
             map_.insert(acc, fd);
-            r = acc->second.arm(fd, d, std::move(cb));
+            r = acc->second.arm(fd, d, std::move(cb), ready_now);
         }
-        if (!r) return refuse(r.error());
-        stats_.add(detail::stat::armed);
-        return r;
+        return accepted(r, ready_now);
     }
 
     cancel_status cancel(op_token t, outcome why = outcome::cancelled) {
@@ -82,10 +81,8 @@ public:
         detail::taken_ops taken;
         {
             map_type::accessor acc;
-            const bool fresh = map_.find(acc, fd)
-                                   ? acc->second.take_ready(t, detail::plan_delivery(ev), taken)
-                                   : t.generation() == 0;
-            if (!fresh) return drop_stale();
+            map_.insert(acc, fd);  // a first-seen fd gets its record, to latch readiness
+            if (!acc->second.take_ready(t, detail::plan_delivery(ev), taken)) return drop_stale();
         }
         if (taken.count != 0) stats_.add(detail::stat_for(taken.result), taken.count);
         return taken.run();
@@ -111,6 +108,18 @@ public:
 private:
     using map_type = tbb::concurrent_hash_map<int, detail::fd_ops, tbb::tbb_hash_compare<int>,
                                               std::allocator<std::pair<const int, detail::fd_ops>>>;
+
+    // After the lock is released: count the arm, and run an op that found readiness
+    // latched (it ended at once, on this thread).
+    result<op_token> accepted(result<op_token> r, detail::taken_ops& ready_now) noexcept {
+        if (!r) return refuse(r.error());
+        stats_.add(detail::stat::armed);
+        if (ready_now.count != 0) {
+            stats_.add(detail::stat::completed);
+            ready_now.run();
+        }
+        return r;
+    }
 
     result<op_token> refuse(errc e) noexcept {
         stats_.add(detail::stat::failures);

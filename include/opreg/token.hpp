@@ -8,9 +8,11 @@
 //   bits 31..0   slot index   fd (fd_token) or fd * 2 + direction (op_token)
 //
 // A token whose generation no longer matches its slot is *stale*: every registry resolves
-// it to nothing, never to a newer operation or a newer fd lifetime. Generations are 32 bits
-// wide: a stale token could only alias after 2^32 reuses of one slot while the token is
-// still held, which for kernel events means inside one event batch.
+// it to nothing, never to a newer operation or a newer fd lifetime. Op generations are 32
+// bits wide in every strategy: a stale op token could only alias after 2^32 ops on its
+// (fd, direction) while it is held. fd generations are 32 bits except in slot_array, which
+// keeps 29 in its state word: a stale fd token lives in one kernel event batch, and would
+// alias only after 2^29 closes of its fd number within that batch.
 //
 // Two kinds, kept apart by the type system so that one cannot be passed for the other:
 //   fd_token  one lifetime of an fd (generation bumped by registry close). This is what the

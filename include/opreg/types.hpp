@@ -60,6 +60,7 @@ struct completion {
     outcome result = outcome::ready;
     errc error = errc::ok;  // for outcome::error raised by the registry (e.g. busy, seen by
                             // the owner thread of mpsc_queue); ok for kernel errors
+    bool latched = false;   // ready at arm: the readiness arrived before the op was armed
 };
 static_assert(std::is_trivially_copyable_v<completion>);
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 
 #include <opreg/registry.hpp>
 #include <opreg/types.hpp>
@@ -19,6 +20,13 @@ struct delivery {
     return {{has(ev, readiness::readable), has(ev, readiness::writable)}, outcome::ready};
 }
 
+// Every strategy's constructor checks its config through this.
+[[nodiscard]] inline registry_config validated(registry_config cfg) {
+    if (cfg.max_fds == 0 || cfg.max_fds > registry_config::max_fds_limit)
+        throw std::invalid_argument("opreg: registry_config::max_fds must be 1 .. 2^30");
+    return cfg;
+}
+
 [[nodiscard]] constexpr bool fd_in_range(int fd, const registry_config& cfg) noexcept {
     return fd >= 0 && static_cast<std::uint32_t>(fd) < cfg.max_fds;
 }
@@ -27,9 +35,14 @@ struct delivery {
     return why == outcome::cancelled || why == outcome::timed_out;
 }
 
-[[nodiscard]] inline completion make_completion(op_token t, outcome o,
-                                                errc e = errc::ok) noexcept {
-    return completion{t, op_fd(t), op_direction(t), o, e};
+[[nodiscard]] inline completion make_completion(op_token t, outcome o, errc e = errc::ok,
+                                                bool latched = false) noexcept {
+    return completion{t, op_fd(t), op_direction(t), o, e, latched};
+}
+
+// The arm-time end of an op that found readiness latched.
+[[nodiscard]] inline completion latched_completion(op_token t) noexcept {
+    return make_completion(t, outcome::ready, errc::ok, true);
 }
 
 } // namespace opreg::detail

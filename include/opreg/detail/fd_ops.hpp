@@ -22,12 +22,13 @@ struct taken_ops {
     op ops[2];
     std::size_t count = 0;
     outcome result = outcome::ready;
+    bool latched = false;  // ended at arm, from readiness latched before it
 
     void push(op_token t, callback&& cb) noexcept { ops[count++] = op{t, std::move(cb)}; }
 
     // Runs the callbacks; returns how many ran.
     std::size_t run() noexcept {
-        for (std::size_t i = 0; i < count; ++i) ops[i].cb(make_completion(ops[i].token, result));
+        for (std::size_t i = 0; i < count; ++i) ops[i].cb(make_completion(ops[i].token, result, errc::ok, latched));
         return count;
     }
 };
@@ -35,17 +36,30 @@ struct taken_ops {
 struct fd_ops {
     std::uint32_t fd_gen = 0;
     std::uint32_t op_gen[2] = {0, 0};
-    callback cb[2];  // non-empty: an op is pending in that direction
+    bool latched[2] = {false, false};  // readiness arrived with no op pending
+    callback cb[2];                    // non-empty: an op is pending in that direction
 
     [[nodiscard]] bool pending(direction d) const noexcept {
         return static_cast<bool>(cb[static_cast<int>(d)]);
     }
 
-    [[nodiscard]] result<op_token> arm(int fd, direction d, callback&& c) noexcept {
+    // If readiness is latched the op is accepted and moved to `ready_now` (result ready):
+    // the caller runs it after releasing the lock.
+    [[nodiscard]] result<op_token> arm(int fd, direction d, callback&& c,
+                                       taken_ops& ready_now) noexcept {
         const int i = static_cast<int>(d);
         if (cb[i]) return errc::busy;
+        const op_token t{op_slot(fd, d), op_gen[i]};
+        if (latched[i]) {
+            latched[i] = false;
+            ++op_gen[i];
+            ready_now.result = outcome::ready;
+            ready_now.latched = true;
+            ready_now.push(t, std::move(c));
+            return t;
+        }
         cb[i] = std::move(c);
-        return op_token{op_slot(fd, d), op_gen[i]};
+        return t;
     }
 
     // Takes the op `t` names if it is still pending.
@@ -60,14 +74,21 @@ struct fd_ops {
     bool take_ready(fd_token t, const delivery& plan, taken_ops& out) noexcept {
         if (fd_gen != t.generation()) return false;
         out.result = plan.result;
-        for (const direction d : {direction::read, direction::write})
-            if (plan.dir[static_cast<int>(d)] && pending(d)) take_dir(static_cast<int>(t.slot()), d, out);
+        for (const direction d : {direction::read, direction::write}) {
+            if (!plan.dir[static_cast<int>(d)]) continue;
+            if (pending(d)) {
+                take_dir(static_cast<int>(t.slot()), d, out);
+            } else {
+                latched[static_cast<int>(d)] = true;
+            }
+        }
         return true;
     }
 
     // close(): bump the generation, take every pending op.
     void take_all_for_close(int fd, taken_ops& out) noexcept {
         ++fd_gen;
+        latched[0] = latched[1] = false;
         out.result = outcome::closed;
         for (const direction d : {direction::read, direction::write})
             if (pending(d)) take_dir(fd, d, out);
