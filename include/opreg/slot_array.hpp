@@ -177,10 +177,12 @@ public:
             if (cur.latched()) {
                 callback now = std::move(s.cb);
                 // release (C): as in finish(); the next arm's acquire (D) pairs with it.
-                while (!s.word.compare_exchange_weak(cur.bits,
-                                                     cur.next_op().with_latch(false).bits,
-                                                     std::memory_order_release,
-                                                     std::memory_order_relaxed)) {
+                // We consume the latch of our own fd lifetime only: if close() and an
+                // event of the next lifetime got in meanwhile, that latch is theirs.
+                while (!s.word.compare_exchange_weak(
+                    cur.bits,
+                    cur.next_op().with_latch(cur.latched() && cur.fd_gen() != armed_at.fd_gen()).bits,
+                    std::memory_order_release, std::memory_order_relaxed)) {
                 }
                 return end_at_once(token, std::move(now));
             }
