@@ -9,12 +9,15 @@
 // - push (any thread, concurrently): wait-free, one exchange and one store.
 // - try_pop (the single consumer only): never blocks, but is NOT lock-free with respect to
 //   producers. Between a producer's exchange and its link store the queue is "momentarily
-//   inconsistent": try_pop returns nullptr even though that node, and every node pushed
-//   after it, are in the queue. A later try_pop returns them once the producer has done its
-//   store. A producer preempted in that window stalls delivery of everything behind it.
+//   inconsistent": try_pop returns nullptr even though that node, every node pushed after
+//   it, and the last node before it (whose push has already returned: the consumer cannot
+//   hand out a node until it sees the node's successor link or knows it is the last) are
+//   in the queue. A later try_pop returns them once the producer has done its store. A
+//   producer preempted in that window stalls delivery of everything up to it: a consumer
+//   must not take "push returned" to mean "the next try_pop sees it".
 // - FIFO: nodes come out in the order of the producers' exchanges on the producer end,
-//   which is a linearization of the pushes: a node pushed after another push returned is popped after
-//   that node.
+//   which is a linearization of the pushes: a node pushed after another push returned is
+//   popped after that node.
 // - No allocation, ever. A node may be pushed again once try_pop has returned it, and may
 //   be freed then; a node must not be in the queue twice. Destroying the queue leaves the
 //   nodes still in it untouched.
