@@ -34,12 +34,12 @@ test-release: build
 
 test-tsan: deps
 	$(call configure_build,tsan)
-	@echo "== tsan: multi-threaded tests and short stress =="
-	ctest --preset tsan -L '^(mt|stress)$$'
+	@echo "== tsan: unit, reactor, multi-threaded tests and short stress =="
+	ctest --preset tsan -L '^(unit|mt|stress)$$'
 
 test-asan: deps
 	$(call configure_build,asan)
-	@echo "== asan+ubsan: unit, multi-threaded tests and short stress =="
+	@echo "== asan+ubsan: unit, reactor, multi-threaded tests and short stress =="
 	ctest --preset asan -L '^(unit|mt|stress)$$'
 
 test-install: build

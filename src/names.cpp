@@ -25,6 +25,7 @@ std::string_view to_string(errc e) noexcept {
         case errc::busy: return "busy: (fd, direction) already has a pending op";
         case errc::full: return "full: no room for another pending op";
         case errc::stale: return "stale: the fd was closed";
+        case errc::os_error: return "a system call failed";
     }
     return "?";
 }

@@ -46,6 +46,7 @@ enum class errc : std::uint8_t {
     busy,             // (fd, direction) already has a pending op
     full,             // no room for another pending op (or for a hand-off command)
     stale,            // a token whose generation no longer matches
+    os_error,         // a system call failed (reactor): errno holds the reason
 };
 
 [[nodiscard]] std::string_view to_string(direction d) noexcept;

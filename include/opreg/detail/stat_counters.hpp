@@ -2,6 +2,9 @@
 //
 // Each thread adds to one of `shard_count` cache-line-sized shards chosen once per thread,
 // so threads on different shards never write the same line; reading sums the shards.
+// The first shard_count - 1 threads of the process each own a shard outright: they are its
+// only writer, so they add with a relaxed load and store (no locked instruction on the
+// hot path). Later threads share the last shard and add with fetch_add.
 // All accesses are relaxed: counters order nothing, and a snapshot taken while other
 // threads work is approximate by contract (exact at quiescence, which the tests and the
 // stress oracle read after joining their threads: the join provides the happens-before).
@@ -44,10 +47,15 @@ public:
     static constexpr std::size_t shard_count = 16;  // power of 2
 
     void add(stat s, std::uint64_t n = 1) noexcept {
+        const std::size_t seed = this_thread_shard_seed();
         // relaxed: a statistic; see the header comment.
-        shards_[this_thread_shard_seed() & (shard_count - 1)]
-            .v[static_cast<std::size_t>(s)]
-            .fetch_add(n, std::memory_order_relaxed);
+        if (seed < shard_count - 1) {  // this thread is the shard's only writer
+            std::atomic<std::uint64_t>& c = shards_[seed].v[static_cast<std::size_t>(s)];
+            c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+        } else {
+            shards_[shard_count - 1].v[static_cast<std::size_t>(s)].fetch_add(
+                n, std::memory_order_relaxed);
+        }
     }
 
     [[nodiscard]] registry_stats snapshot() const noexcept {

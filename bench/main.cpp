@@ -1,0 +1,39 @@
+// opreg-bench: Google Benchmark over the registry strategies and the reactor backends.
+// Every number is a comparison: the mutex_map baseline runs beside each contender in the
+// same process. Benchmarks are named registry/<strategy>/<scenario> and
+// reactor/<backend>/<strategy>/<scenario>; see --help for Google Benchmark's flags
+// (--benchmark_filter, --benchmark_format=json, --benchmark_repetitions, ...).
+#include <cstdio>
+#include <cstring>
+
+#include <benchmark/benchmark.h>
+
+void register_registry_benchmarks();
+void register_reactor_benchmarks();
+
+int main(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+            std::puts(
+                "usage: opreg-bench [google benchmark flags]\n\n"
+                "Benchmarks of opreg's registry strategies (registry/<strategy>/<scenario>,\n"
+                "scenarios arm_fire, arm_cancel, mixed, cross_thread, memory) and reactor\n"
+                "backends (reactor/<backend>/<strategy>/ping_pong). Throughput is reported as\n"
+                "items_per_second; memory as bytes_per_pending_op.\n\n"
+                "Useful flags:\n"
+                "  --benchmark_filter=REGEX        run only matching benchmarks\n"
+                "  --benchmark_format=json         machine-readable output\n"
+                "  --benchmark_out=FILE            also write results to FILE\n"
+                "  --benchmark_repetitions=N       repeat, and report mean/median/stddev\n"
+                "  --benchmark_min_time=SECONDS    time per benchmark (default 0.5)\n");
+            return 0;
+        }
+    }
+    register_registry_benchmarks();
+    register_reactor_benchmarks();
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

@@ -1,0 +1,204 @@
+// Registry benchmarks: registry/<strategy>/<scenario>, every strategy in the same process.
+//
+//   arm_fire      one thread arms a read and dispatches its readiness, over and over
+//   arm_cancel    each thread arms and cancels on its own fds (thread 0 also polls, so a
+//                 hand-off strategy's owner work is inside the timed region)
+//   mixed         thread 0 dispatches and polls; the others arm, cancel and close
+//   cross_thread  threads 1..n-1 arm, keeping up to 1000 ops in flight each; thread 0
+//                 dispatches readiness round-robin over their fds (alone, it does both)
+//   memory        heap bytes per pending op with every (fd, direction) pending
+//
+// Throughput is items_per_second in real time (operations ended for cross_thread,
+// operations armed elsewhere). Registries are built before the timed loop by thread 0;
+// Google Benchmark's start barrier orders that before the other threads touch them.
+#include <malloc.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include <opreg/opreg.hpp>
+
+namespace {
+
+using namespace opreg;
+
+template <class R>
+struct shared_registry {
+    static inline std::unique_ptr<R> reg;
+    static inline std::vector<fd_token> tokens;
+    static void make(std::uint32_t max_fds) {
+        reg = std::make_unique<R>(registry_config{.max_fds = max_fds, .max_pending = 0});
+        tokens.clear();
+        for (std::uint32_t fd = 0; fd < max_fds; ++fd)
+            tokens.push_back(reg->token_of(static_cast<int>(fd)).value());
+    }
+};
+
+struct alignas(64) counter {
+    std::atomic<std::uint64_t> n{0};
+};
+
+template <class R>
+void arm_fire(benchmark::State& state) {
+    constexpr std::uint32_t fds = 1024;
+    R reg{registry_config{.max_fds = fds}};
+    std::vector<fd_token> tokens;
+    for (std::uint32_t fd = 0; fd < fds; ++fd) tokens.push_back(reg.token_of(int(fd)).value());
+    std::uint64_t ended = 0;
+    std::uint32_t i = 0;
+    for (auto _ : state) {
+        const std::uint32_t fd = i++ & (fds - 1);
+        auto t = reg.arm(int(fd), direction::read, [&ended](const completion&) { ++ended; });
+        benchmark::DoNotOptimize(t);
+        reg.dispatch(tokens[fd], readiness::readable);
+    }
+    if (ended != std::uint64_t(state.iterations())) state.SkipWithError("an op did not end");
+    state.SetItemsProcessed(state.iterations());
+}
+
+template <class R>
+void arm_cancel(benchmark::State& state) {
+    constexpr std::uint32_t per_thread = 256;
+    using shared = shared_registry<R>;
+    if (state.thread_index() == 0) shared::make(per_thread * std::uint32_t(state.threads()));
+    const int base = state.thread_index() * int(per_thread);
+    std::uint32_t i = 0;
+    for (auto _ : state) {
+        R& reg = *shared::reg;
+        const int fd = base + int(i++ & (per_thread - 1));
+        auto t = reg.arm(fd, direction::read, [](const completion&) {});
+        if (t) reg.cancel(t.value());
+        if (state.thread_index() == 0) reg.poll();
+    }
+    state.SetItemsProcessed(state.iterations());
+    if (state.thread_index() == 0) {
+        while (shared::reg->poll() != 0) {
+        }
+        shared::reg.reset();
+    }
+}
+
+template <class R>
+void mixed(benchmark::State& state) {
+    constexpr std::uint32_t per_thread = 256;
+    using shared = shared_registry<R>;
+    const std::uint32_t fds = per_thread * std::uint32_t(state.threads());
+    if (state.thread_index() == 0) shared::make(fds);
+    std::minstd_rand rng(1 + state.thread_index());
+    const int base = state.thread_index() * int(per_thread);
+    op_token last{};
+    for (auto _ : state) {
+        R& reg = *shared::reg;
+        const unsigned pick = rng() % 100;
+        const int fd = base + int(rng() % per_thread);
+        if (state.thread_index() == 0 && pick < 40) {
+            const int any = int(rng() % fds);
+            reg.dispatch(reg.token_of(any).value(), readiness::readable);
+        } else if (pick < 75) {
+            auto t = reg.arm(fd, rng() % 2 ? direction::read : direction::write,
+                             [](const completion&) {});
+            if (t) last = t.value();
+        } else if (pick < 95) {
+            reg.cancel(last);
+        } else {
+            reg.close(fd);
+        }
+        if (state.thread_index() == 0) reg.poll();
+    }
+    state.SetItemsProcessed(state.iterations());
+    if (state.thread_index() == 0) {
+        while (shared::reg->poll() != 0) {
+        }
+        shared::reg.reset();
+    }
+}
+
+template <class R>
+void cross_thread(benchmark::State& state) {
+    constexpr std::uint32_t in_flight = 1000;
+    using shared = shared_registry<R>;
+    const int armers = state.threads() > 1 ? state.threads() - 1 : 1;
+    const std::uint32_t fds = in_flight * std::uint32_t(armers);
+    static std::unique_ptr<counter[]> ended;
+    if (state.thread_index() == 0) {
+        shared::make(fds);
+        ended = std::make_unique<counter[]>(std::size_t(armers));
+    }
+    const bool alone = state.threads() == 1;
+    const bool dispatcher = state.thread_index() == 0;
+    const int armer = alone ? 0 : state.thread_index() - 1;
+    std::uint32_t next_arm = 0, next_dispatch = 0;
+    for (auto _ : state) {
+        R& reg = *shared::reg;
+        if (!dispatcher || alone) {
+            const int fd = armer * int(in_flight) + int(next_arm++ % in_flight);
+            std::atomic<std::uint64_t>* mine = &ended[armer].n;
+            auto t = reg.arm(fd, direction::read, [mine](const completion&) {
+                mine->fetch_add(1, std::memory_order_relaxed);  // instrumentation, all alike
+            });
+            benchmark::DoNotOptimize(t);
+        }
+        if (dispatcher) {
+            const std::uint32_t fd = next_dispatch++ % fds;
+            reg.dispatch(shared::tokens[fd], readiness::readable);
+        }
+    }
+    if (!dispatcher || alone)
+        state.SetItemsProcessed(std::int64_t(ended[armer].n.load(std::memory_order_relaxed)));
+    if (dispatcher) {
+        while (shared::reg->poll() != 0) {
+        }
+    }
+    // The registry stays until the next run makes a new one: arming threads may still be
+    // reading their counters when thread 0 gets here.
+}
+
+template <class R>
+void memory(benchmark::State& state) {
+    constexpr std::uint32_t fds = 16384;
+    const std::size_t ops = std::size_t{2} * fds;
+    double per_op = 0;
+    for (auto _ : state) {
+        const std::size_t before = mallinfo2().uordblks;
+        {
+            R reg{registry_config{.max_fds = fds}};
+            for (std::uint32_t fd = 0; fd < fds; ++fd)
+                for (const direction d : {direction::read, direction::write})
+                    (void)reg.arm(int(fd), d, [](const completion&) {});
+            reg.poll();
+            const std::size_t after = mallinfo2().uordblks;
+            per_op = double(after - before) / double(ops);
+            for (std::uint32_t fd = 0; fd < fds; ++fd) reg.close(int(fd));
+            reg.poll();
+        }
+    }
+    state.counters["bytes_per_pending_op"] = per_op;
+}
+
+template <class R>
+void register_strategy() {
+    const std::string n = std::string("registry/") + std::string(R::name()) + "/";
+    benchmark::RegisterBenchmark((n + "arm_fire").c_str(), arm_fire<R>);
+    benchmark::RegisterBenchmark((n + "arm_cancel").c_str(), arm_cancel<R>)
+        ->ThreadRange(1, 8)->UseRealTime();
+    benchmark::RegisterBenchmark((n + "mixed").c_str(), mixed<R>)->ThreadRange(1, 8)->UseRealTime();
+    benchmark::RegisterBenchmark((n + "cross_thread").c_str(), cross_thread<R>)
+        ->ThreadRange(1, 8)->UseRealTime();
+    benchmark::RegisterBenchmark((n + "memory").c_str(), memory<R>)->Iterations(1);
+}
+
+} // namespace
+
+void register_registry_benchmarks() {
+    register_strategy<mutex_map>();
+    register_strategy<sharded_map>();
+    register_strategy<tbb_map>();
+    register_strategy<slot_array>();
+    register_strategy<mpsc_queue>();
+}

@@ -1,0 +1,122 @@
+// opreg/acceptor.hpp — accept connections on a reactor without letting fd exhaustion or a
+// misbehaving peer stall the loop.
+//
+// acceptor<R> watches a listening socket and, each time it is readable, accepts until
+// EAGAIN, handing each new non-blocking fd to on_accept (on the reactor thread).
+// - EMFILE / ENFILE (no fd for the connection): counted and reported through on_error,
+//   never spun on. The pending connection is shed (a spare fd kept open for the purpose is
+//   closed, the connection accepted and closed at once, the spare reopened) so the client
+//   sees a clean close instead of a hang, and accepting pauses for `backoff` (a timer), so
+//   a queue of pending connections cannot turn the loop into a busy retry. After the
+//   pause it accepts at once (connections that queued meanwhile may have left no new
+//   edge), and pauses again while fds stay short.
+// - ECONNABORTED, EPROTO, EPERM and the like: that connection is skipped; accepting goes on.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+
+#include <opreg/reactor.hpp>
+
+namespace opreg {
+
+struct acceptor_stats {
+    std::uint64_t accepted = 0;
+    std::uint64_t fd_exhausted = 0;  // EMFILE / ENFILE seen (each one paused accepting)
+    std::uint64_t shed = 0;          // connections closed at once for lack of an fd
+    std::uint64_t errors = 0;        // other accept failures (connection skipped)
+};
+
+namespace detail {
+int accept_nonblocking(int listen_fd) noexcept;  // fd, or -1 with errno
+int open_spare_fd() noexcept;                    // an fd held in reserve (/dev/null), or -1
+} // namespace detail
+
+template <registry R>
+class acceptor {
+public:
+    using accept_fn = inline_function<void(int fd), 32>;
+    using error_fn = inline_function<void(int err), 32>;
+
+    acceptor(reactor<R>& loop, int listen_fd, accept_fn on_accept, error_fn on_error = nullptr,
+             std::chrono::milliseconds backoff = std::chrono::milliseconds(100))
+        : loop_{loop}, fd_{listen_fd}, on_accept_{std::move(on_accept)},
+          on_error_{std::move(on_error)}, backoff_{backoff}, spare_{detail::open_spare_fd()} {}
+
+    acceptor(const acceptor&) = delete;
+    acceptor& operator=(const acceptor&) = delete;
+    ~acceptor() { detail::close_fd(spare_); }
+
+    // Reactor thread: watch the listening socket and start accepting.
+    [[nodiscard]] errc start() {
+        auto t = loop_.watch(fd_);
+        if (!t) return t.error();
+        return arm();
+    }
+
+    [[nodiscard]] const acceptor_stats& stats() const noexcept { return stats_; }
+
+private:
+    errc arm() {
+        acceptor* self = this;
+        auto t = loop_.arm(fd_, direction::read, [self](const completion& c) { self->on_ready(c); });
+        return t ? errc::ok : t.error();
+    }
+
+    void on_ready(const completion& c) {
+        if (c.result == outcome::closed || c.result == outcome::cancelled) return;  // stopped
+        accept_all();
+    }
+
+    // Accepts until EAGAIN, then arms: the edge-triggered discipline. After a pause it is
+    // called directly, since connections that queued meanwhile may have left no new edge.
+    void accept_all() {
+        for (;;) {
+            const int fd = detail::accept_nonblocking(fd_);
+            if (fd >= 0) {
+                ++stats_.accepted;
+                on_accept_(fd);
+                continue;
+            }
+            const int err = errno;
+            if (err == EAGAIN || err == EWOULDBLOCK) break;
+            if (err == EINTR) continue;
+            if (err == EMFILE || err == ENFILE) {
+                ++stats_.fd_exhausted;
+                shed_one();
+                if (on_error_) on_error_(err);
+                acceptor* self = this;
+                loop_.after(backoff_, [self] { self->accept_all(); });
+                return;
+            }
+            ++stats_.errors;  // this connection failed (aborted, refused by policy): next
+            if (on_error_) on_error_(err);
+        }
+        (void)arm();
+    }
+
+    // Frees the reserve fd to accept and close one pending connection, then retakes it.
+    void shed_one() {
+        if (spare_ < 0) return;
+        detail::close_fd(spare_);
+        const int fd = detail::accept_nonblocking(fd_);
+        if (fd >= 0) {
+            ++stats_.shed;
+            detail::close_fd(fd);
+        }
+        spare_ = detail::open_spare_fd();
+    }
+
+    reactor<R>& loop_;
+    int fd_;
+    accept_fn on_accept_;
+    error_fn on_error_;
+    std::chrono::milliseconds backoff_;
+    int spare_;
+    acceptor_stats stats_;
+};
+
+} // namespace opreg

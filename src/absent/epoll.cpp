@@ -1,0 +1,11 @@
+// Stand-in for src/backend_epoll.cpp on platforms without epoll: the factory says so.
+#include <opreg/detail/poller.hpp>
+
+namespace opreg::detail {
+
+std::unique_ptr<poller> make_epoll_poller(std::string& why) {
+    why = "epoll backend is not built on this platform (Linux only)";
+    return nullptr;
+}
+
+} // namespace opreg::detail

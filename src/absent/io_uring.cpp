@@ -1,0 +1,12 @@
+// Stand-in for src/backend_io_uring.cpp where it is not built (not Linux, or no liburing):
+// the factory says so.
+#include <opreg/detail/poller.hpp>
+
+namespace opreg::detail {
+
+std::unique_ptr<poller> make_io_uring_poller(std::string& why) {
+    why = "io_uring backend is not built on this platform (Linux with liburing only)";
+    return nullptr;
+}
+
+} // namespace opreg::detail

@@ -1,0 +1,11 @@
+// Stand-in for src/backend_kqueue.cpp on platforms without kqueue: the factory says so.
+#include <opreg/detail/poller.hpp>
+
+namespace opreg::detail {
+
+std::unique_ptr<poller> make_kqueue_poller(std::string& why) {
+    why = "kqueue backend is not built on this platform (BSD and macOS only)";
+    return nullptr;
+}
+
+} // namespace opreg::detail

@@ -1,0 +1,72 @@
+// The epoll backend: edge-triggered, the fd token in epoll_event.data.u64, one epoll_ctl
+// per fd lifetime (EPOLL_CTL_ADD in watch, EPOLL_CTL_DEL in unwatch), none per operation.
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <opreg/detail/poller.hpp>
+
+namespace opreg::detail {
+
+namespace {
+
+class epoll_poller final : public poller {
+public:
+    explicit epoll_poller(int epfd) : epfd_{epfd} {}
+    ~epoll_poller() override { ::close(epfd_); }
+
+    backend kind() const noexcept override { return backend::epoll; }
+
+    int watch(int fd, std::uint64_t token) noexcept override {
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+        ev.data.u64 = token;
+        return ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : errno;
+    }
+
+    int unwatch(int fd, std::uint64_t) noexcept override {
+        // Closing the fd would remove it too, unless it was dup'ed: say it explicitly.
+        epoll_event ev{};
+        return ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev) == 0 ? 0 : errno;
+    }
+
+    int wait(std::span<poll_event> out, int timeout_ms) noexcept override {
+        if (raw_.size() < out.size()) raw_.resize(out.size());  // once: out has a fixed size
+        const int n = ::epoll_wait(epfd_, raw_.data(), static_cast<int>(out.size()), timeout_ms);
+        if (n < 0) return errno == EINTR ? 0 : -errno;
+        for (int i = 0; i < n; ++i) {
+            const std::uint32_t e = raw_[i].events;
+            readiness r = readiness::none;
+            if (e & EPOLLERR) {
+                r = readiness::error;
+            } else {
+                // Hang-up: readable and writable, so the op's own read or write sees it.
+                if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) r = r | readiness::readable;
+                if (e & (EPOLLOUT | EPOLLHUP)) r = r | readiness::writable;
+            }
+            out[i] = poll_event{raw_[i].data.u64, r};
+        }
+        return n;
+    }
+
+private:
+    int epfd_;
+    std::vector<epoll_event> raw_;
+};
+
+} // namespace
+
+std::unique_ptr<poller> make_epoll_poller(std::string& why) {
+    const int epfd = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) {
+        why = std::string("epoll unavailable: epoll_create1: ") + std::strerror(errno);
+        return nullptr;
+    }
+    return std::make_unique<epoll_poller>(epfd);
+}
+
+} // namespace opreg::detail

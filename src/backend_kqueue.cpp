@@ -1,0 +1,190 @@
+// kqueue reactor backend (macOS and the BSDs): EVFILT_READ and EVFILT_WRITE per fd, both
+// EV_CLEAR, the fd's token in udata.
+//
+// CI DOES NOT BUILD OR EXERCISE THIS FILE: it compiles only on BSD and macOS, and on Linux
+// src/absent/kqueue.cpp stands in for it. It is written against POSIX and <sys/event.h>
+// alone and has been syntax-checked against stand-in headers (a void* udata and an intptr_t
+// one), never run. Treat it as untested until the reactor tests run on a BSD or macOS machine.
+//
+// What it guarantees, beyond detail/poller.hpp:
+// - Edge-triggered: EV_CLEAR resets a filter's state once it is reported, which is
+//   EPOLLET's contract; a filter that is already true when added reports at once.
+// - Hang-up (EV_EOF) is readable and writable; EV_EOF with a socket error in fflags, or an
+//   EV_ERROR entry, is readiness::error.
+// - Owner-only: not thread-safe; the reactor's thread makes every call. close() removes an
+//   fd's filters by itself, but the reactor calls unwatch() first on every backend.
+// - Needs a 64-bit udata (a static_assert refuses 32-bit targets) and EV_RECEIPT (macOS
+//   and FreeBSD have it; other BSDs only in recent releases).
+#include <opreg/detail/poller.hpp>
+
+#include <sys/types.h>
+#include <sys/event.h>
+#include <sys/time.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <ctime>
+#include <new>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+namespace opreg::detail {
+namespace {
+
+// The token rides in udata unchanged; a 32-bit udata would cut off its generation.
+static_assert(sizeof(std::uintptr_t) >= sizeof(std::uint64_t),
+              "the kqueue backend carries 64-bit tokens in kevent.udata");
+
+struct kqueue_traits {
+    // Events one kevent() call can return; wait() asks for min(out.size(), this).
+    static constexpr std::size_t batch = 512;
+};
+
+// udata is void* on macOS, FreeBSD, OpenBSD and NetBSD 10, intptr_t on older NetBSD.
+template <class Udata>
+[[nodiscard]] Udata to_udata(std::uint64_t token) noexcept {
+    if constexpr (std::is_pointer_v<Udata>)
+        return reinterpret_cast<Udata>(static_cast<std::uintptr_t>(token));
+    else
+        return static_cast<Udata>(token);
+}
+
+template <class Udata>
+[[nodiscard]] std::uint64_t from_udata(Udata udata) noexcept {
+    if constexpr (std::is_pointer_v<Udata>)
+        return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(udata));
+    else
+        return static_cast<std::uint64_t>(udata);
+}
+
+using udata_t = decltype(std::declval<struct kevent&>().udata);
+
+// EV_RECEIPT makes every change answer with an EV_ERROR entry (data 0 on success) and keeps
+// kevent() from returning, and so consuming, real events in the same call.
+[[nodiscard]] struct kevent change(int fd, short filter, unsigned short flags,
+                                   std::uint64_t token) noexcept {
+    struct kevent kev{};  // EV_SET fills the classic six fields; newer BSDs have more
+    EV_SET(&kev, fd, filter, flags | EV_RECEIPT, 0, 0, 0);
+    kev.udata = to_udata<udata_t>(token);
+    return kev;
+}
+
+[[nodiscard]] readiness to_readiness(const struct kevent& kev) noexcept {
+    readiness r = readiness::none;
+    if (kev.filter == EVFILT_READ) r = r | readiness::readable;
+    if (kev.filter == EVFILT_WRITE) r = r | readiness::writable;
+    if (kev.flags & EV_EOF) {
+        // Hang-up is readable and writable, so that the op's own read (0) or write (EPIPE)
+        // sees it; for sockets fflags then holds the pending error, if any.
+        r = r | readiness::readable | readiness::writable;
+        if (kev.fflags != 0) r = r | readiness::error;
+    }
+    if (kev.flags & EV_ERROR) r = r | readiness::error;
+    return r;
+}
+
+class kqueue_poller final : public poller {
+public:
+    kqueue_poller(int kq, struct kevent* buffer) noexcept : kq_{kq}, events_{buffer} {}
+    kqueue_poller(const kqueue_poller&) = delete;
+    kqueue_poller& operator=(const kqueue_poller&) = delete;
+    ~kqueue_poller() override {
+        delete[] events_;
+        ::close(kq_);
+    }
+
+    [[nodiscard]] backend kind() const noexcept override { return backend::kqueue; }
+
+    [[nodiscard]] int watch(int fd, std::uint64_t token) noexcept override {
+        if (fd < 0) return EBADF;
+        struct kevent changes[2] = {change(fd, EVFILT_READ, EV_ADD | EV_CLEAR, token),
+                                    change(fd, EVFILT_WRITE, EV_ADD | EV_CLEAR, token)};
+        struct kevent receipts[2];
+        const int n = ::kevent(kq_, changes, 2, receipts, 2, nullptr);
+        if (n < 0) return errno;
+        // Watched if either filter took: some descriptors have no write side (the read end
+        // of a pipe whose writer is gone refuses EVFILT_WRITE), which epoll would simply
+        // never report.
+        int first_error = 0;
+        for (int i = 0; i < n; ++i) {
+            if (!(receipts[i].flags & EV_ERROR) || receipts[i].data == 0) return 0;
+            if (first_error == 0) first_error = static_cast<int>(receipts[i].data);
+        }
+        return first_error != 0 ? first_error : EIO;
+    }
+
+    [[nodiscard]] int unwatch(int fd, std::uint64_t token) noexcept override {
+        if (fd < 0) return ENOENT;
+        struct kevent changes[2] = {change(fd, EVFILT_READ, EV_DELETE, token),
+                                    change(fd, EVFILT_WRITE, EV_DELETE, token)};
+        struct kevent receipts[2];
+        const int n = ::kevent(kq_, changes, 2, receipts, 2, nullptr);
+        if (n < 0) return errno;
+        // A filter that watch() could not add is absent (ENOENT): not an error here. Both
+        // absent means the fd was never watched.
+        int absent = 0;
+        for (int i = 0; i < n; ++i) {
+            if (!(receipts[i].flags & EV_ERROR) || receipts[i].data == 0) continue;
+            const int err = static_cast<int>(receipts[i].data);
+            if (err != ENOENT) return err;
+            ++absent;
+        }
+        return absent == 2 ? ENOENT : 0;
+    }
+
+    [[nodiscard]] int wait(std::span<poll_event> out, int timeout_ms) noexcept override {
+        struct timespec ts{};
+        const struct timespec* tsp = nullptr;
+        if (timeout_ms >= 0) {
+            ts.tv_sec = timeout_ms / 1000;
+            ts.tv_nsec = static_cast<long>(timeout_ms % 1000) * 1'000'000L;
+            tsp = &ts;
+        }
+        const int cap = static_cast<int>(out.size() < kqueue_traits::batch ? out.size()
+                                                                           : kqueue_traits::batch);
+        const int n = ::kevent(kq_, nullptr, 0, events_, cap, tsp);
+        if (n < 0) return errno == EINTR ? 0 : -errno;
+        int count = 0;
+        for (int i = 0; i < n; ++i) {
+            const readiness r = to_readiness(events_[i]);
+            if (r == readiness::none) continue;
+            out[static_cast<std::size_t>(count++)] = poll_event{from_udata(events_[i].udata), r};
+        }
+        return count;
+    }
+
+private:
+    int kq_;
+    struct kevent* events_;  // kqueue_traits::batch entries, owned
+};
+
+} // namespace
+
+std::unique_ptr<poller> make_kqueue_poller(std::string& why) {
+    try {
+        const int kq = ::kqueue();
+        if (kq < 0) {
+            why = "kqueue unavailable: kqueue: " + std::generic_category().message(errno);
+            return nullptr;
+        }
+        // A kqueue is not inherited across fork(); across exec it is closed only if asked.
+        (void)::fcntl(kq, F_SETFD, FD_CLOEXEC);
+        auto* buffer = new (std::nothrow) struct kevent[kqueue_traits::batch];
+        auto* p = buffer != nullptr ? new (std::nothrow) kqueue_poller(kq, buffer) : nullptr;
+        if (p == nullptr) {
+            delete[] buffer;
+            ::close(kq);
+            why = "kqueue unavailable: out of memory";
+            return nullptr;
+        }
+        return std::unique_ptr<poller>(p);
+    } catch (...) {  // std::bad_alloc from a message
+        return nullptr;
+    }
+}
+
+} // namespace opreg::detail

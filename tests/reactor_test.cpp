@@ -1,0 +1,316 @@
+// The reactor over real fds (socketpairs, loopback TCP), for every backend available here
+// and every registry strategy. Test names carry both: Reactor.X<combo<epoll_backend, ...>>.
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <opreg/opreg.hpp>
+
+#include "support/sockets.hpp"
+#include "support/strategies.hpp"
+
+using namespace opreg;
+using namespace std::chrono_literals;
+using opreg_test::record;
+using opreg_test::recorder;
+using opreg_test::socket_pair;
+
+namespace opreg_test {
+struct epoll_backend {
+    static constexpr backend value = backend::epoll;
+};
+struct io_uring_backend {
+    static constexpr backend value = backend::io_uring;
+};
+template <class Backend, class Registry>
+struct combo {
+    using registry_type = Registry;
+    static constexpr backend which = Backend::value;
+};
+} // namespace opreg_test
+
+template <class C>
+class Reactor : public ::testing::Test {
+protected:
+    using R = typename C::registry_type;
+
+    void SetUp() override {
+        try {
+            loop = std::make_unique<reactor<R>>(
+                reg, reactor_options{.which = C::which, .fall_back = false});
+        } catch (const std::system_error& e) {
+            GTEST_SKIP() << to_string(C::which) << " is not usable here: " << e.what();
+        }
+    }
+
+    // Runs the loop until pred() or ~2 s pass; returns pred().
+    template <class Pred>
+    bool run_until(Pred pred) {
+        const auto give_up = std::chrono::steady_clock::now() + 2s;
+        while (!pred() && std::chrono::steady_clock::now() < give_up) loop->run_once(20);
+        return pred();
+    }
+
+    R reg{registry_config{.max_fds = 4096}};
+    std::unique_ptr<reactor<R>> loop;
+};
+
+using opreg_test::combo;
+using opreg_test::epoll_backend;
+using opreg_test::io_uring_backend;
+using reactor_combos = ::testing::Types<
+    combo<epoll_backend, mutex_map>, combo<epoll_backend, sharded_map>,
+    combo<epoll_backend, tbb_map>, combo<epoll_backend, slot_array>,
+    combo<epoll_backend, mpsc_queue>, combo<epoll_backend, any_registry>,
+    combo<io_uring_backend, mutex_map>, combo<io_uring_backend, sharded_map>,
+    combo<io_uring_backend, tbb_map>, combo<io_uring_backend, slot_array>,
+    combo<io_uring_backend, mpsc_queue>>;
+TYPED_TEST_SUITE(Reactor, reactor_combos);
+
+// any_registry has no default strategy: give it one (slot_array) for the reactor suite.
+template <>
+class Reactor<combo<epoll_backend, any_registry>> : public ::testing::Test {
+protected:
+    void SetUp() override {
+        loop = std::make_unique<reactor<any_registry>>(reg, reactor_options{.which = backend::epoll});
+    }
+    template <class Pred>
+    bool run_until(Pred pred) {
+        const auto give_up = std::chrono::steady_clock::now() + 2s;
+        while (!pred() && std::chrono::steady_clock::now() < give_up) loop->run_once(20);
+        return pred();
+    }
+    any_registry reg = make_registry("slot_array", registry_config{.max_fds = 4096});
+    std::unique_ptr<reactor<any_registry>> loop;
+};
+
+TYPED_TEST(Reactor, UsesTheBackendItWasAskedFor) {
+    EXPECT_TRUE(this->loop->note().empty()) << this->loop->note();
+}
+
+TYPED_TEST(Reactor, ReadinessIsDeliveredOnce) {
+    socket_pair p;
+    ASSERT_TRUE(this->loop->watch(p.a).ok());
+    record rec;
+    ASSERT_TRUE(this->loop->arm(p.a, direction::read, recorder(rec)).ok());
+    this->loop->run_once(0);
+    EXPECT_EQ(rec.calls, 0) << "nothing was written yet";
+    ASSERT_EQ(::write(p.b, "x", 1), 1);
+    ASSERT_TRUE(this->run_until([&] { return rec.calls > 0; }));
+    EXPECT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::ready);
+    EXPECT_EQ(rec.last.fd, p.a);
+    this->loop->run_once(20);
+    EXPECT_EQ(rec.calls, 1);
+    char c;
+    EXPECT_EQ(::read(p.a, &c, 1), 1);
+}
+
+TYPED_TEST(Reactor, FreshSocketIsWritable) {
+    socket_pair p;
+    ASSERT_TRUE(this->loop->watch(p.a).ok());
+    record rec;
+    ASSERT_TRUE(this->loop->arm(p.a, direction::write, recorder(rec)).ok());
+    ASSERT_TRUE(this->run_until([&] { return rec.calls > 0; }));
+    EXPECT_EQ(rec.last.result, outcome::ready);
+    EXPECT_EQ(rec.last.dir, direction::write);
+}
+
+// Edge-triggered: the edge fires before anything is armed; the registry keeps it.
+TYPED_TEST(Reactor, AnEdgeBeforeTheArmIsNotLost) {
+    socket_pair p;
+    ASSERT_TRUE(this->loop->watch(p.a).ok());
+    ASSERT_EQ(::write(p.b, "x", 1), 1);
+    for (int i = 0; i < 3; ++i) this->loop->run_once(10);  // the edge comes and goes
+    record rec;
+    ASSERT_TRUE(this->loop->arm(p.a, direction::read, recorder(rec)).ok());
+    ASSERT_TRUE(this->run_until([&] { return rec.calls > 0; }));
+    EXPECT_EQ(rec.last.result, outcome::ready);
+    EXPECT_TRUE(rec.last.latched);
+}
+
+// Two fds ready in one batch; whichever callback runs first closes the other fd and puts
+// a new socket on its number. The other fd's event, still in the batch, must not reach
+// the new socket's op.
+TYPED_TEST(Reactor, FdReuseInsideOneBatchSkipsTheOldEvent) {
+    auto first = std::make_unique<socket_pair>();
+    auto second = std::make_unique<socket_pair>();
+    ASSERT_TRUE(this->loop->watch(first->a).ok());
+    ASSERT_TRUE(this->loop->watch(second->a).ok());
+    const int fds[2] = {first->take_a(), second->take_a()};
+
+    auto& loop = *this->loop;
+    record ends[2], reused;
+    std::unique_ptr<socket_pair> replacement;
+    bool swapped = false;
+    const auto stale_before = this->reg.stats().stale_dropped;
+    for (int i = 0; i < 2; ++i) {
+        const int mine = fds[i], other = fds[1 - i];
+        record* me = &ends[i];
+        ASSERT_TRUE(loop.arm(mine, direction::read, [&, me, other](const completion& c) {
+                            me->calls++;
+                            me->last = c;
+                            if (swapped || c.result != outcome::ready) return;
+                            swapped = true;
+                            ASSERT_EQ(loop.close(other), errc::ok);
+                            replacement = std::make_unique<socket_pair>();
+                            // Put the new socket on the old number, as accept() would
+                            // (socketpair usually picks it by itself: lowest free fd).
+                            if (replacement->a != other) {
+                                ASSERT_EQ(::dup2(replacement->a, other), other);
+                                ::close(replacement->a);
+                                replacement->a = other;
+                            }
+                            ASSERT_TRUE(loop.watch(other).ok()) << std::strerror(errno);
+                            ASSERT_TRUE(loop.arm(other, direction::read, recorder(reused)).ok());
+                        })
+                        .ok());
+    }
+    this->loop->run_once(0);  // apply hand-offs, if any, before the data arrives
+    ASSERT_EQ(::write(first->b, "x", 1), 1);
+    ASSERT_EQ(::write(second->b, "y", 1), 1);
+    std::this_thread::sleep_for(5ms);  // both readable before the one wait
+    this->loop->run_once(100);
+    this->loop->run_once(0);
+
+    ASSERT_TRUE(swapped);
+    EXPECT_EQ(ends[0].calls + ends[1].calls, 2);
+    const outcome a = ends[0].last.result, b = ends[1].last.result;
+    EXPECT_TRUE((a == outcome::ready && b == outcome::closed) ||
+                (a == outcome::closed && b == outcome::ready));
+    EXPECT_EQ(reused.calls, 0) << "the old fd's event reached the op on the reused number";
+    EXPECT_GE(this->reg.stats().stale_dropped, stale_before + 1);
+    // The new socket works.
+    ASSERT_EQ(::write(replacement->b, "z", 1), 1);
+    ASSERT_TRUE(this->run_until([&] { return reused.calls > 0; }));
+    EXPECT_EQ(reused.last.result, outcome::ready);
+    for (const int fd : fds)
+        if (fd != replacement->a) this->loop->close(fd);
+}
+
+TYPED_TEST(Reactor, PostsFromManyThreadsAllRunOnTheReactorThread) {
+    constexpr int threads = 4, per_thread = 2000;
+    int ran = 0;  // reactor thread only
+    std::atomic<int> off_thread{0};
+    const auto me = std::this_thread::get_id();
+    std::vector<std::thread> posters;
+    for (int t = 0; t < threads; ++t) {
+        posters.emplace_back([&] {
+            for (int i = 0; i < per_thread; ++i) {
+                while (!this->loop->post([&ran, &off_thread, me] {
+                    ++ran;
+                    if (std::this_thread::get_id() != me) off_thread.fetch_add(1);
+                }))
+                    std::this_thread::yield();  // pool full: the reactor is behind
+            }
+        });
+    }
+    const auto give_up = std::chrono::steady_clock::now() + 10s;
+    while (ran < threads * per_thread && std::chrono::steady_clock::now() < give_up)
+        this->loop->run_once(50);
+    for (auto& t : posters) t.join();
+    this->loop->run_once(0);
+    EXPECT_EQ(ran, threads * per_thread);
+    EXPECT_EQ(off_thread.load(), 0);
+    const reactor_stats s = this->loop->stats();
+    EXPECT_EQ(s.posts, std::uint64_t(threads * per_thread));
+    EXPECT_GE(s.wakeups, 1u);
+    EXPECT_LE(s.wakeups, s.posts) << "wake-ups must coalesce";
+}
+
+TYPED_TEST(Reactor, TimersFireInDeadlineOrderAndCancelledOnesNever) {
+    std::vector<int> order;
+    this->loop->after(30ms, [&order] { order.push_back(3); });
+    this->loop->after(10ms, [&order] { order.push_back(1); });
+    const auto doomed = this->loop->after(20ms, [&order] { order.push_back(2); });
+    EXPECT_TRUE(this->loop->cancel_timer(doomed));
+    EXPECT_FALSE(this->loop->cancel_timer(doomed));
+    ASSERT_TRUE(this->run_until([&] { return order.size() >= 2; }));
+    this->loop->run_once(40);
+    EXPECT_EQ(order, (std::vector<int>{1, 3}));
+    EXPECT_EQ(this->loop->stats().timers_fired, 2u);
+}
+
+TYPED_TEST(Reactor, AnOpPastItsDeadlineEndsTimedOut) {
+    socket_pair p;
+    ASSERT_TRUE(this->loop->watch(p.a).ok());
+    record rec;
+    auto t = this->loop->arm(p.a, direction::read, recorder(rec));
+    ASSERT_TRUE(t.ok());
+    this->loop->expire_after(t.value(), 10ms);
+    ASSERT_TRUE(this->run_until([&] { return rec.calls > 0; }));
+    EXPECT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::timed_out);
+}
+
+TYPED_TEST(Reactor, StopFromAnotherThreadEndsRun) {
+    auto done = std::async(std::launch::async, [this] { this->loop->run(); });
+    std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(done.wait_for(0ms), std::future_status::timeout) << "run() returned on its own";
+    this->loop->stop();
+    EXPECT_EQ(done.wait_for(2s), std::future_status::ready);
+}
+
+TYPED_TEST(Reactor, PeerResetEndsTheOpWithError) {
+    int port = 0;
+    const int lfd = opreg_test::listen_loopback(port);
+    ASSERT_GE(lfd, 0);
+    const int client = opreg_test::connect_loopback(port);
+    ASSERT_GE(client, 0);
+    int server = -1;
+    for (int i = 0; i < 200 && server < 0; ++i) {
+        server = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (server < 0) std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_GE(server, 0);
+    ASSERT_TRUE(this->loop->watch(server).ok());
+    this->loop->run_once(0);  // the initial writable report
+    record rec;
+    ASSERT_TRUE(this->loop->arm(server, direction::read, recorder(rec)).ok());
+    this->loop->run_once(0);
+    const linger hard{1, 0};  // close with RST
+    ASSERT_EQ(::setsockopt(client, SOL_SOCKET, SO_LINGER, &hard, sizeof hard), 0);
+    ::close(client);
+    ASSERT_TRUE(this->run_until([&] { return rec.calls > 0; }));
+    EXPECT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::error);
+    EXPECT_EQ(this->loop->close(server), errc::ok);
+    ::close(lfd);
+}
+
+TYPED_TEST(Reactor, OrderlyHangUpIsReadable) {
+    socket_pair p;
+    ASSERT_TRUE(this->loop->watch(p.a).ok());
+    record rec;
+    ASSERT_TRUE(this->loop->arm(p.a, direction::read, recorder(rec)).ok());
+    this->loop->run_once(0);
+    ::close(p.b);
+    p.b = -1;
+    ASSERT_TRUE(this->run_until([&] { return rec.calls > 0; }));
+    EXPECT_EQ(rec.last.result, outcome::ready);
+    char c;
+    EXPECT_EQ(::read(p.a, &c, 1), 0);
+}
+
+TYPED_TEST(Reactor, CloseEndsPendingOpsAsClosed) {
+    socket_pair p;
+    ASSERT_TRUE(this->loop->watch(p.a).ok());
+    record rec;
+    ASSERT_TRUE(this->loop->arm(p.a, direction::read, recorder(rec)).ok());
+    this->loop->run_once(0);
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+    ASSERT_TRUE(this->run_until([&] { return rec.calls > 0; }));
+    EXPECT_EQ(rec.last.result, outcome::closed);
+}
