@@ -8,11 +8,11 @@
 //   cancellation we did not ask for) is re-armed while its fd is watched; the re-armed poll
 //   reports the fd's state at arm time, so no edge is lost. A poll that fails (say -EBADF)
 //   is reported once as readiness::error and not re-armed.
-// - Owner-only: not thread-safe; the reactor's thread makes every call. watch() queues its
-//   SQE and the next wait() submits it, so an accept burst costs one io_uring_enter and the
-//   polls belong to the thread that runs wait(). The kernel ties a poll to the thread that
-//   submitted it: once that thread has exited it cancels the poll at its next event, and the
-//   re-arm above makes that one event a few milliseconds late.
+// - Owner-only: not thread-safe; the reactor's thread makes every call. watch() submits its
+//   poll at once (one io_uring_enter per new fd): a poll-add and a poll-remove that reach
+//   the kernel in one batch do not meet, and the poll would keep the file. The kernel ties
+//   a poll to the thread that submitted it: once that thread has exited it cancels the poll
+//   at its next event, and the re-arm above makes that one event a few milliseconds late.
 // - unwatch() submits its poll-remove at once: io_uring holds a reference to the file while
 //   a poll is armed, so the ::close() that follows only releases the file (and a socket
 //   only sends its FIN) once the poll is gone. unwatch() must come before ::close().
@@ -261,6 +261,11 @@ int io_uring_poller::watch(int fd, std::uint64_t token) noexcept {
     }
     if (watched_[index] != no_token) return EEXIST;  // as epoll_ctl(ADD) says
     if (const int err = arm(fd, token)) return err;
+    // Submitted now, not with the next wait(): a poll-remove that reaches the kernel in the
+    // same batch as its poll-add does not find it, and the poll then keeps the file (no
+    // FIN ever) once the fd is closed; seen for a connection answered and closed before
+    // the loop's next wait.
+    (void)io_uring_submit(&ring_);
     watched_[index] = token;
     if (odd) odd_.push_back(odd_watch{fd, token});  // reserved above: cannot throw
     return 0;
