@@ -40,7 +40,7 @@ test-tsan: deps
 test-asan: deps
 	$(call configure_build,asan)
 	@echo "== asan+ubsan: unit, reactor, multi-threaded tests and short stress =="
-	ctest --preset asan -L '^(unit|mt|stress)$$'
+	ctest --preset asan -L '^(unit|mt|stress|http)$$'
 
 test-install: build
 	@echo "== install: build/release -> $(PREFIX) =="

@@ -5,6 +5,10 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libgtest-dev libbenchmark-dev libtbb-dev libconcurrentqueue-dev liburing-dev relacy-dev
+  # the HTTP parser's fuzz targets (libFuzzer comes with clang's runtime)
+  clang libclang-rt-14-dev
+  # real clients for opreg-httpd's tests and the demo, and the demo's plot
+  curl wrk nghttp2-client python3 gnuplot-nox
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

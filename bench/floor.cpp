@@ -1,0 +1,114 @@
+// opreg-floor: the practical ceiling for opreg-httpd on this machine. One thread, epoll,
+// no registry, no parser: it counts request heads by their empty line and answers each
+// with the same canned "Hello, World!" response, all answers to one read in one write.
+// Anything a real server does costs time on top of this.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+constexpr std::string_view canned =
+    "HTTP/1.1 200 OK\r\nServer: opreg-floor\r\nContent-Type: text/plain\r\n"
+    "Content-Length: 13\r\n\r\nHello, World!";
+
+struct conn {
+    std::string tail;  // the end of the last read, in case "\r\n\r\n" is split across reads
+};
+
+volatile sig_atomic_t stop = 0;
+
+} // namespace
+
+int main(int argc, char** argv) {
+    int port = 8080;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--help") == 0) {
+            std::puts("usage: opreg-floor [--port N]\n\nA bare epoll responder on 127.0.0.1: "
+                      "answers every request head with a canned\n\"Hello, World!\", the "
+                      "ceiling opreg-httpd is compared with. SIGTERM stops it.");
+            return 0;
+        }
+        if (std::strcmp(argv[i], "--port") == 0 && i + 1 < argc) port = std::atoi(argv[++i]);
+    }
+    signal(SIGTERM, [](int) { stop = 1; });
+    signal(SIGINT, [](int) { stop = 1; });
+    signal(SIGPIPE, SIG_IGN);
+    const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    ::setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(std::uint16_t(port));
+    if (::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(lfd, 4096) != 0) {
+        std::perror("opreg-floor: listen");
+        return 1;
+    }
+    socklen_t len = sizeof addr;
+    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
+    const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    epoll_event ev{EPOLLIN, {.fd = lfd}};
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+    std::printf("listening on 127.0.0.1:%d\n", ntohs(addr.sin_port));
+    std::fflush(stdout);
+
+    std::vector<conn> conns(1 << 16);
+    std::vector<char> in(64 * 1024);
+    std::string out;
+    epoll_event events[256];
+    while (!stop) {
+        const int n = ::epoll_wait(ep, events, 256, 200);
+        for (int i = 0; i < n; ++i) {
+            const int fd = events[i].data.fd;
+            if (fd == lfd) {
+                int c;
+                while ((c = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+                    ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    epoll_event cev{EPOLLIN | EPOLLRDHUP, {.fd = c}};
+                    ::epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
+                    if (std::size_t(c) < conns.size()) conns[std::size_t(c)].tail.clear();
+                }
+                continue;
+            }
+            const ssize_t got = ::read(fd, in.data(), in.size());
+            if (got <= 0) {
+                if (got < 0 && errno == EAGAIN) continue;
+                ::close(fd);
+                continue;
+            }
+            // Count request heads: "\r\n\r\n", also across the previous read's end.
+            std::string& tail = conns[std::size_t(fd) % conns.size()].tail;
+            std::string_view data(in.data(), std::size_t(got));
+            std::string joined;
+            if (!tail.empty()) {
+                joined = tail;
+                joined.append(data);
+                data = joined;
+            }
+            std::size_t heads = 0, pos = 0, last_end = 0;
+            while ((pos = data.find("\r\n\r\n", pos)) != std::string_view::npos) {
+                ++heads;
+                pos += 4;
+                last_end = pos;
+            }
+            tail.assign(data.substr(std::max(last_end, data.size() > 3 ? data.size() - 3 : 0)));
+            out.clear();
+            for (std::size_t h = 0; h < heads; ++h) out.append(canned);
+            if (!out.empty() && ::write(fd, out.data(), out.size()) < 0 && errno != EAGAIN) ::close(fd);
+        }
+    }
+    return 0;
+}

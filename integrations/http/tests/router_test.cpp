@@ -1,0 +1,109 @@
+// The router and the request loop (session), without sockets.
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "app.hpp"
+#include "router.hpp"
+#include "session.hpp"
+
+using namespace opreg::http;
+
+TEST(Router, MatchesLiteralsAndParameters) {
+    router r;
+    r.add("GET", "/", 1);
+    r.add("GET", "/users/{id}", 2);
+    r.add("GET", "/users/{id}/posts/{post}", 3);
+    r.add("POST", "/echo", 4);
+    EXPECT_EQ(r.match("GET", "/").handler, 1);
+    const route_match m = r.match("GET", "/users/123");
+    ASSERT_EQ(m.result, route_match::kind::found);
+    EXPECT_EQ(m.handler, 2);
+    EXPECT_EQ(m.param("id"), "123");
+    const route_match p = r.match("GET", "/users/7/posts/9");
+    EXPECT_EQ(p.handler, 3);
+    EXPECT_EQ(p.param("post"), "9");
+    EXPECT_EQ(r.match("GET", "/users/").result, route_match::kind::not_found);
+    EXPECT_EQ(r.match("GET", "/users").result, route_match::kind::not_found);
+    EXPECT_EQ(r.match("GET", "/users/1/extra").result, route_match::kind::not_found);
+    EXPECT_EQ(r.match("GET", "/nope").result, route_match::kind::not_found);
+}
+
+TEST(Router, KnownPathWithAnotherMethodIs405WithAllow) {
+    router r;
+    r.add("GET", "/", 1);
+    r.add("POST", "/echo", 2);
+    const route_match m = r.match("DELETE", "/echo");
+    EXPECT_EQ(m.result, route_match::kind::method_not_allowed);
+    EXPECT_EQ(m.allowed, "POST");
+    EXPECT_EQ(r.match("POST", "/").allowed, "GET, HEAD");
+    EXPECT_EQ(r.match("HEAD", "/").result, route_match::kind::found);
+}
+
+TEST(Session, PipelinedRequestsAreAnsweredInOrderIntoOneBuffer) {
+    app a;
+    session_state st;
+    std::string out;
+    const std::string two = "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /users/5 HTTP/1.1\r\nHost: t\r\n\r\n";
+    const serve_result r = serve_requests(a, limits{}, two, out, st, nullptr);
+    EXPECT_EQ(r.requests, 2u);
+    EXPECT_EQ(r.consumed, two.size());
+    const auto first = out.find("Hello, World!");
+    const auto second = out.find("{\"id\":\"5\"}");
+    ASSERT_NE(first, std::string::npos);
+    ASSERT_NE(second, std::string::npos);
+    EXPECT_LT(first, second);
+    EXPECT_FALSE(st.close_after);
+    EXPECT_FALSE(st.mid_request);
+}
+
+TEST(Session, AnIncompleteRequestWaitsAndConsumesNothing) {
+    app a;
+    session_state st;
+    std::string out;
+    const serve_result r = serve_requests(a, limits{}, "GET / HTTP/1.1\r\nHo", out, st, nullptr);
+    EXPECT_EQ(r.consumed, 0u);
+    EXPECT_TRUE(out.empty());
+    EXPECT_TRUE(st.mid_request);
+}
+
+TEST(Session, BodyArrivingLaterGetsOneContinueThenTheEcho) {
+    app a;
+    session_state st;
+    std::string out;
+    const std::string head =
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+    serve_requests(a, limits{}, head, out, st, nullptr);
+    EXPECT_EQ(out, "HTTP/1.1 100 Continue\r\n\r\n");
+    out.clear();
+    serve_requests(a, limits{}, head + "he", out, st, nullptr);
+    EXPECT_TRUE(out.empty()) << "100 Continue is sent once";
+    const serve_result r = serve_requests(a, limits{}, head + "hello", out, st, nullptr);
+    EXPECT_EQ(r.requests, 1u);
+    EXPECT_NE(out.find("\r\n\r\nhello"), std::string::npos);
+}
+
+TEST(Session, AnErrorAnswersOnceAndCloses) {
+    app a;
+    session_state st;
+    std::string out;
+    const serve_result r = serve_requests(
+        a, limits{}, "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/9.9\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\n", out, st, nullptr);
+    EXPECT_EQ(r.requests, 1u);
+    EXPECT_TRUE(st.close_after);
+    EXPECT_NE(out.find("505"), std::string::npos);
+    EXPECT_NE(out.find("Connection: close"), std::string::npos);
+}
+
+TEST(Session, HttpOneZeroClosesUnlessKeepAlive) {
+    app a;
+    session_state st;
+    std::string out;
+    serve_requests(a, limits{}, "GET / HTTP/1.0\r\n\r\n", out, st, nullptr);
+    EXPECT_TRUE(st.close_after);
+    session_state st2;
+    out.clear();
+    serve_requests(a, limits{}, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", out, st2, nullptr);
+    EXPECT_FALSE(st2.close_after);
+    EXPECT_NE(out.find("Connection: keep-alive"), std::string::npos);
+}
