@@ -4,8 +4,10 @@
 //   arm_cancel    each thread arms and cancels on its own fds (thread 0 also polls, so a
 //                 hand-off strategy's owner work is inside the timed region)
 //   mixed         thread 0 dispatches and polls; the others arm, cancel and close
-//   cross_thread  threads 1..n-1 arm, keeping up to 1000 ops in flight each; thread 0
-//                 dispatches readiness round-robin over their fds (alone, it does both)
+//   cross_thread  threads 1..n-1 arm, keeping up to 1000 ops in flight each (an fd is
+//                 armed again only once its op has ended); thread 0 dispatches readiness
+//                 round-robin over their fds (alone, it does both); items are ops ended
+//                 ready
 //   memory        heap bytes per pending op with every (fd, direction) pending
 //
 // Throughput is items_per_second in real time (operations ended for cross_thread,
@@ -125,10 +127,14 @@ void cross_thread(benchmark::State& state) {
     using shared = shared_registry<R>;
     const int armers = state.threads() > 1 ? state.threads() - 1 : 1;
     const std::uint32_t fds = in_flight * std::uint32_t(armers);
-    static std::unique_ptr<counter[]> ended;
+    // Per fd: an op of ours is pending (set by its armer, cleared by the callback), so that
+    // an armer, like a real client, arms an fd only once its last op has ended.
+    static std::unique_ptr<std::atomic<bool>[]> pending;
+    static std::unique_ptr<counter[]> ready;
     if (state.thread_index() == 0) {
         shared::make(fds);
-        ended = std::make_unique<counter[]>(std::size_t(armers));
+        pending = std::make_unique<std::atomic<bool>[]>(fds);
+        ready = std::make_unique<counter[]>(std::size_t(armers));
     }
     const bool alone = state.threads() == 1;
     const bool dispatcher = state.thread_index() == 0;
@@ -137,12 +143,18 @@ void cross_thread(benchmark::State& state) {
     for (auto _ : state) {
         R& reg = *shared::reg;
         if (!dispatcher || alone) {
-            const int fd = armer * int(in_flight) + int(next_arm++ % in_flight);
-            std::atomic<std::uint64_t>* mine = &ended[armer].n;
-            auto t = reg.arm(fd, direction::read, [mine](const completion&) {
-                mine->fetch_add(1, std::memory_order_relaxed);  // instrumentation, all alike
-            });
-            benchmark::DoNotOptimize(t);
+            const std::uint32_t fd = std::uint32_t(armer) * in_flight + next_arm++ % in_flight;
+            // acquire: pairs with the callback's release; its op has ended.
+            if (!pending[fd].load(std::memory_order_acquire)) {
+                pending[fd].store(true, std::memory_order_relaxed);  // only we set it
+                std::atomic<bool>* flag = &pending[fd];
+                std::atomic<std::uint64_t>* mine = &ready[armer].n;
+                auto t = reg.arm(int(fd), direction::read, [flag, mine](const completion& c) {
+                    if (c.result == outcome::ready) mine->fetch_add(1, std::memory_order_relaxed);
+                    flag->store(false, std::memory_order_release);
+                });
+                if (!t) pending[fd].store(false, std::memory_order_relaxed);  // refused
+            }
         }
         if (dispatcher) {
             const std::uint32_t fd = next_dispatch++ % fds;
@@ -150,13 +162,12 @@ void cross_thread(benchmark::State& state) {
         }
     }
     if (!dispatcher || alone)
-        state.SetItemsProcessed(std::int64_t(ended[armer].n.load(std::memory_order_relaxed)));
+        state.SetItemsProcessed(std::int64_t(ready[armer].n.load(std::memory_order_relaxed)));
     if (dispatcher) {
         while (shared::reg->poll() != 0) {
         }
     }
-    // The registry stays until the next run makes a new one: arming threads may still be
-    // reading their counters when thread 0 gets here.
+    // The registry stays until the next run makes a new one.
 }
 
 template <class R>

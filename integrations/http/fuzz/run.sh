@@ -46,16 +46,17 @@ for target in fuzz_parse_head fuzz_split_invariance; do
   "$build/$target" "$corpus" "${dict_args[@]}" -max_total_time="$seconds" -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1 || rc=$?
 
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-  kept=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+  # A run that crashes early prints none of these; they must not stop the script.
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+  cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' "$log" | tail -n 1)
+  kept=$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' "$log" | tail -n 1)
   if [[ $rc -eq 0 ]]; then
     echo "$target: ${execs:-?} execs in ${seconds}s, corpus ${kept:-?} inputs in use" \
          "($(find "$corpus" -type f | wc -l) files), coverage ${cov:-?} edges, no findings"
   else
     failed=1
     echo "$target: FAILED (exit $rc) after ${execs:-?} execs; log $log, input in $artifacts/"
-    grep -m1 -E 'ERROR: |invariant failed|runtime error' "$log" || tail -n 20 "$log"
+    grep -m 1 -E 'ERROR: |invariant failed|runtime error' "$log" || tail -n 20 "$log" || true
   fi
 done
 exit $failed

@@ -41,6 +41,13 @@
 //   - HTTP/1.1 needs exactly one Host; more than one Host is 400 in any version; its value
 //     may hold only authority characters (RFC 3986 host [":" port]).
 //   - Limits (see `limits`): 414, 431, 413.
+//   When an input breaks several rules, the first byte that breaks one decides. The checks
+//   that need the whole header section are made at its final LF, in this order: Content-
+//   Length with Transfer-Encoding, Transfer-Encoding in HTTP/1.0, missing Host, then 413.
+//
+// When not to use it: for responses, HTTP/0.9 or HTTP/2; or where inputs that real peers
+// send but RFC 9112 forbids must be tolerated (a proxy in front of legacy clients): it has
+// no leniency switches, by design.
 //
 // Thread safety: parse_head() is reentrant; a chunked_decoder belongs to one caller at a
 // time. Nothing allocates except chunked_decoder::feed appending to the caller's string.
