@@ -10,7 +10,7 @@ JOBS ?= 2
 PREFIX := $(CURDIR)/build/release/_prefix
 CONSUMER_DIR := build/consumer
 
-.PHONY: build test test-release test-tsan test-asan test-install demo stress deps clean
+.PHONY: build test test-release test-tsan test-asan test-install test-fuzz demo stress deps clean
 
 # $(call configure_build,PRESET)
 define configure_build
@@ -25,7 +25,7 @@ deps:
 build: deps
 	$(call configure_build,release)
 
-test: test-release test-tsan test-asan test-install
+test: test-release test-tsan test-asan test-install test-fuzz
 	@echo "== make test: all checks passed =="
 
 test-release: build
@@ -42,6 +42,12 @@ test-asan: deps
 	@echo "== asan+ubsan: unit, reactor, multi-threaded tests and short stress =="
 	ctest --preset asan -L '^(unit|mt|stress|http)$$'
 
+# A short libFuzzer run of the HTTP parser (clang), seeded from the shared corpus.
+FUZZ_SECONDS ?= 15
+test-fuzz: deps
+	@echo "== fuzz: HTTP parser, $(FUZZ_SECONDS) s per target =="
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash integrations/http/fuzz/run.sh
+
 test-install: build
 	@echo "== install: build/release -> $(PREFIX) =="
 	rm -rf "$(PREFIX)" "$(CONSUMER_DIR)"
@@ -56,13 +62,13 @@ test-install: build
 	  $(CXX) -O2 tests/consumer/main.cpp $$flags -o $(CONSUMER_DIR)/consumer-pkgconfig
 	$(CONSUMER_DIR)/consumer-pkgconfig
 
-# Placeholder: replaced by the end-to-end strategy comparison once bench/ exists.
+# The main job: every registry strategy (and the original configuration's pitfalls, one at
+# a time) in opreg-httpd under wrk, beside nginx when installed and the bare epoll floor.
+# Prints the table, writes bench/results/<date>-<host>.csv and .png. DEMO_ARGS: see
+# bench/demo.sh --help (e.g. DEMO_ARGS=--quick).
+DEMO_ARGS ?=
 demo: build
-	@if [ -x build/release/bin/opreg-bench ]; then \
-	  build/release/bin/opreg-bench; \
-	else \
-	  echo "demo: the strategy comparison arrives with bench/ (no build/release/bin/opreg-bench yet)"; \
-	fi
+	bash bench/demo.sh $(DEMO_ARGS)
 
 # The long stress: every scenario x every strategy under TSan, then under ASan+UBSan+LSan.
 # STRESS_SECONDS is per timed scenario and strategy (15 timed runs + 2 primitives each).

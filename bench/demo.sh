@@ -109,10 +109,10 @@ for r in mutex_map sharded_map tbb_map slot_array mpsc_queue; do
 done
 if [ "$quick" = 0 ]; then
   add_row "opreg thread-per-conn" "$httpd --model thread-per-conn"
-  add_row "mutex_map, 2 threads sharing it" "$httpd --registry mutex_map --threads 2 --shared-registry"
+  add_row "mutex_map; 2 threads share it" "$httpd --registry mutex_map --threads 2 --shared-registry"
   add_row "mutex_map + std::function per op" "$httpd --registry mutex_map --std-function"
   add_row "mutex_map + re-register per op" "$httpd --registry mutex_map --rearm-per-op"
-  add_row "mutex_map + Nagle, write per part" "$httpd --registry mutex_map --nagle --write-per-part"
+  add_row "mutex_map + Nagle + write per part" "$httpd --registry mutex_map --nagle --write-per-part"
   add_row "original: all of the above" "$httpd --registry mutex_map --threads 2 --shared-registry --std-function --rearm-per-op --nagle --write-per-part"
 fi
 add_row "floor (bare epoll)" "$bin/opreg-floor --port 0"
@@ -123,7 +123,7 @@ have_nginx=0
 if command -v nginx >/dev/null; then have_nginx=1; total=$((total + 1)); else
   echo "(nginx not installed: 'apt-get install nginx-light' adds it to the table)"; fi
 if ! command -v h2o >/dev/null; then
-  echo "(h2o not installed: 'apt-get install h2o' adds it to the table)"; fi
+  echo "(h2o not installed: 'apt-get install h2o' adds it to the table)"; else total=$((total + 1)); fi
 
 i=0
 run_row() {
@@ -152,6 +152,33 @@ if [ "$have_nginx" = 1 ]; then
   port=$nport
   sleep 0.5
   run_row "nginx (1 worker)"
+  stop_server
+fi
+
+have_h2o=0
+command -v h2o >/dev/null && have_h2o=1
+if [ "$have_h2o" = 1 ]; then
+  hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat >"$work/h2o.conf" <<H2O
+num-threads: 1
+listen:
+  host: 127.0.0.1
+  port: $hport
+error-log: $work/h2o-error.log
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: $work/h2o-root
+H2O
+  mkdir -p "$work/h2o-root"
+  chmod 755 "$work" "$work/h2o-root"  # h2o serves files as nobody
+  printf 'Hello, World!' >"$work/h2o-root/index.html"
+  taskset -c "$server_cpu" h2o -c "$work/h2o.conf" >/dev/null 2>&1 &
+  server_pid=$!
+  port=$hport
+  sleep 0.5
+  run_row "h2o (1 thread)"
   stop_server
 fi
 

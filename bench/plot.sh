@@ -18,7 +18,7 @@ set ylabel "requests per second"
 set logscale y
 set grid ytics
 set key top left
-plot "$csv" using 2:xtic(1) title "keep-alive, 100 connections", \
-     "" using 3 title "keep-alive, 1000 connections", \
-     "" using 4 title "16-deep pipelining, 100 connections"
+plot "$csv" skip 1 using 2:xtic(1) title "keep-alive, 100 connections", \
+     "" skip 1 using 3 title "keep-alive, 1000 connections", \
+     "" skip 1 using 4 title "16-deep pipelining, 100 connections"
 GP

@@ -192,7 +192,13 @@ private:
                 const ssize_t n = ::read(c->fd, in_.data() + len, chunk);
                 if (n > 0) {
                     len += std::size_t(n);
-                    continue;
+                    if (std::size_t(n) == chunk) continue;
+                    // A short read took all there was: skip the read that would only say
+                    // EAGAIN (one system call per request). Bytes that arrive later raise
+                    // a new edge, which the registry keeps for the arm below if it comes
+                    // first.
+                    again = true;
+                    break;
                 }
                 if (n == 0) {
                     eof = true;

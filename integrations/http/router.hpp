@@ -1,9 +1,10 @@
 // opreg-httpd's router: method + path -> handler, with {name} path parameters.
 //
-// Routes are split into segments once, when added; matching walks the request path's
-// segments against each route without allocating (parameters are views into the path).
-// A path that matches some route under another method is 405 (with the methods allowed),
-// one that matches none is 404.
+// Routes are split into segments once, when added, and indexed by their first segment;
+// matching looks at the routes that share the request path's first segment (plus those
+// that start with a parameter), walking segments without allocating (parameters are views
+// into the path). A path that matches some route under another method is 405 (with the
+// methods allowed), one that matches none is 404.
 #pragma once
 
 #include <cstddef>
@@ -54,8 +55,14 @@ private:
         int handler;
     };
     static bool match_path(const route& r, std::string_view path, route_match& m) noexcept;
+    // The routes a path may match: those under its first segment, then parameter-first ones.
+    template <class F>
+    void for_candidates(std::string_view path, F&& f) const;
 
     std::vector<route> routes_;
+    // First literal segment ("" for "/") -> indices into routes_, sorted by segment.
+    std::vector<std::pair<std::string, std::vector<std::size_t>>> by_first_;
+    std::vector<std::size_t> param_first_;
 };
 
 } // namespace opreg::http
