@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -24,8 +25,10 @@ constexpr std::string_view canned =
     "HTTP/1.1 200 OK\r\nServer: opreg-floor\r\nContent-Type: text/plain\r\n"
     "Content-Length: 13\r\n\r\nHello, World!";
 
+// The last 3 bytes of the previous read, in case "\r\n\r\n" is split across reads.
 struct conn {
-    std::string tail;  // the end of the last read, in case "\r\n\r\n" is split across reads
+    char tail[3];
+    unsigned char tail_len;
 };
 
 volatile sig_atomic_t stop = 0;
@@ -77,37 +80,41 @@ int main(int argc, char** argv) {
                 int c;
                 while ((c = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
                     ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                    epoll_event cev{EPOLLIN | EPOLLRDHUP, {.fd = c}};
+                    epoll_event cev{EPOLLIN | EPOLLRDHUP | EPOLLET, {.fd = c}};
                     ::epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
-                    if (std::size_t(c) < conns.size()) conns[std::size_t(c)].tail.clear();
+                    conns[std::size_t(c) % conns.size()].tail_len = 0;
                 }
                 continue;
             }
-            const ssize_t got = ::read(fd, in.data(), in.size());
-            if (got <= 0) {
-                if (got < 0 && errno == EAGAIN) continue;
-                ::close(fd);
-                continue;
+            // Edge-triggered: read until a short read (all there was), answering each batch.
+            conn& st = conns[std::size_t(fd) % conns.size()];
+            for (;;) {
+                std::memcpy(in.data(), st.tail, st.tail_len);
+                const ssize_t got = ::read(fd, in.data() + st.tail_len, in.size() - st.tail_len);
+                if (got <= 0) {
+                    if (got < 0 && errno == EAGAIN) break;
+                    ::close(fd);
+                    break;
+                }
+                const std::size_t len = st.tail_len + std::size_t(got);
+                const std::string_view data(in.data(), len);
+                std::size_t heads = 0, pos = 0, last_end = 0;
+                while ((pos = data.find("\r\n\r\n", pos)) != std::string_view::npos) {
+                    ++heads;
+                    pos += 4;
+                    last_end = pos;
+                }
+                const std::size_t keep_from = std::max(last_end, len > 3 ? len - 3 : 0);
+                st.tail_len = static_cast<unsigned char>(len - keep_from);
+                std::memcpy(st.tail, data.data() + keep_from, st.tail_len);
+                out.clear();
+                for (std::size_t h = 0; h < heads; ++h) out.append(canned);
+                if (!out.empty() && ::write(fd, out.data(), out.size()) < 0 && errno != EAGAIN) {
+                    ::close(fd);
+                    break;
+                }
+                if (std::size_t(got) < in.size() - st.tail_len) break;  // short read: drained
             }
-            // Count request heads: "\r\n\r\n", also across the previous read's end.
-            std::string& tail = conns[std::size_t(fd) % conns.size()].tail;
-            std::string_view data(in.data(), std::size_t(got));
-            std::string joined;
-            if (!tail.empty()) {
-                joined = tail;
-                joined.append(data);
-                data = joined;
-            }
-            std::size_t heads = 0, pos = 0, last_end = 0;
-            while ((pos = data.find("\r\n\r\n", pos)) != std::string_view::npos) {
-                ++heads;
-                pos += 4;
-                last_end = pos;
-            }
-            tail.assign(data.substr(std::max(last_end, data.size() > 3 ? data.size() - 3 : 0)));
-            out.clear();
-            for (std::size_t h = 0; h < heads; ++h) out.append(canned);
-            if (!out.empty() && ::write(fd, out.data(), out.size()) < 0 && errno != EAGAIN) ::close(fd);
         }
     }
     return 0;

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Resident memory per idle keep-alive connection: opreg-httpd beside nginx (one worker).
+
+Starts each server on 127.0.0.1, opens N connections that each send one request, read the
+answer and then stay open and idle, and reports (RSS with N idle connections - RSS before)
+/ N, from /proc/PID/status. Kernel socket buffers are not in a process's RSS, for either.
+
+usage: bench/idle_memory.py [--connections 5000] [--httpd build/release/bin/opreg-httpd]
+"""
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def measure(pid, port, n):
+    time.sleep(0.3)
+    before = rss_kib(pid)
+    conns = []
+    for _ in range(n):
+        c = socket.create_connection(("127.0.0.1", port))
+        c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        conns.append(c)
+    for c in conns:
+        c.settimeout(5)
+        got = b""
+        while b"Hello, World!" not in got:
+            got += c.recv(4096)
+    time.sleep(0.5)
+    after = rss_kib(pid)
+    for c in conns:
+        c.close()
+    return before, after, (after - before) * 1024 / n
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--connections", type=int, default=5000)
+    ap.add_argument("--httpd", default="build/release/bin/opreg-httpd")
+    a = ap.parse_args()
+    rows = []
+    for reg in ("slot_array", "mutex_map", "mpsc_queue"):
+        p = subprocess.Popen([a.httpd, "--port", "0", "--registry", reg], stdout=subprocess.PIPE, text=True)
+        port = int(re.search(r":(\d+)", p.stdout.readline()).group(1))
+        rows.append((f"opreg-httpd {reg}",) + measure(p.pid, port, a.connections))
+        p.terminate()
+        p.wait()
+    if shutil.which("nginx"):
+        work = tempfile.mkdtemp()
+        port = free_port()
+        conf = os.path.join(work, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""worker_processes 1; daemon off; error_log {work}/e.log; pid {work}/n.pid;
+events {{ worker_connections 20000; }}
+http {{ access_log off; keepalive_timeout 300s; keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "Hello, World!"; }} }} }}
+""")
+        p = subprocess.Popen(["nginx", "-c", conf, "-p", work], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        worker = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+        rows.append(("nginx (1 worker)",) + measure(int(worker[0]) if worker else p.pid, port, a.connections))
+        p.terminate()
+        p.wait()
+    print(f"{a.connections} idle keep-alive connections, RSS from /proc/PID/status\n")
+    print("| server | RSS before (KiB) | RSS with the connections (KiB) | bytes per idle connection |")
+    print("|---|---:|---:|---:|")
+    for name, before, after, per in rows:
+        print(f"| {name} | {before} | {after} | {per:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
