@@ -97,12 +97,12 @@ public:
     }
 
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) noexcept {
-        if (!detail::fd_in_range(fd, cfg_)) return refuse(errc::fd_out_of_range);
+        if (!detail::fd_in_range(fd, cfg_)) return stats_.refuse(errc::fd_out_of_range);
         const std::uint32_t slot = op_slot(fd, d);
         // relaxed: the ticket only has to be unique per slot; the queue orders the rest.
         const std::uint32_t gen = tickets_[slot].fetch_add(1, std::memory_order_relaxed);
         command* c = ops_.try_create(kind::arm, slot, gen, generation(fd), std::move(cb));
-        if (c == nullptr) return refuse(errc::full);
+        if (c == nullptr) return stats_.refuse(errc::full);
         stats_.add(detail::stat::armed);
         queue_.push(c);
         return op_token{slot, gen};
@@ -249,11 +249,6 @@ private:
         if (c->k == kind::arm) ops_.destroy(c);
         if (c->k == kind::cancel) cancels_.destroy(c);
         // close commands are the per-fd ones in closes_
-    }
-
-    result<op_token> refuse(errc e) noexcept {
-        stats_.add(detail::stat::failures);
-        return e;
     }
 
     registry_config cfg_;

@@ -51,7 +51,7 @@ public:
     }
 
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
-        if (!detail::fd_in_range(fd, cfg_)) return refuse(errc::fd_out_of_range);
+        if (!detail::fd_in_range(fd, cfg_)) return stats_.refuse(errc::fd_out_of_range);
         shard& sh = shard_for(fd);
         result<op_token> r = errc::busy;
         detail::taken_ops ready_now;
@@ -59,7 +59,7 @@ public:
             std::lock_guard<std::mutex> lock(sh.mutex);
             r = sh.fds[fd].arm(fd, d, std::move(cb), ready_now);
         }
-        return accepted(r, ready_now);
+        return detail::conclude_arm(stats_, r, ready_now);
     }
 
     cancel_status cancel(op_token t, outcome why = outcome::cancelled) {
@@ -74,24 +74,22 @@ public:
             auto it = sh.fds.find(fd);
             if (it == sh.fds.end() || !it->second.take(t, taken)) return cancel_status::stale;
         }
-        stats_.add(detail::stat_for(why));
-        taken.run();
+        detail::conclude(stats_, taken);
         return cancel_status::done;
     }
 
     std::size_t dispatch(fd_token t, readiness ev) {
         const int fd = static_cast<int>(t.slot());
-        if (!detail::fd_in_range(fd, cfg_)) return drop_stale();
+        if (!detail::fd_in_range(fd, cfg_)) return stats_.drop_stale();
         detail::taken_ops taken;
         {
             shard& sh = shard_for(fd);
             std::lock_guard<std::mutex> lock(sh.mutex);
             // operator[]: an fd seen for the first time gets its record here, so that
             // readiness can be latched for its first arm.
-            if (!sh.fds[fd].take_ready(t, detail::plan_delivery(ev), taken)) return drop_stale();
+            if (!sh.fds[fd].take_ready(t, detail::plan_delivery(ev), taken)) return stats_.drop_stale();
         }
-        if (taken.count != 0) stats_.add(detail::stat_for(taken.result), taken.count);
-        return taken.run();
+        return detail::conclude(stats_, taken);
     }
 
     errc close(int fd) {
@@ -102,8 +100,7 @@ public:
             std::lock_guard<std::mutex> lock(sh.mutex);
             sh.fds[fd].take_all_for_close(fd, taken);
         }
-        if (taken.count != 0) stats_.add(detail::stat::closed, taken.count);
-        taken.run();
+        detail::conclude(stats_, taken);
         return errc::ok;
     }
 
@@ -119,28 +116,6 @@ private:
 
     shard& shard_for(int fd) noexcept {
         return shards_[static_cast<std::size_t>(fd) % shard_count];
-    }
-
-    // After the lock is released: count the arm, and run an op that found readiness
-    // latched (it ended at once, on this thread).
-    result<op_token> accepted(result<op_token> r, detail::taken_ops& ready_now) noexcept {
-        if (!r) return refuse(r.error());
-        stats_.add(detail::stat::armed);
-        if (ready_now.count != 0) {
-            stats_.add(detail::stat::completed);
-            ready_now.run();
-        }
-        return r;
-    }
-
-    result<op_token> refuse(errc e) noexcept {
-        stats_.add(detail::stat::failures);
-        return e;
-    }
-
-    std::size_t drop_stale() noexcept {
-        stats_.add(detail::stat::stale_dropped);
-        return 0;
     }
 
     registry_config cfg_;

@@ -132,12 +132,12 @@ public:
     }
 
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) noexcept {
-        if (!detail::fd_in_range(fd, cfg_)) return refuse(errc::fd_out_of_range);
+        if (!detail::fd_in_range(fd, cfg_)) return stats_.refuse(errc::fd_out_of_range);
         const std::uint32_t index = op_slot(fd, d);
         slot& s = slots_[index];
         word w{s.word.load(std::memory_order_relaxed)};  // relaxed: only a guess for the CAS
         for (;;) {
-            if (w.st() != word::state::idle) return refuse(errc::busy);
+            if (w.st() != word::state::idle) return stats_.refuse(errc::busy);
             if (w.latched()) {
                 // Readiness came first: the op ends at once. The slot's callback storage is
                 // not touched, so nothing needs ordering (relaxed).
@@ -172,7 +172,7 @@ public:
                                                      std::memory_order_release,
                                                      std::memory_order_relaxed)) {
                 }
-                return refuse(errc::stale);
+                return stats_.refuse(errc::stale);
             }
             if (cur.latched()) {
                 callback now = std::move(s.cb);
@@ -209,7 +209,7 @@ public:
 
     std::size_t dispatch(fd_token t, readiness ev) noexcept {
         const int fd = static_cast<int>(t.slot());
-        if (!detail::fd_in_range(fd, cfg_)) return drop_stale();
+        if (!detail::fd_in_range(fd, cfg_)) return stats_.drop_stale();
         const detail::delivery plan = detail::plan_delivery(ev);
         std::size_t ended = 0;
         bool stale = false;
@@ -248,7 +248,7 @@ public:
                 ++ended;
             }
         }
-        if (stale && ended == 0) drop_stale();
+        if (stale && ended == 0) stats_.drop_stale();
         return ended;
     }
 
@@ -306,16 +306,6 @@ private:
         stats_.add(detail::stat::completed);
         cb(detail::latched_completion(t));
         return t;
-    }
-
-    result<op_token> refuse(errc e) noexcept {
-        stats_.add(detail::stat::failures);
-        return e;
-    }
-
-    std::size_t drop_stale() noexcept {
-        stats_.add(detail::stat::stale_dropped);
-        return 0;
     }
 
     registry_config cfg_;

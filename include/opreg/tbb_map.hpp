@@ -49,7 +49,7 @@ public:
     }
 
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
-        if (!detail::fd_in_range(fd, cfg_)) return refuse(errc::fd_out_of_range);
+        if (!detail::fd_in_range(fd, cfg_)) return stats_.refuse(errc::fd_out_of_range);
         result<op_token> r = errc::busy;
         detail::taken_ops ready_now;
         {
@@ -57,7 +57,7 @@ public:
             map_.insert(acc, fd);
             r = acc->second.arm(fd, d, std::move(cb), ready_now);
         }
-        return accepted(r, ready_now);
+        return detail::conclude_arm(stats_, r, ready_now);
     }
 
     cancel_status cancel(op_token t, outcome why = outcome::cancelled) {
@@ -70,22 +70,20 @@ public:
             map_type::accessor acc;
             if (!map_.find(acc, fd) || !acc->second.take(t, taken)) return cancel_status::stale;
         }
-        stats_.add(detail::stat_for(why));
-        taken.run();
+        detail::conclude(stats_, taken);
         return cancel_status::done;
     }
 
     std::size_t dispatch(fd_token t, readiness ev) {
         const int fd = static_cast<int>(t.slot());
-        if (!detail::fd_in_range(fd, cfg_)) return drop_stale();
+        if (!detail::fd_in_range(fd, cfg_)) return stats_.drop_stale();
         detail::taken_ops taken;
         {
             map_type::accessor acc;
             map_.insert(acc, fd);  // a first-seen fd gets its record, to latch readiness
-            if (!acc->second.take_ready(t, detail::plan_delivery(ev), taken)) return drop_stale();
+            if (!acc->second.take_ready(t, detail::plan_delivery(ev), taken)) return stats_.drop_stale();
         }
-        if (taken.count != 0) stats_.add(detail::stat_for(taken.result), taken.count);
-        return taken.run();
+        return detail::conclude(stats_, taken);
     }
 
     errc close(int fd) {
@@ -96,8 +94,7 @@ public:
             map_.insert(acc, fd);
             acc->second.take_all_for_close(fd, taken);
         }
-        if (taken.count != 0) stats_.add(detail::stat::closed, taken.count);
-        taken.run();
+        detail::conclude(stats_, taken);
         return errc::ok;
     }
 
@@ -108,28 +105,6 @@ public:
 private:
     using map_type = tbb::concurrent_hash_map<int, detail::fd_ops, tbb::tbb_hash_compare<int>,
                                               std::allocator<std::pair<const int, detail::fd_ops>>>;
-
-    // After the lock is released: count the arm, and run an op that found readiness
-    // latched (it ended at once, on this thread).
-    result<op_token> accepted(result<op_token> r, detail::taken_ops& ready_now) noexcept {
-        if (!r) return refuse(r.error());
-        stats_.add(detail::stat::armed);
-        if (ready_now.count != 0) {
-            stats_.add(detail::stat::completed);
-            ready_now.run();
-        }
-        return r;
-    }
-
-    result<op_token> refuse(errc e) noexcept {
-        stats_.add(detail::stat::failures);
-        return e;
-    }
-
-    std::size_t drop_stale() noexcept {
-        stats_.add(detail::stat::stale_dropped);
-        return 0;
-    }
 
     registry_config cfg_;
     mutable map_type map_;

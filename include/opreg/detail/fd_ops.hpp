@@ -7,6 +7,7 @@
 #include <utility>
 
 #include <opreg/detail/common.hpp>
+#include <opreg/detail/stat_counters.hpp>
 #include <opreg/registry.hpp>
 #include <opreg/types.hpp>
 
@@ -101,5 +102,21 @@ private:
         ++op_gen[i];
     }
 };
+
+// After the record's lock is released: counts the ops taken and runs their callbacks.
+inline std::size_t conclude(stat_counters& stats, taken_ops& taken) noexcept {
+    if (taken.count != 0) stats.add(stat_for(taken.result), taken.count);
+    return taken.run();
+}
+
+// After the record's lock is released: counts an arm (or its refusal) and runs an op that
+// found readiness latched, which ended at once, on this thread.
+inline result<op_token> conclude_arm(stat_counters& stats, result<op_token> r,
+                                     taken_ops& ready_now) noexcept {
+    if (!r) return stats.refuse(r.error());
+    stats.add(stat::armed);
+    conclude(stats, ready_now);
+    return r;
+}
 
 } // namespace opreg::detail

@@ -58,6 +58,18 @@ public:
         }
     }
 
+    // An arm refused with `e`: counted, and returned as the arm's result.
+    result<op_token> refuse(errc e) noexcept {
+        add(stat::failures);
+        return e;
+    }
+
+    // An event whose fd_token is stale: counted; it ended nothing.
+    std::size_t drop_stale() noexcept {
+        add(stat::stale_dropped);
+        return 0;
+    }
+
     [[nodiscard]] registry_stats snapshot() const noexcept {
         std::uint64_t sum[static_cast<std::size_t>(stat::count)] = {};
         for (const shard& sh : shards_)
