@@ -36,9 +36,9 @@
 // MEMORY ORDERING: the queue's push (release) / try_pop (acquire) pair publishes a
 // command's fields to the owner. fd generations are the one thing both sides read: close()
 // bumps it with a release RMW, paired with the acquire loads in arm(), token_of(),
-// dispatch() and the owner's apply. close_queued_ is an exchange (acq_rel) by close() and
-// a release store by the owner before it reads the generation, so a close either finds
-// the command queued (and the owner will read its bump) or queues it again.
+// dispatch() and the owner's apply. close_queued_ is an acq_rel exchange on both sides
+// (close() sets it, the owner clears it before it reads the generation), so a close either
+// finds the command queued and the owner's exchange acquires its bump, or queues it again.
 #pragma once
 
 #include <atomic>
@@ -220,9 +220,14 @@ private:
             }
             case kind::close: {
                 const int fd = op_fd(op_token{c->slot, 0});
-                // release: pairs with close()'s exchange; a close after this store queues
-                // the command again, and one before it has bumped what we read next.
-                close_queued_[fd].store(false, std::memory_order_release);
+                // acq_rel exchange, not a store: a close() whose exchange came before this
+                // one (it found the command queued and did not queue it again) is read by
+                // this RMW, which acquires its bump for the generation read next; one that
+                // comes after finds false and queues the command again. (A plain release
+                // store acquires nothing: the owner could read the old generation, leave
+                // that lifetime's op pending and refuse the next arm as busy; seen once
+                // under ASan in RegistryMT.EventsOfAClosedLifetimeNeverReachTheNextOne.)
+                close_queued_[fd].exchange(false, std::memory_order_acq_rel);
                 const std::uint32_t now = generation(fd);
                 for (std::uint32_t s = c->slot; s < c->slot + 2; ++s) {
                     entry& e = table_[s];
