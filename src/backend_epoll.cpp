@@ -44,9 +44,11 @@ public:
             if (e & EPOLLERR) {
                 r = readiness::error;
             } else {
-                // Hang-up: readable and writable, so the op's own read or write sees it.
+                // Hang-up: readable and writable, so the op's own read or write sees it;
+                // and hangup, so that a reader knows not to stop before end-of-file.
                 if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) r = r | readiness::readable;
                 if (e & (EPOLLOUT | EPOLLHUP)) r = r | readiness::writable;
+                if (e & (EPOLLRDHUP | EPOLLHUP)) r = r | readiness::hangup;
             }
             out[i] = poll_event{raw_[i].data.u64, r};
         }

@@ -77,9 +77,11 @@ constexpr std::uint64_t no_token = ~std::uint64_t{0};
 [[nodiscard]] constexpr readiness to_readiness(unsigned mask) noexcept {
     readiness r = readiness::none;
     if (mask & (POLLERR | POLLNVAL)) r = r | readiness::error;
-    // Hang-up is readable and writable, so that the op's own read (0) or write (EPIPE) sees it.
+    // Hang-up is readable and writable, so that the op's own read (0) or write (EPIPE) sees
+    // it, and says hangup, so that a reader knows not to stop before end-of-file.
     if (mask & (POLLIN | POLLRDHUP | POLLHUP)) r = r | readiness::readable;
     if (mask & (POLLOUT | POLLHUP)) r = r | readiness::writable;
+    if (mask & (POLLRDHUP | POLLHUP)) r = r | readiness::hangup;
     return r;
 }
 

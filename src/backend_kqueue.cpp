@@ -80,7 +80,7 @@ using udata_t = decltype(std::declval<struct kevent&>().udata);
     if (kev.flags & EV_EOF) {
         // Hang-up is readable and writable, so that the op's own read (0) or write (EPIPE)
         // sees it; for sockets fflags then holds the pending error, if any.
-        r = r | readiness::readable | readiness::writable;
+        r = r | readiness::readable | readiness::writable | readiness::hangup;
         if (kev.fflags != 0) r = r | readiness::error;
     }
     if (kev.flags & EV_ERROR) r = r | readiness::error;

@@ -87,6 +87,44 @@ TYPED_TEST(Conformance, DispatchEndsOnlyTheReadyDirection) {
     EXPECT_EQ(wr.calls, 1);
 }
 
+// A reader that stops at a short read needs to know the edge carried the FIN: no edge
+// follows it. The event says so; a latched ready cannot, and says nothing.
+TYPED_TEST(Conformance, HangupReachesTheOpsTheEventEndsAndOnlyThem) {
+    record plain, hung, wr, latched;
+    this->arm_ok(6, direction::read, plain);
+    EXPECT_EQ(this->reg.dispatch(this->tok(6), readiness::readable), 1u);
+    ASSERT_EQ(plain.calls, 1);
+    EXPECT_FALSE(plain.last.hangup);
+    this->arm_ok(6, direction::read, hung);
+    this->arm_ok(6, direction::write, wr);
+    EXPECT_EQ(this->reg.dispatch(this->tok(6),
+                                 readiness::readable | readiness::writable | readiness::hangup),
+              2u);
+    ASSERT_EQ(hung.calls, 1);
+    EXPECT_EQ(hung.last.result, outcome::ready);
+    EXPECT_TRUE(hung.last.hangup);
+    EXPECT_FALSE(hung.last.latched);
+    ASSERT_EQ(wr.calls, 1);
+    EXPECT_TRUE(wr.last.hangup);
+    // Hang-up alone ends nothing.
+    record alone;
+    const op_token t = this->arm_ok(6, direction::read, alone);
+    EXPECT_EQ(this->reg.dispatch(this->tok(6), readiness::hangup), 0u);
+    EXPECT_EQ(alone.calls, 0);
+    this->cancel(t);
+    ASSERT_EQ(alone.calls, 1);
+    EXPECT_EQ(alone.last.result, outcome::cancelled);
+    EXPECT_FALSE(alone.last.hangup);
+    // With readable and no op waiting it latches like any readiness; the latched ready
+    // cannot say whether the peer hung up.
+    EXPECT_EQ(this->reg.dispatch(this->tok(6), readiness::readable | readiness::hangup), 0u);
+    this->arm_ok(6, direction::read, latched);
+    ASSERT_EQ(latched.calls, 1);
+    EXPECT_TRUE(latched.last.latched);
+    EXPECT_FALSE(latched.last.hangup);
+    this->expect_balanced();
+}
+
 TYPED_TEST(Conformance, ErrorReadinessEndsEveryPendingOpWithError) {
     record rd, wr;
     this->arm_ok(5, direction::read, rd);

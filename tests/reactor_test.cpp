@@ -304,6 +304,50 @@ TYPED_TEST(Reactor, OrderlyHangUpIsReadable) {
     EXPECT_EQ(::read(p.a, &c, 1), 0);
 }
 
+TYPED_TEST(Reactor, OrderlyHangUpSaysHangup) {
+    socket_pair p;
+    ASSERT_TRUE(this->loop->watch(p.a).ok());
+    record rec;
+    ASSERT_TRUE(this->loop->arm(p.a, direction::read, recorder(rec)).ok());
+    this->loop->run_once(0);
+    ASSERT_EQ(::shutdown(p.b, SHUT_WR), 0);
+    ASSERT_TRUE(this->run_until([&] { return rec.calls > 0; }));
+    EXPECT_EQ(rec.last.result, outcome::ready);
+    EXPECT_TRUE(rec.last.hangup);
+    char c;
+    EXPECT_EQ(::read(p.a, &c, 1), 0);
+}
+
+// Bytes and the FIN queued before the loop looks: a reader that stops at its short read
+// must learn of the FIN from a completion, since no edge comes after it. Every completion
+// is either a hang-up, or is followed by one that is (or by a latched ready, which says
+// nothing and so obliges a read to EAGAIN). With epoll it is the first.
+TYPED_TEST(Reactor, BytesThenFinInOneEdgeSayHangup) {
+    socket_pair p;
+    ASSERT_TRUE(this->loop->watch(p.a).ok());
+    this->loop->run_once(0);
+    record rec;
+    ASSERT_TRUE(this->loop->arm(p.a, direction::read, recorder(rec)).ok());
+    ASSERT_EQ(::write(p.b, "req", 3), 3);
+    ASSERT_EQ(::shutdown(p.b, SHUT_WR), 0);
+    bool told = false;
+    for (int arms = 1; arms <= 3 && !told; ++arms) {
+        ASSERT_TRUE(this->run_until([&] { return rec.calls == arms; })) << "arm " << arms;
+        ASSERT_EQ(rec.last.result, outcome::ready);
+        told = rec.last.hangup || rec.last.latched;
+        if (arms == 1 && TypeParam::which == backend::epoll) {
+            EXPECT_TRUE(rec.last.hangup);
+        }
+        if (!told) {
+            ASSERT_TRUE(this->loop->arm(p.a, direction::read, recorder(rec)).ok());
+        }
+    }
+    EXPECT_TRUE(told) << "the FIN was queued and no completion said so";
+    char buf[8];
+    EXPECT_EQ(::read(p.a, buf, sizeof buf), 3);
+    EXPECT_EQ(::read(p.a, buf, sizeof buf), 0);
+}
+
 TYPED_TEST(Reactor, CloseEndsPendingOpsAsClosed) {
     socket_pair p;
     ASSERT_TRUE(this->loop->watch(p.a).ok());

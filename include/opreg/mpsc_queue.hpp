@@ -153,7 +153,7 @@ public:
             if (!plan.dir[static_cast<int>(d)]) continue;
             entry& e = table_[op_slot(fd, d)];
             if (e.op != nullptr && e.op->fd_gen == t.generation()) {
-                end(std::exchange(e.op, nullptr), plan.result, errc::ok);
+                end(std::exchange(e.op, nullptr), plan.result, errc::ok, false, plan.hangup);
                 ++ended;
             } else {
                 // No op of this lifetime waiting (an op of an older one waits for its
@@ -242,12 +242,13 @@ private:
 
     // Ends an op: its record goes back to the pool before the callback runs, so a callback
     // that re-arms finds room.
-    void end(command* op, outcome o, errc e, bool latched = false) noexcept {
+    void end(command* op, outcome o, errc e, bool latched = false,
+             bool hangup = false) noexcept {
         const op_token t{op->slot, op->gen};
         callback cb = std::move(op->cb);
         ops_.destroy(op);
         stats_.add(detail::stat_for(o));
-        cb(detail::make_completion(t, o, e, latched));
+        cb(detail::make_completion(t, o, e, latched, hangup));
     }
 
     void release(command* c) noexcept {

@@ -130,7 +130,8 @@ public:
                 if (plan.dir[d] && !taken[d]) g.latched[d] = true;
         }
         for (auto& op : ready)
-            op->fn(detail::make_completion(op_token{op_slot(fd, op->dir), op->gen}, plan.result));
+            op->fn(detail::make_completion(op_token{op_slot(fd, op->dir), op->gen}, plan.result,
+                                           errc::ok, false, plan.hangup));
         return ready.size();
     }
 

@@ -244,7 +244,7 @@ public:
             }
             if (stale) break;
             if (won) {
-                finish(s, op_token{index, w.op_gen()}, plan.result);
+                finish(s, op_token{index, w.op_gen()}, plan.result, plan.hangup);
                 ++ended;
             }
         }
@@ -287,7 +287,7 @@ private:
 
     // The caller owns `completing` on s for op t. Moves the callback out, releases the slot,
     // then runs the callback: a callback that re-arms this slot finds it idle.
-    void finish(slot& s, op_token t, outcome o) noexcept {
+    void finish(slot& s, op_token t, outcome o, bool hangup = false) noexcept {
         callback cb = std::move(s.cb);
         word cur{s.word.load(std::memory_order_relaxed)};  // relaxed: we own the slot
         // release (C): pairs with the next arm's acquire (D). The loop keeps an fd
@@ -297,7 +297,7 @@ private:
                                              std::memory_order_relaxed)) {
         }
         stats_.add(detail::stat_for(o));
-        cb(detail::make_completion(t, o));
+        cb(detail::make_completion(t, o, errc::ok, false, hangup));
     }
 
     // An arm that found readiness latched: the op is accepted and ends at once, here.

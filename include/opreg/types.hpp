@@ -22,6 +22,9 @@ enum class readiness : std::uint8_t {
     readable = 1,
     writable = 2,
     error = 4,  // EPOLLERR and the like: every pending op on the fd ends with outcome::error
+    hangup = 8,  // the peer shut down its sending side or the connection is gone (EPOLLRDHUP,
+                 // EPOLLHUP, POLLRDHUP, EV_EOF): a read reaches end-of-file once the bytes
+                 // already queued are read. Comes with readable; ends nothing by itself.
 };
 [[nodiscard]] constexpr readiness operator|(readiness a, readiness b) noexcept {
     return static_cast<readiness>(static_cast<std::uint8_t>(a) | static_cast<std::uint8_t>(b));
@@ -62,6 +65,9 @@ struct completion {
     errc error = errc::ok;  // for outcome::error raised by the registry (e.g. busy, seen by
                             // the owner thread of mpsc_queue); ok for kernel errors
     bool latched = false;   // ready at arm: the readiness arrived before the op was armed
+    bool hangup = false;    // ready, and the event that ended it carried readiness::hangup.
+                            // Only an event says so: a latched ready leaves it false, so a
+                            // reader that skips its EAGAIN read must not skip after one.
 };
 static_assert(std::is_trivially_copyable_v<completion>);
 

@@ -13,11 +13,13 @@ namespace opreg::detail {
 struct delivery {
     bool dir[2] = {false, false};
     outcome result = outcome::ready;
+    bool hangup = false;  // passed on to completion::hangup of the ops it ends
 };
 
 [[nodiscard]] constexpr delivery plan_delivery(readiness ev) noexcept {
-    if (has(ev, readiness::error)) return {{true, true}, outcome::error};
-    return {{has(ev, readiness::readable), has(ev, readiness::writable)}, outcome::ready};
+    if (has(ev, readiness::error)) return {{true, true}, outcome::error, false};
+    return {{has(ev, readiness::readable), has(ev, readiness::writable)}, outcome::ready,
+            has(ev, readiness::hangup)};
 }
 
 // Every strategy's constructor checks its config through this.
@@ -36,8 +38,9 @@ struct delivery {
 }
 
 [[nodiscard]] inline completion make_completion(op_token t, outcome o, errc e = errc::ok,
-                                                bool latched = false) noexcept {
-    return completion{t, op_fd(t), op_direction(t), o, e, latched};
+                                                bool latched = false,
+                                                bool hangup = false) noexcept {
+    return completion{t, op_fd(t), op_direction(t), o, e, latched, hangup};
 }
 
 // The arm-time end of an op that found readiness latched.

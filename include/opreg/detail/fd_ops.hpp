@@ -24,12 +24,14 @@ struct taken_ops {
     std::size_t count = 0;
     outcome result = outcome::ready;
     bool latched = false;  // ended at arm, from readiness latched before it
+    bool hangup = false;   // ended by an event that carried readiness::hangup
 
     void push(op_token t, callback&& cb) noexcept { ops[count++] = op{t, std::move(cb)}; }
 
     // Runs the callbacks; returns how many ran.
     std::size_t run() noexcept {
-        for (std::size_t i = 0; i < count; ++i) ops[i].cb(make_completion(ops[i].token, result, errc::ok, latched));
+        for (std::size_t i = 0; i < count; ++i)
+            ops[i].cb(make_completion(ops[i].token, result, errc::ok, latched, hangup));
         return count;
     }
 };
@@ -75,6 +77,7 @@ struct fd_ops {
     bool take_ready(fd_token t, const delivery& plan, taken_ops& out) noexcept {
         if (fd_gen != t.generation()) return false;
         out.result = plan.result;
+        out.hangup = plan.hangup;
         for (const direction d : {direction::read, direction::write}) {
             if (!plan.dir[static_cast<int>(d)]) continue;
             if (pending(d)) {
