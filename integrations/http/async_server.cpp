@@ -130,7 +130,9 @@ private:
         c->fd = fd;
         c->last_active = now_;
         link(c);
-        on_readable(c);  // edge-triggered: data may already be there
+        // Edge-triggered: data may already be there. Stopping short is safe: the watch
+        // just made raises an edge for whatever is queued, FIN included.
+        on_readable(c, true);
     }
 
     // Arms an op on c's fd. With --std-function the callback goes through a heap-allocated
@@ -167,14 +169,17 @@ private:
             return;
         }
         if (x.dir == direction::write) {
-            if (flush(c)) on_readable(c);  // caught up: read again (data may be waiting)
+            if (flush(c)) on_readable(c, false);  // caught up: read again (data may be waiting)
         } else {
-            on_readable(c);
+            // A latched ready does not say whether the peer hung up; an event that did says
+            // so: in both cases read to EAGAIN or end-of-file.
+            on_readable(c, !x.latched && !x.hangup);
         }
     }
 
-    // Reads until EAGAIN, answering what arrives; one write per read batch.
-    void on_readable(conn* c) {
+    // Reads until EAGAIN, answering what arrives; one write per read batch. `may_stop_short`:
+    // the edge that woke us said no hang-up, so a short read may stand for EAGAIN.
+    void on_readable(conn* c, bool may_stop_short) {
         constexpr std::size_t chunk = 16 * 1024, batch = 64 * 1024;
         for (;;) {
             std::size_t len = 0;
@@ -192,11 +197,12 @@ private:
                 const ssize_t n = ::read(c->fd, in_.data() + len, chunk);
                 if (n > 0) {
                     len += std::size_t(n);
-                    if (std::size_t(n) == chunk) continue;
+                    if (std::size_t(n) == chunk || !may_stop_short) continue;
                     // A short read took all there was: skip the read that would only say
-                    // EAGAIN (one system call per request). Bytes that arrive later raise
-                    // a new edge, which the registry keeps for the arm below if it comes
-                    // first.
+                    // EAGAIN (one system call per request). Bytes or a FIN that arrive
+                    // later raise a new edge, which the registry keeps for the arm below
+                    // if it comes first. Not after an edge that carried the hang-up: its
+                    // FIN is already queued behind these bytes and no edge will follow.
                     again = true;
                     break;
                 }

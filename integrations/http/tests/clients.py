@@ -172,6 +172,43 @@ def check_errors(srv, tag):
     report(f"{tag} still serving after the bad requests", status_of(got) == 200)
 
 
+def check_fin_with_the_bytes(srv, tag, rounds=10):
+    # The last bytes and the FIN in one segment (TCP_CORK, then shutdown), after the server
+    # has armed its read: one edge brings both and none follows. A request cut short must
+    # still get its 400 and a complete one its answer, each followed by a close at once,
+    # not when a timeout fires.
+    cases = [("cut short", b"PUT / HTTP/1.1\r\nHost: t\r\nContent-Leng", 400),
+             ("complete", b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", 200)]
+    for name, data, want in cases:
+        bad = []
+        worst = 0.0
+        for i in range(rounds):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=2)
+            try:
+                time.sleep(0.02)  # accepted, read to EAGAIN, armed
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                s.sendall(data)
+                t0 = time.time()
+                s.shutdown(socket.SHUT_WR)  # sends the corked bytes with the FIN
+                got, closed = b"", False
+                try:
+                    while True:
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            closed = True
+                            break
+                        got += chunk
+                except (socket.timeout, ConnectionResetError) as e:
+                    closed = isinstance(e, ConnectionResetError)
+                worst = max(worst, time.time() - t0)
+                if status_of(got) != want or not closed:
+                    bad.append(f"round {i}: {status_of(got)}, closed={closed}")
+            finally:
+                s.close()
+        report(f"{tag} bytes and FIN in one segment, {name}: {want} and close, {rounds}x",
+               not bad, "; ".join(bad[:3]) or f"slowest {worst * 1000:.1f} ms")
+
+
 def check_slow_clients(srv, tag, count=300):
     held = []
     try:
@@ -282,6 +319,7 @@ def run_suite(binary, fixtures, tag, args, full):
         check_basics(srv, tag)
         check_pipelining(srv, tag)
         check_errors(srv, tag)
+        check_fin_with_the_bytes(srv, tag)
         check_curl(srv, tag)
         check_slow_clients(srv, tag)
         check_wrk(srv, tag)
