@@ -112,6 +112,7 @@ public:
     [[nodiscard]] backend kind() const noexcept override { return backend::io_uring; }
     [[nodiscard]] int watch(int fd, std::uint64_t token) noexcept override;
     [[nodiscard]] int unwatch(int fd, std::uint64_t token) noexcept override;
+    [[nodiscard]] int rewatch(int fd, std::uint64_t token) noexcept override;
     [[nodiscard]] int wait(std::span<poll_event> out, int timeout_ms) noexcept override;
 
 private:
@@ -287,6 +288,23 @@ int io_uring_poller::unwatch(int fd, std::uint64_t token) noexcept {
     // Submitted now so that the file reference is gone before the caller's ::close(). Should
     // the kernel refuse the batch (-EAGAIN), the SQE stays queued and wait() submits it: the
     // unwatch still happens, only the file's release is late.
+    (void)io_uring_submit(&ring_);
+    return 0;
+}
+
+// Not unwatch then watch: the removal completes later, its poll's final -ECANCELED CQE
+// would find the same token watched again and re-arm it, and every re-registration would
+// leave one more poll holding the file (a closed connection then never sends its FIN).
+// A poll update replaces the poll in place and polls again, as epoll's ADD does; if the
+// poll has just ended (its final CQE not harvested yet) the update finds nothing and the
+// harvest re-arms it, so there is one poll either way.
+int io_uring_poller::rewatch(int fd, std::uint64_t token) noexcept {
+    if (watched_fd(token) != fd) return ENOENT;
+    io_uring_sqe* sqe = nullptr;
+    if (const int err = next_sqe(sqe)) return err;
+    io_uring_prep_poll_update(sqe, token, token, io_uring_traits::poll_mask,
+                              IORING_POLL_UPDATE_EVENTS | IORING_POLL_ADD_MULTI);
+    io_uring_sqe_set_data64(sqe, udata_remove);
     (void)io_uring_submit(&ring_);
     return 0;
 }

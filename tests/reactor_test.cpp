@@ -1,5 +1,6 @@
 // The reactor over real fds (socketpairs, loopback TCP), for every backend available here
 // and every registry strategy. Test names carry both: Reactor.X<combo<epoll_backend, ...>>.
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -346,6 +347,47 @@ TYPED_TEST(Reactor, BytesThenFinInOneEdgeSayHangup) {
     char buf[8];
     EXPECT_EQ(::read(p.a, buf, sizeof buf), 3);
     EXPECT_EQ(::read(p.a, buf, sizeof buf), 0);
+}
+
+// A registry of its own for a test that builds its own reactor (any_registry: slot_array).
+template <class R>
+R fresh_registry() {
+    constexpr registry_config cfg{.max_fds = 4096};
+    if constexpr (std::is_same_v<R, any_registry>) {
+        return make_registry("slot_array", cfg);
+    } else {
+        return R{cfg};
+    }
+}
+
+// The diagnosis mode that registers the fd with the kernel on every arm: events still
+// arrive, and after many re-registrations a close still lets the file go (the peer sees
+// end-of-file), so no registration outlived it.
+TYPED_TEST(Reactor, ReRegisteringPerOpDeliversAndTheCloseIsFinal) {
+    using R = typename TypeParam::registry_type;
+    R reg = fresh_registry<R>();
+    reactor<R> loop{
+        reg, reactor_options{.which = TypeParam::which, .fall_back = false, .rearm_per_op = true}};
+    socket_pair p;
+    ASSERT_TRUE(loop.watch(p.a).ok());
+    record rec;
+    constexpr int rounds = 50;
+    for (int i = 1; i <= rounds; ++i) {
+        ASSERT_TRUE(loop.arm(p.a, direction::read, recorder(rec)).ok());
+        ASSERT_EQ(::write(p.b, "x", 1), 1);
+        const auto give_up = std::chrono::steady_clock::now() + 2s;
+        while (rec.calls < i && std::chrono::steady_clock::now() < give_up) loop.run_once(20);
+        ASSERT_EQ(rec.calls, i);
+        EXPECT_EQ(rec.last.result, outcome::ready);
+        char c;
+        ASSERT_EQ(::read(p.a, &c, 1), 1);
+    }
+    EXPECT_EQ(loop.close(p.take_a()), errc::ok);
+    for (int i = 0; i < 5; ++i) loop.run_once(10);  // let removals reach the kernel
+    pollfd pf{p.b, POLLIN, 0};
+    ASSERT_EQ(::poll(&pf, 1, 1000), 1) << "the closed end is still held open";
+    char c;
+    EXPECT_EQ(::read(p.b, &c, 1), 0);
 }
 
 TYPED_TEST(Reactor, CloseEndsPendingOpsAsClosed) {

@@ -69,9 +69,10 @@ struct reactor_options {
     bool fall_back = true;
     std::size_t max_events = 256;  // kernel events taken per wait
     std::size_t max_posts = 4096;  // posts queued at once; post() returns false beyond
-    // For measurement only: re-register the fd with the kernel on every arm (unwatch then
-    // watch, two system calls per operation), as a design that registers per operation
-    // does, instead of once per fd lifetime. Reactor-thread arms only.
+    // For measurement only: re-register the fd with the kernel on every arm (epoll: DEL then
+    // ADD, two system calls per operation; io_uring: a poll update, one), as a design that
+    // registers per operation does, instead of once per fd lifetime. Reactor-thread arms
+    // only.
     bool rearm_per_op = false;
 };
 
@@ -278,10 +279,8 @@ public:
 
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
         if (opt_.rearm_per_op) {
-            if (const result<fd_token> t = reg_.token_of(fd)) {
-                (void)poller_->unwatch(fd, t.value().to_u64());
-                (void)poller_->watch(fd, t.value().to_u64());
-            }
+            if (const result<fd_token> t = reg_.token_of(fd))
+                (void)poller_->rewatch(fd, t.value().to_u64());
         }
         return reg_.arm(fd, d, std::move(cb));
     }

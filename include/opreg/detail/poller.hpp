@@ -44,6 +44,13 @@ public:
     [[nodiscard]] virtual backend kind() const noexcept = 0;
     [[nodiscard]] virtual int watch(int fd, std::uint64_t token) noexcept = 0;    // 0 or errno
     [[nodiscard]] virtual int unwatch(int fd, std::uint64_t token) noexcept = 0;  // 0 or errno
+    // Registers a watched fd again under the same token (reactor_options::rearm_per_op, a
+    // measurement of per-operation registration). Unwatch then watch where that is exact;
+    // a backend whose removal completes later overrides it.
+    [[nodiscard]] virtual int rewatch(int fd, std::uint64_t token) noexcept {
+        const int e = unwatch(fd, token);
+        return e != 0 ? e : watch(fd, token);
+    }
     [[nodiscard]] virtual int wait(std::span<poll_event> out, int timeout_ms) noexcept = 0;
 };
 
