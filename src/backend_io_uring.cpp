@@ -17,10 +17,11 @@
 //   a poll is armed, so the ::close() that follows only releases the file (and a socket
 //   only sends its FIN) once the poll is gone. unwatch() must come before ::close().
 //
-// Reserved user_data. Three values at the top of the 64-bit range are ours, and wait() skips
+// Reserved user_data. Four values at the top of the 64-bit range are ours, and wait() skips
 // their CQEs; watch() refuses them as tokens (EINVAL). Read as tokens they would name slot
-// 0xFFFFFFFD..0xFFFFFFFF (fd -3..-1) with generation 0xFFFFFFFF, which no registry issues
+// 0xFFFFFFFC..0xFFFFFFFF (fd -4..-1) with generation 0xFFFFFFFF, which no registry issues
 // (slots stay below 2^30) and which stay clear of the reactor's wake token 0x00000000FFFFFFFF:
+//   udata_update  0xFFFFFFFF'FFFFFFFC  the CQE of every poll update rewatch() submits
 //   udata_probe   0xFFFFFFFF'FFFFFFFD  the throwaway poll of the creation probe
 //   udata_remove  0xFFFFFFFF'FFFFFFFE  the CQE of every poll-remove unwatch() submits
 //   ~0            LIBURING_UDATA_TIMEOUT, liburing's own timeout SQE on kernels without
@@ -64,6 +65,7 @@ static_assert((io_uring_traits::sq_entries & (io_uring_traits::sq_entries - 1)) 
 static_assert((io_uring_traits::cq_entries & (io_uring_traits::cq_entries - 1)) == 0);
 static_assert(io_uring_traits::cq_entries >= io_uring_traits::sq_entries);
 
+constexpr std::uint64_t udata_update = 0xFFFF'FFFF'FFFF'FFFCull;
 constexpr std::uint64_t udata_probe = 0xFFFF'FFFF'FFFF'FFFDull;
 constexpr std::uint64_t udata_remove = 0xFFFF'FFFF'FFFF'FFFEull;
 static_assert(LIBURING_UDATA_TIMEOUT == ~std::uint64_t{0});
@@ -71,7 +73,7 @@ static_assert(LIBURING_UDATA_TIMEOUT == ~std::uint64_t{0});
 constexpr std::uint64_t no_token = ~std::uint64_t{0};
 
 [[nodiscard]] constexpr bool is_reserved(std::uint64_t user_data) noexcept {
-    return user_data >= udata_probe;
+    return user_data >= udata_update;
 }
 
 [[nodiscard]] constexpr readiness to_readiness(unsigned mask) noexcept {
@@ -302,9 +304,13 @@ int io_uring_poller::rewatch(int fd, std::uint64_t token) noexcept {
     if (watched_fd(token) != fd) return ENOENT;
     io_uring_sqe* sqe = nullptr;
     if (const int err = next_sqe(sqe)) return err;
-    io_uring_prep_poll_update(sqe, token, token, io_uring_traits::poll_mask,
-                              IORING_POLL_UPDATE_EVENTS | IORING_POLL_ADD_MULTI);
-    io_uring_sqe_set_data64(sqe, udata_remove);
+    // new_user_data 0: the kernel refuses one without IORING_POLL_UPDATE_USER_DATA. The
+    // poll keeps its multishot mode; only its event mask is set again.
+    io_uring_prep_poll_update(sqe, token, 0, io_uring_traits::poll_mask,
+                              IORING_POLL_UPDATE_EVENTS);
+    // Its own CQE says 0, or -ENOENT/-EALREADY for a poll that has just ended (the harvest
+    // re-arms it): nothing to act on, so it is dropped like a removal's.
+    io_uring_sqe_set_data64(sqe, udata_update);
     (void)io_uring_submit(&ring_);
     return 0;
 }

@@ -361,8 +361,8 @@ R fresh_registry() {
 }
 
 // The diagnosis mode that registers the fd with the kernel on every arm: events still
-// arrive, and after many re-registrations a close still lets the file go (the peer sees
-// end-of-file), so no registration outlived it.
+// arrive, each registration polls the fd again, and after many of them a close still lets
+// the file go (the peer sees end-of-file), so no registration outlived it.
 TYPED_TEST(Reactor, ReRegisteringPerOpDeliversAndTheCloseIsFinal) {
     using R = typename TypeParam::registry_type;
     R reg = fresh_registry<R>();
@@ -382,6 +382,24 @@ TYPED_TEST(Reactor, ReRegisteringPerOpDeliversAndTheCloseIsFinal) {
         char c;
         ASSERT_EQ(::read(p.a, &c, 1), 1);
     }
+    // Registering again polls again: bytes already queued, whose edge an earlier op took,
+    // are reported to the next arm. (Without re-registration that arm would wait.)
+    // Each arm must raise a kernel event of its own (the first also has the write's edge;
+    // a latched ready may end an arm at once, but its registration still polls).
+    ASSERT_EQ(::write(p.b, "y", 1), 1);
+    for (int i = rounds + 1; i <= rounds + 3; ++i) {
+        for (int k = 0; k < 3; ++k) loop.run_once(10);  // take every event there is
+        const std::uint64_t before = loop.stats().events;
+        ASSERT_TRUE(loop.arm(p.a, direction::read, recorder(rec)).ok());
+        const auto give_up = std::chrono::steady_clock::now() + 2s;
+        while (rec.calls < i && std::chrono::steady_clock::now() < give_up) loop.run_once(20);
+        ASSERT_EQ(rec.calls, i) << "re-registration did not poll the fd again";
+        EXPECT_EQ(rec.last.result, outcome::ready);
+        for (int k = 0; k < 3; ++k) loop.run_once(10);
+        EXPECT_GT(loop.stats().events, before) << "re-registration did not poll the fd again";
+    }
+    char y;
+    ASSERT_EQ(::read(p.a, &y, 1), 1);  // unread bytes would make the close a reset
     EXPECT_EQ(loop.close(p.take_a()), errc::ok);
     for (int i = 0; i < 5; ++i) loop.run_once(10);  // let removals reach the kernel
     pollfd pf{p.b, POLLIN, 0};
