@@ -106,6 +106,17 @@ TYPED_TEST(Conformance, HangupReachesTheOpsTheEventEndsAndOnlyThem) {
     EXPECT_FALSE(hung.last.latched);
     ASSERT_EQ(wr.calls, 1);
     EXPECT_TRUE(wr.last.hangup);
+    // Per event: the next plain edge says no hang-up, and an error says error, not hang-up.
+    record after, failed;
+    this->arm_ok(6, direction::read, after);
+    EXPECT_EQ(this->reg.dispatch(this->tok(6), readiness::readable), 1u);
+    ASSERT_EQ(after.calls, 1);
+    EXPECT_FALSE(after.last.hangup);
+    this->arm_ok(6, direction::read, failed);
+    EXPECT_EQ(this->reg.dispatch(this->tok(6), readiness::error | readiness::hangup), 1u);
+    ASSERT_EQ(failed.calls, 1);
+    EXPECT_EQ(failed.last.result, outcome::error);
+    EXPECT_FALSE(failed.last.hangup);
     // Hang-up alone ends nothing.
     record alone;
     const op_token t = this->arm_ok(6, direction::read, alone);

@@ -27,8 +27,9 @@
 // dispatch(fd_token, ev)    the owning thread. Delivers kernel readiness: for each direction
 //   in ev the pending op ends with outcome::ready (readiness::error ends every pending op on
 //   the fd with outcome::error). readiness::hangup in ev is passed on as completion::hangup
-//   of the ops it ends. An fd_token whose generation is stale is dropped and counted in
-//   stale_dropped. Returns the number of ops it ended.
+//   of the ops it ends as ready (not with error; and a latched ready carries none). An
+//   fd_token whose generation is stale is dropped and counted in stale_dropped. Returns the
+//   number of ops it ended.
 //
 // Readiness is never lost. Readiness for a direction with no pending op is latched (per
 //   fd lifetime); the next arm of that direction ends at once with outcome::ready — inside
