@@ -3,9 +3,10 @@
 //
 // A model program runs in one of two modes:
 //   normal      every search must end without an error: the model holds.
-//   --weakened  the model with one release made relaxed; every such variant must be caught
-//               as a data race. A model that cannot fail proves nothing, so this mode passes
-//               only when Relacy finds the bug it was given.
+//   --weakened  the model with one ordering weakened; every such variant must be caught,
+//               as a data race or as the failed assertion the model names. A model that
+//               cannot fail proves nothing, so this mode passes only when Relacy finds the
+//               bug it was given.
 // Include it after every other header: <relacy/relacy.hpp> redefines new, delete and assert.
 #pragma once
 
@@ -81,17 +82,18 @@ bool expect_holds(const char* model_name, const search& s, bool verbose) {
     return ok;
 }
 
-// Weakened mode: true when one of the searches reports a data race, the failure a missing
-// release causes on the data it publishes. Any other failure (a failed assertion, a
-// livelock) is not counted as caught: it would fail the normal mode too, or says the
-// harness is wrong. Searches run in order and stop at the first failure.
+// Weakened mode: true when one of the searches reports `expected`: by default a data race,
+// the failure a missing release causes on the data it publishes; a model whose weakening
+// breaks a state it asserts names rl::test_result_user_assert_failed. Any other failure (a
+// livelock, another kind) is not counted as caught: it says the harness is wrong. Searches
+// run in order and stop at the first failure.
 template <class Test, std::size_t N>
 bool expect_caught(const char* model_name, const char* variant, const search (&searches)[N],
-                   bool verbose) {
+                   bool verbose, rl::test_result_e expected = rl::test_result_data_race) {
     for (const search& s : searches) {
         const outcome o = run<Test>(s);
         if (o.result != rl::test_result_success) {
-            const bool caught = o.result == rl::test_result_data_race;
+            const bool caught = o.result == expected;
             std::printf("%s [%s] %-18s %s: %s at iteration %llu (%.2f s)\n", model_name,
                         variant, s.name, caught ? "caught" : "UNEXPECTED FAILURE",
                         rl::test_result_str(o.result),
