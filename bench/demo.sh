@@ -3,29 +3,35 @@
 # once per diagnosis flag, once as thread-per-connection, beside nginx and h2o with one
 # worker when installed and the bare epoll floor, each loaded by wrk with 100 and 1000
 # keep-alive connections and with 16-deep pipelining. Server on core 1, wrk on core 0
-# (2 cores here), contenders one after another in the same run: compare ratios.
-# Writes bench/results/<date>-<host>.csv and .png, and prints the table.
+# (2 cores here), contenders one after another in the same run, in rounds: compare
+# ratios of medians. Writes bench/results/<date>-<host>.csv (medians), -runs.csv (every
+# run) and .png, and prints the table.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 usage() {
   cat <<'USAGE'
-usage: bench/demo.sh [--seconds S] [--build DIR] [--out DIR] [--quick]
+usage: bench/demo.sh [--seconds S] [--repeat N] [--build DIR] [--out DIR] [--quick]
 
-  --seconds S   wrk duration of each load (default 3)
+  --seconds S   wrk duration of each load (default 2)
+  --repeat N    rounds over every row; the table and CSV hold each cell's median, and
+                <date>-<host>-runs.csv every run (default 3)
   --build DIR   where opreg-httpd and opreg-floor are (default build/release/bin)
   --out DIR     where the CSV and PNG go (default bench/results)
-  --quick       only the five strategies, the floor and nginx (a faster first look)
+  --quick       only the five strategies, the floor, nginx and h2o, one round (a first look)
 USAGE
 }
 
-seconds=3
+seconds=2
+repeat=3
+repeat_given=0
 bin=build/release/bin
 out=bench/results
 quick=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
+    --repeat) repeat=$2; repeat_given=1; shift 2 ;;
     --build) bin=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --quick) quick=1; shift ;;
@@ -33,6 +39,8 @@ while [ $# -gt 0 ]; do
     *) echo "demo: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
 done
+[ "$quick" = 1 ] && [ "$repeat_given" = 0 ] && repeat=1
+case "$repeat" in ''|*[!0-9]*|0) echo "demo: --repeat wants a positive count" >&2; exit 2 ;; esac
 
 for tool in wrk taskset; do
   command -v "$tool" >/dev/null || { echo "demo: $tool is missing (make deps installs it)" >&2; exit 1; }
@@ -52,7 +60,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 echo "machine: $host, $cores cores ($cpu_model), $(uname -sr)"
-echo "load: wrk ${seconds}s per run on core $client_cpu; servers on core $server_cpu"
+echo "load: wrk ${seconds}s per run on core $client_cpu; servers on core $server_cpu; $repeat round(s)"
 echo
 
 # start NAME CMD... : starts a server pinned to the server core, waits for its port.
@@ -102,7 +110,7 @@ NGINX
 }
 
 rows=()
-add_row() { rows+=("$1|$2"); }  # label | command
+add_row() { rows+=("$1|$2"); }  # label | command (@nginx, @h2o: started below)
 httpd="$bin/opreg-httpd --port 0"
 for r in mutex_map sharded_map tbb_map slot_array mpsc_queue; do
   add_row "opreg $r" "$httpd --registry $r"
@@ -116,54 +124,30 @@ if [ "$quick" = 0 ]; then
   add_row "original: all of the above" "$httpd --registry mutex_map --threads 2 --shared-registry --std-function --rearm-per-op --nagle --write-per-part"
 fi
 add_row "floor (bare epoll)" "$bin/opreg-floor --port 0"
-
-echo "implementation,keepalive_100,keepalive_1000,pipelined_16x100" >"$csv"
-total=${#rows[@]}
-have_nginx=0
-if command -v nginx >/dev/null; then have_nginx=1; total=$((total + 1)); else
+if command -v nginx >/dev/null; then add_row "nginx (1 worker)" "@nginx"; else
   echo "(nginx not installed: 'apt-get install nginx-light' adds it to the table)"; fi
-if ! command -v h2o >/dev/null; then
-  echo "(h2o not installed: 'apt-get install h2o' adds it to the table)"; else total=$((total + 1)); fi
+if command -v h2o >/dev/null; then add_row "h2o (1 thread)" "@h2o"; else
+  echo "(h2o not installed: 'apt-get install h2o' adds it to the table)"; fi
 
-i=0
-run_row() {
-  local label=$1
-  i=$((i + 1))
-  printf '[%2d/%d] %-36s' "$i" "$total" "$label" >&2
-  local a b c
-  a=$(load 100); b=$(load 1000); c=$(load 100 pipeline)
-  printf ' %9s %9s %10s req/s\n' "$a" "$b" "$c" >&2
-  echo "$label,$a,$b,$c" >>"$csv"
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
-for row in "${rows[@]}"; do
-  label=${row%%|*}; cmd=${row#*|}
-  # shellcheck disable=SC2086
-  start_server $cmd || continue
-  run_row "$label"
-  stop_server
-done
-if [ "$have_nginx" = 1 ]; then
+start_nginx() {
   nginx_conf
   # nginx cannot print the port it got: give it a fixed free one.
-  nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  sed -i "s/listen 127.0.0.1:0;/listen 127.0.0.1:$nport;/" "$work/nginx.conf"
+  port=$(free_port)
+  sed -i "s/listen 127.0.0.1:0;/listen 127.0.0.1:$port;/" "$work/nginx.conf"
   taskset -c "$server_cpu" nginx -c "$work/nginx.conf" -p "$work" >/dev/null 2>&1 &
   server_pid=$!
-  port=$nport
   sleep 0.5
-  run_row "nginx (1 worker)"
-  stop_server
-fi
-
-have_h2o=0
-command -v h2o >/dev/null && have_h2o=1
-if [ "$have_h2o" = 1 ]; then
-  hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+}
+start_h2o() {
+  port=$(free_port)
   cat >"$work/h2o.conf" <<H2O
 num-threads: 1
 listen:
   host: 127.0.0.1
-  port: $hport
+  port: $port
 error-log: $work/h2o-error.log
 hosts:
   default:
@@ -176,12 +160,56 @@ H2O
   printf 'Hello, World!' >"$work/h2o-root/index.html"
   taskset -c "$server_cpu" h2o -c "$work/h2o.conf" >/dev/null 2>&1 &
   server_pid=$!
-  port=$hport
   sleep 0.5
-  run_row "h2o (1 thread)"
-  stop_server
-fi
+}
 
+# Rounds over every row, so that a slow spell of the machine spreads over the contenders
+# instead of landing on one; each cell is then the median of its rounds.
+runs="$out/$stamp-$host-runs.csv"
+echo "round,implementation,keepalive_100,keepalive_1000,pipelined_16x100" >"$runs"
+total=$(( ${#rows[@]} * repeat ))
+i=0
+for round in $(seq 1 "$repeat"); do
+  for row in "${rows[@]}"; do
+    label=${row%%|*}; cmd=${row#*|}
+    case "$cmd" in
+      @nginx) start_nginx ;;
+      @h2o) start_h2o ;;
+      # shellcheck disable=SC2086
+      *) start_server $cmd || continue ;;
+    esac
+    i=$((i + 1))
+    printf '[%3d/%d] round %d  %-36s' "$i" "$total" "$round" "$label" >&2
+    a=$(load 100); b=$(load 1000); c=$(load 100 pipeline)
+    printf ' %9s %9s %10s req/s\n' "$a" "$b" "$c" >&2
+    echo "$round,$label,$a,$b,$c" >>"$runs"
+    stop_server
+  done
+done
+
+# Medians per implementation, in row order.
+python3 - "$runs" "$csv" <<'PY'
+import csv, statistics, sys
+runs, out = sys.argv[1], sys.argv[2]
+cells, order = {}, []
+with open(runs) as f:
+    for r in csv.DictReader(f):
+        name = r["implementation"]
+        if name not in cells:
+            cells[name] = {k: [] for k in ("keepalive_100", "keepalive_1000", "pipelined_16x100")}
+            order.append(name)
+        for k, v in cells[name].items():
+            if r[k].strip().isdigit():
+                v.append(int(r[k]))
+with open(out, "w") as f:
+    f.write("implementation,keepalive_100,keepalive_1000,pipelined_16x100\n")
+    for name in order:
+        c = cells[name]
+        med = [str(int(statistics.median(c[k]))) if c[k] else "0" for k in c]
+        f.write(",".join([name] + med) + "\n")
+PY
+echo
+echo "medians of $repeat round(s) of ${seconds}s loads; every run: $runs"
 bash bench/table.sh "$csv"
 if command -v gnuplot >/dev/null; then
   bash bench/plot.sh "$csv" "$png" && echo "plot: $png"
