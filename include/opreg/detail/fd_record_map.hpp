@@ -1,0 +1,93 @@
+// opreg/detail/fd_record_map.hpp — the registry operations of the map strategies, written
+// once. sharded_map and tbb_map keep one fd_ops record per fd and differ only in how a
+// thread reaches that record under a lock; every transition (fd_ops) and every step around
+// it (range checks, stats, running callbacks after the lock is released) is here.
+//
+// Store (CRTP) provides, each running f under the lock that guards fd's record and
+// returning what f returns:
+//   with_record(fd, f)     f(fd_ops&): the record, created on first use (an fd seen for
+//                          the first time gets one, so readiness can be latched for its
+//                          first arm);
+//   with_existing(fd, f)   f(fd_ops*): the record, or nullptr if fd has none yet.
+#pragma once
+
+#include <cassert>
+#include <cstdint>
+
+#include <opreg/detail/common.hpp>
+#include <opreg/detail/fd_ops.hpp>
+#include <opreg/detail/stat_counters.hpp>
+#include <opreg/registry.hpp>
+#include <opreg/types.hpp>
+
+namespace opreg::detail {
+
+template <class Store>
+class fd_record_map {
+public:
+    static constexpr bool hands_off() noexcept { return false; }
+    static constexpr bool bounded_pending() noexcept { return false; }
+
+    [[nodiscard]] const registry_config& config() const noexcept { return cfg_; }
+
+    [[nodiscard]] result<fd_token> token_of(int fd) {
+        if (!fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
+        const std::uint32_t gen =
+            store().with_existing(fd, [](fd_ops* r) { return r != nullptr ? r->fd_gen : 0u; });
+        return fd_token{static_cast<std::uint32_t>(fd), gen};
+    }
+
+    [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
+        if (!fd_in_range(fd, cfg_)) return stats_.refuse(errc::fd_out_of_range);
+        taken_ops ready_now;
+        const result<op_token> r = store().with_record(
+            fd, [&](fd_ops& rec) { return rec.arm(fd, d, std::move(cb), ready_now); });
+        return conclude_arm(stats_, r, ready_now);
+    }
+
+    cancel_status cancel(op_token t, outcome why = outcome::cancelled) {
+        assert(cancel_outcome_valid(why));
+        const int fd = op_fd(t);
+        if (!fd_in_range(fd, cfg_)) return cancel_status::stale;
+        taken_ops taken;
+        taken.result = why;
+        if (!store().with_existing(fd, [&](fd_ops* r) { return r != nullptr && r->take(t, taken); }))
+            return cancel_status::stale;
+        conclude(stats_, taken);
+        return cancel_status::done;
+    }
+
+    std::size_t dispatch(fd_token t, readiness ev) {
+        const int fd = static_cast<int>(t.slot());
+        if (!fd_in_range(fd, cfg_)) return stats_.drop_stale();
+        taken_ops taken;
+        if (!store().with_record(
+                fd, [&](fd_ops& r) { return r.take_ready(t, plan_delivery(ev), taken); }))
+            return stats_.drop_stale();
+        return conclude(stats_, taken);
+    }
+
+    errc close(int fd) {
+        if (!fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
+        taken_ops taken;
+        store().with_record(fd, [&](fd_ops& r) { r.take_all_for_close(fd, taken); });
+        conclude(stats_, taken);
+        return errc::ok;
+    }
+
+    std::size_t poll() noexcept { return 0; }
+
+    [[nodiscard]] registry_stats stats() const noexcept { return stats_.snapshot(); }
+
+protected:
+    explicit fd_record_map(registry_config cfg) : cfg_{validated(cfg)} {}
+    ~fd_record_map() = default;
+
+private:
+    Store& store() noexcept { return static_cast<Store&>(*this); }
+
+    registry_config cfg_;
+    stat_counters stats_;
+};
+
+} // namespace opreg::detail
