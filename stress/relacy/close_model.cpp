@@ -31,7 +31,6 @@
 // finds the flag still set does not queue its command, the owner's later load may miss
 // that close's bump, and an op of a closed lifetime stays pending. It passes only if
 // Relacy reports that assertion.
-#include <cstring>
 
 #include "model_driver.hpp"  // last: brings in <relacy/relacy.hpp>
 
@@ -162,20 +161,11 @@ struct close_model : rl::test_suite<close_model, 3> {
 } // namespace
 
 int main(int argc, char** argv) {
-    bool weakened = false;
-    bool verbose = false;
-    for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--weakened") == 0) {
-            weakened = true;
-        } else if (std::strcmp(argv[i], "--verbose") == 0) {
-            verbose = true;
-        } else {
-            std::fprintf(stderr, "usage: %s [--weakened] [--verbose]\n", argv[0]);
-            return 2;
-        }
-    }
+    model::options opt;
+    if (!model::parse(argc, argv, opt)) return 2;
+    const bool verbose = opt.verbose;
 
-    if (!weakened) {
+    if (!opt.weakened) {
         bool ok = model::expect_holds<close_model>(
             "close", {"random", rl::sched_random, 200000, 0}, verbose);
         ok = model::expect_holds<close_model>("close", {"context bound 6", rl::sched_bound, 0, 6},

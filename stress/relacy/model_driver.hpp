@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include <relacy/relacy.hpp>
@@ -31,6 +32,31 @@ struct outcome {
     double seconds = 0;
     std::string report;              // Relacy's own output: the failing history, if any
 };
+
+// The command line of a model: [--weakened] [--deep] [--verbose]. --deep runs a deeper
+// bounded search where a model has one (too slow for every CI run). false, with the usage
+// printed, on anything else.
+struct options {
+    bool weakened = false;
+    bool deep = false;
+    bool verbose = false;
+};
+
+inline bool parse(int argc, char** argv, options& o) {
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--weakened") == 0) {
+            o.weakened = true;
+        } else if (std::strcmp(argv[i], "--deep") == 0) {
+            o.deep = true;
+        } else if (std::strcmp(argv[i], "--verbose") == 0) {
+            o.verbose = true;
+        } else {
+            std::fprintf(stderr, "usage: %s [--weakened] [--deep] [--verbose]\n", argv[0]);
+            return false;
+        }
+    }
+    return true;
+}
 
 template <class Test>
 outcome run(const search& s) {

@@ -29,7 +29,6 @@
 // --weakened makes the release store of prev->next in link() relaxed and passes only if
 // Relacy catches it.
 #include <cstdint>
-#include <cstring>
 
 #include "model_driver.hpp"  // last: brings in <relacy/relacy.hpp>
 
@@ -167,20 +166,11 @@ using three_by_one = mpsc_model<3, 1>; // 3 producers x 1 node, 1 consumer
 } // namespace
 
 int main(int argc, char** argv) {
-    bool weakened = false;
-    bool verbose = false;
-    for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--weakened") == 0) {
-            weakened = true;
-        } else if (std::strcmp(argv[i], "--verbose") == 0) {
-            verbose = true;
-        } else {
-            std::fprintf(stderr, "usage: %s [--weakened] [--verbose]\n", argv[0]);
-            return 2;
-        }
-    }
+    model::options opt;
+    if (!model::parse(argc, argv, opt)) return 2;
+    const bool verbose = opt.verbose;
 
-    if (!weakened) {
+    if (!opt.weakened) {
         bool ok = model::expect_holds<two_by_two>(
             "mpsc 2x2", {"random", rl::sched_random, 200000, 0}, verbose);
         ok = model::expect_holds<two_by_two>(

@@ -29,7 +29,6 @@
 //   push relaxed  push_free's CAS releases nothing: the next owner's view of the payload
 //            is not ordered after the previous owner's writes.
 #include <cstdint>
-#include <cstring>
 
 #include "model_driver.hpp"  // last: brings in <relacy/relacy.hpp>
 
@@ -142,27 +141,17 @@ struct pool_model : rl::test_suite<pool_model, 3> {
 } // namespace
 
 int main(int argc, char** argv) {
-    bool weakened = false;
-    bool verbose = false;
-    bool deep = false;  // context bound 3: ~16M iterations, about a minute (not in CI)
-    for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--weakened") == 0) {
-            weakened = true;
-        } else if (std::strcmp(argv[i], "--verbose") == 0) {
-            verbose = true;
-        } else if (std::strcmp(argv[i], "--deep") == 0) {
-            deep = true;
-        } else {
-            std::fprintf(stderr, "usage: %s [--weakened] [--deep] [--verbose]\n", argv[0]);
-            return 2;
-        }
-    }
+    model::options opt;
+    if (!model::parse(argc, argv, opt)) return 2;
+    const bool verbose = opt.verbose;
 
-    if (!weakened) {
+    if (!opt.weakened) {
         bool ok = model::expect_holds<pool_model>(
             "pool", {"random", rl::sched_random, 200000, 0}, verbose);
-        const model::search bounded = deep ? model::search{"context bound 3", rl::sched_bound, 0, 3}
-                                           : model::search{"context bound 2", rl::sched_bound, 0, 2};
+        // --deep: context bound 3, ~16M iterations, about a minute.
+        const model::search bounded =
+            opt.deep ? model::search{"context bound 3", rl::sched_bound, 0, 3}
+                     : model::search{"context bound 2", rl::sched_bound, 0, 2};
         ok = model::expect_holds<pool_model>("pool", bounded, verbose) && ok;
         return ok ? 0 : 1;
     }
