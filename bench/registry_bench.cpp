@@ -40,6 +40,13 @@ struct shared_registry {
         for (std::uint32_t fd = 0; fd < max_fds; ++fd)
             tokens.push_back(reg->token_of(static_cast<int>(fd)).value());
     }
+    // Thread 0, after the run: lets a hand-off registry apply what is still queued, then
+    // frees it.
+    static void release() {
+        while (reg->poll() != 0) {
+        }
+        reg.reset();
+    }
 };
 
 struct alignas(64) counter {
@@ -79,11 +86,7 @@ void arm_cancel(benchmark::State& state) {
         if (state.thread_index() == 0) reg.poll();
     }
     state.SetItemsProcessed(state.iterations());
-    if (state.thread_index() == 0) {
-        while (shared::reg->poll() != 0) {
-        }
-        shared::reg.reset();
-    }
+    if (state.thread_index() == 0) shared::release();
 }
 
 template <class R>
@@ -114,11 +117,7 @@ void mixed(benchmark::State& state) {
         if (state.thread_index() == 0) reg.poll();
     }
     state.SetItemsProcessed(state.iterations());
-    if (state.thread_index() == 0) {
-        while (shared::reg->poll() != 0) {
-        }
-        shared::reg.reset();
-    }
+    if (state.thread_index() == 0) shared::release();
 }
 
 template <class R>

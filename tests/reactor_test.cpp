@@ -42,6 +42,14 @@ struct combo {
 };
 } // namespace opreg_test
 
+// Runs `loop` until pred() or ~2 s pass; returns pred().
+template <class Loop, class Pred>
+bool run_loop_until(Loop& loop, Pred pred) {
+    const auto give_up = std::chrono::steady_clock::now() + 2s;
+    while (!pred() && std::chrono::steady_clock::now() < give_up) loop.run_once(20);
+    return pred();
+}
+
 template <class C>
 class Reactor : public ::testing::Test {
 protected:
@@ -59,9 +67,7 @@ protected:
     // Runs the loop until pred() or ~2 s pass; returns pred().
     template <class Pred>
     bool run_until(Pred pred) {
-        const auto give_up = std::chrono::steady_clock::now() + 2s;
-        while (!pred() && std::chrono::steady_clock::now() < give_up) loop->run_once(20);
-        return pred();
+        return run_loop_until(*loop, pred);
     }
 
     R reg{registry_config{.max_fds = 4096}};
@@ -89,9 +95,7 @@ protected:
     }
     template <class Pred>
     bool run_until(Pred pred) {
-        const auto give_up = std::chrono::steady_clock::now() + 2s;
-        while (!pred() && std::chrono::steady_clock::now() < give_up) loop->run_once(20);
-        return pred();
+        return run_loop_until(*loop, pred);
     }
     any_registry reg = make_registry("slot_array", registry_config{.max_fds = 4096});
     std::unique_ptr<reactor<any_registry>> loop;
@@ -375,9 +379,7 @@ TYPED_TEST(Reactor, ReRegisteringPerOpDeliversAndTheCloseIsFinal) {
     for (int i = 1; i <= rounds; ++i) {
         ASSERT_TRUE(loop.arm(p.a, direction::read, recorder(rec)).ok());
         ASSERT_EQ(::write(p.b, "x", 1), 1);
-        const auto give_up = std::chrono::steady_clock::now() + 2s;
-        while (rec.calls < i && std::chrono::steady_clock::now() < give_up) loop.run_once(20);
-        ASSERT_EQ(rec.calls, i);
+        ASSERT_TRUE(run_loop_until(loop, [&] { return rec.calls == i; })) << "round " << i;
         EXPECT_EQ(rec.last.result, outcome::ready);
         char c;
         ASSERT_EQ(::read(p.a, &c, 1), 1);
@@ -391,9 +393,8 @@ TYPED_TEST(Reactor, ReRegisteringPerOpDeliversAndTheCloseIsFinal) {
         for (int k = 0; k < 3; ++k) loop.run_once(10);  // take every event there is
         const std::uint64_t before = loop.stats().events;
         ASSERT_TRUE(loop.arm(p.a, direction::read, recorder(rec)).ok());
-        const auto give_up = std::chrono::steady_clock::now() + 2s;
-        while (rec.calls < i && std::chrono::steady_clock::now() < give_up) loop.run_once(20);
-        ASSERT_EQ(rec.calls, i) << "re-registration did not poll the fd again";
+        ASSERT_TRUE(run_loop_until(loop, [&] { return rec.calls == i; }))
+            << "re-registration did not poll the fd again";
         EXPECT_EQ(rec.last.result, outcome::ready);
         for (int k = 0; k < 3; ++k) loop.run_once(10);
         EXPECT_GT(loop.stats().events, before) << "re-registration did not poll the fd again";

@@ -313,17 +313,11 @@ def check_graceful_stop(binary, args, tag):
            status_of(got) == 200 and got.endswith(b"helloworld") and code == 0, f"exit {code}, {got[-20:]!r}")
 
 
-def run_suite(binary, fixtures, tag, args, full):
+def run_suite(binary, tag, args, checks, full=False):
     srv = Server(binary, *args)
     try:
-        check_basics(srv, tag)
-        check_pipelining(srv, tag)
-        check_errors(srv, tag)
-        check_fin_with_the_bytes(srv, tag)
-        check_curl(srv, tag)
-        check_slow_clients(srv, tag)
-        check_wrk(srv, tag)
-        check_h2load(srv, tag)
+        for check in checks:
+            check(srv, tag)
     finally:
         code = srv.stop()
         report(f"{tag} exits 0 on SIGTERM", code == 0, f"exit {code}")
@@ -333,17 +327,10 @@ def run_suite(binary, fixtures, tag, args, full):
         check_graceful_stop(binary, args, tag)
 
 
-def run_light_suite(binary, tag, args):
-    # The framing, error and hang-up paths, for configurations the full suites do not run.
-    srv = Server(binary, *args)
-    try:
-        check_pipelining(srv, tag)
-        check_errors(srv, tag)
-        check_fin_with_the_bytes(srv, tag)
-    finally:
-        code = srv.stop()
-        report(f"{tag} exits 0 on SIGTERM", code == 0, f"exit {code}")
-
+FULL_CHECKS = [check_basics, check_pipelining, check_errors, check_fin_with_the_bytes,
+               check_curl, check_slow_clients, check_wrk, check_h2load]
+# The framing, error and hang-up paths, for configurations the full suites do not run.
+LIGHT_CHECKS = [check_pipelining, check_errors, check_fin_with_the_bytes]
 
 LIGHT_SUITES = [
     ("[io_uring mutex_map]", ["--backend", "io_uring", "--registry", "mutex_map"]),
@@ -358,17 +345,17 @@ LIGHT_SUITES = [
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server", required=True, help="path to opreg-httpd")
-    ap.add_argument("--fixtures", default="", help="the shared fixtures directory")
     ap.add_argument("--quick", action="store_true", help="one strategy only")
     a = ap.parse_args()
     registries = ["slot_array"] if a.quick else ["mutex_map", "sharded_map", "tbb_map", "slot_array", "mpsc_queue"]
     for i, r in enumerate(registries):
-        run_suite(a.server, a.fixtures, f"[{r}]", ["--registry", r, "--threads", "2"], full=(i == len(registries) - 1))
-    run_suite(a.server, a.fixtures, "[io_uring]", ["--backend", "io_uring", "--registry", "slot_array"], full=False)
-    run_suite(a.server, a.fixtures, "[thread-per-conn]", ["--model", "thread-per-conn"], full=True)
+        run_suite(a.server, f"[{r}]", ["--registry", r, "--threads", "2"], FULL_CHECKS,
+                  full=(i == len(registries) - 1))
+    run_suite(a.server, "[io_uring]", ["--backend", "io_uring", "--registry", "slot_array"], FULL_CHECKS)
+    run_suite(a.server, "[thread-per-conn]", ["--model", "thread-per-conn"], FULL_CHECKS, full=True)
     if not a.quick:
         for tag, args in LIGHT_SUITES:
-            run_light_suite(a.server, tag, args)
+            run_suite(a.server, tag, args, LIGHT_CHECKS)
     print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed, {RESULTS['skipped']} skipped")
     return 1 if RESULTS["failed"] else 0
 
