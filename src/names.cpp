@@ -26,6 +26,7 @@ std::string_view to_string(errc e) noexcept {
         case errc::full: return "full: no room for another pending op";
         case errc::stale: return "stale: the fd was closed";
         case errc::os_error: return "a system call failed";
+        case errc::no_callback: return "no callback: arm() needs a callable";
     }
     return "?";
 }

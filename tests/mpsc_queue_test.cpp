@@ -125,3 +125,15 @@ TEST(MpscQueueStrategy, DestroyingWithPendingOpsFreesThemWithoutRunningCallbacks
     }
     EXPECT_EQ(rec.calls, 0);
 }
+
+// poll() is bounded: producers that never stop cannot keep the owner in one call.
+TEST(MpscQueueStrategy, PollAppliesAtMostABatchPerCall) {
+    mpsc_queue reg{registry_config{.max_fds = 8, .max_pending = 4096}};
+    const op_token nothing{op_slot(1, direction::read), 12345};
+    constexpr std::size_t pushed = 3000;
+    for (std::size_t i = 0; i < pushed; ++i) ASSERT_EQ(reg.cancel(nothing), cancel_status::requested);
+    EXPECT_EQ(reg.poll(), mpsc_queue::poll_batch);
+    EXPECT_EQ(reg.poll(), mpsc_queue::poll_batch);
+    EXPECT_EQ(reg.poll(), pushed - 2 * mpsc_queue::poll_batch);
+    EXPECT_EQ(reg.poll(), 0u);
+}

@@ -55,35 +55,76 @@ TEST(SlotArrayWord, OpGenerationWrapsInsideItsFieldWithoutTouchingTheFdGeneratio
     EXPECT_EQ(n.st(), slot_word::state::idle);
 }
 
-// One slot reused more than 2^16 times: the first op's token still resolves to nothing.
-TEST(SlotArray, StaleOpTokenNeverResolvesAfterManyReusesOfOneSlot) {
-    slot_array reg{registry_config{.max_fds = 4}};
+// The op generation at the top of its 38 bits: the first op's token, issued just below the
+// wrap, still resolves to nothing once the slot has wrapped past it and back to an op.
+TEST(SlotArray, StaleOpTokenNeverResolvesAcrossTheOpGenerationWrap) {
+    slot_array reg{registry_config{.max_fds = 4, .first_generation = slot_word::op_gen_mask - 1}};
     const fd_token ft = reg.token_of(1).value();
     int calls = 0;
     auto counted = [&calls](const completion&) { ++calls; };
     const op_token first = reg.arm(1, direction::read, counted).value();
-    constexpr int reuses = (1 << 16) + 100;
-    for (int i = 0; i < reuses; ++i) {
+    EXPECT_EQ(first.generation(), slot_word::op_gen_mask - 1);
+    op_token last = first;
+    for (int i = 0; i < 4; ++i) {
         ASSERT_EQ(reg.dispatch(ft, readiness::readable), 1u);
-        ASSERT_TRUE(reg.arm(1, direction::read, counted).ok());
+        last = reg.arm(1, direction::read, counted).value();
     }
+    EXPECT_EQ(last.generation(), 2u);  // top - 1, top, 0, 1, 2
     EXPECT_EQ(reg.cancel(first), cancel_status::stale);
-    EXPECT_EQ(calls, reuses);
+    EXPECT_EQ(calls, 4);
     EXPECT_EQ(reg.stats().in_flight, 1u);
+    EXPECT_EQ(reg.cancel(last), cancel_status::done);
 }
 
-// One fd closed more than 2^16 times: an event of its first lifetime is still stale.
-TEST(SlotArray, StaleFdTokenNeverResolvesAfterManyLifetimes) {
-    slot_array reg{registry_config{.max_fds = 4}};
+// The fd generation at the top of its 23 bits: an event of the lifetime before the wrap is
+// still stale after it.
+TEST(SlotArray, StaleFdTokenNeverResolvesAcrossTheFdGenerationWrap) {
+    slot_array reg{registry_config{.max_fds = 4, .first_generation = slot_word::fd_gen_mask - 1}};
     const fd_token first = reg.token_of(2).value();
-    constexpr int lifetimes = (1 << 16) + 100;
-    for (int i = 0; i < lifetimes; ++i) ASSERT_EQ(reg.close(2), errc::ok);
+    EXPECT_EQ(first.generation(), slot_word::fd_gen_mask - 1);
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(reg.close(2), errc::ok);
+    EXPECT_EQ(reg.token_of(2).value().generation(), 1u);
     record rec;
     ASSERT_TRUE(reg.arm(2, direction::read, recorder(rec)).ok());
     EXPECT_EQ(reg.dispatch(first, readiness::readable), 0u);
     EXPECT_EQ(rec.calls, 0);
-    EXPECT_EQ(reg.token_of(2).value().generation(), first.generation() + lifetimes);
     EXPECT_EQ(reg.dispatch(reg.token_of(2).value(), readiness::readable), 1u);
+    EXPECT_EQ(rec.calls, 1);
+}
+
+// The contract's `stale`: a close of the same fd that wins against an arm in progress. The
+// callable's move constructor runs inside arm() while it owns the slot's `arming` state, so
+// a close there lands exactly in that window.
+TEST(SlotArray, ArmThatACloseOvertakesReportsStaleAndNeverRunsItsCallback) {
+    slot_array reg{registry_config{.max_fds = 4}};
+    struct closing_mover {
+        slot_array* reg;
+        int* runs;
+        int* moves;
+        closing_mover(slot_array* r, int* ru, int* mo) noexcept : reg{r}, runs{ru}, moves{mo} {}
+        closing_mover(closing_mover&& o) noexcept : reg{o.reg}, runs{o.runs}, moves{o.moves} {
+            // The arm moves the callable into the slot while it owns `arming`; the moves
+            // before that (into the callback, into arm's parameter) happen before it. Close
+            // on the last one: into the slot, the third move.
+            if (++*moves == 3) (void)reg->close(1);
+        }
+        void operator()(const completion&) { ++*runs; }
+    };
+    int runs = 0, moves = 0;
+    callback cb{closing_mover{&reg, &runs, &moves}};  // move 1
+    const fd_token before = reg.token_of(1).value();
+    auto r = reg.arm(1, direction::read, std::move(cb));  // move 2 (parameter), 3 (slot)
+    ASSERT_EQ(moves, 3);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error(), errc::stale);
+    EXPECT_EQ(runs, 0);
+    EXPECT_NE(reg.token_of(1).value(), before);
+    EXPECT_EQ(reg.stats().failures, 1u);
+    EXPECT_EQ(reg.stats().armed, 0u);
+    // The slot is idle again in the new lifetime.
+    record rec;
+    ASSERT_TRUE(reg.arm(1, direction::read, recorder(rec)).ok());
+    EXPECT_EQ(reg.dispatch(reg.token_of(1).value(), readiness::readable), 1u);
     EXPECT_EQ(rec.calls, 1);
 }
 
@@ -93,10 +134,21 @@ TEST(SlotArray, OpsDoNotShareCacheLines) {
 }
 
 TEST(SlotArrayWord, FdGenerationWrapsInsideItsFieldWithoutTouchingTheRest) {
-    const slot_word w{(std::uint64_t{slot_word::fd_gen_mask} << slot_word::fd_gen_shift) |
-                      (std::uint64_t{0xffffffff} << 3) | 2};
+    const slot_word w{(slot_word::fd_gen_mask << slot_word::fd_gen_shift) |
+                      (slot_word::op_gen_mask << 3) | 2};
     const slot_word n = w.next_fd();
     EXPECT_EQ(n.fd_gen(), 0u);
-    EXPECT_EQ(n.op_gen(), 0xffffffffu);
+    EXPECT_EQ(n.op_gen(), slot_word::op_gen_mask);
     EXPECT_EQ(n.st(), slot_word::state::pending);
+}
+
+// The op generation takes all 38 bits a token carries; the fd generation the 23 left.
+TEST(SlotArrayWord, OpGenerationIsAsWideAsATokensAndTheFieldsFillTheWord) {
+    EXPECT_EQ(slot_word::op_gen_mask, token_generation_mask);
+    EXPECT_EQ(slot_word::fd_gen_mask, (std::uint64_t{1} << 23) - 1);
+    const slot_word w = slot_word::initial(~std::uint64_t{0});
+    EXPECT_EQ(w.op_gen(), slot_word::op_gen_mask);
+    EXPECT_EQ(w.fd_gen(), slot_word::fd_gen_mask);
+    EXPECT_EQ(w.st(), slot_word::state::idle);
+    EXPECT_FALSE(w.latched());
 }

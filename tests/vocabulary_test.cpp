@@ -10,11 +10,40 @@
 using namespace opreg;
 
 TEST(Token, PacksSlotAndGenerationIntoSixtyFourBits) {
-    const fd_token t{0xdeadbeef, 0x12345678};
-    EXPECT_EQ(t.slot(), 0xdeadbeefu);
-    EXPECT_EQ(t.generation(), 0x12345678u);
-    EXPECT_EQ(t.to_u64(), 0x12345678deadbeefull);
+    const fd_token t{0x1beef01, 0x2a'1234'5678};
+    EXPECT_EQ(t.slot(), 0x1beef01u);
+    EXPECT_EQ(t.generation(), 0x2a'1234'5678u);
+    EXPECT_EQ(t.to_u64(), (std::uint64_t{0x2a'1234'5678} << 26) | 0x1beef01);
     EXPECT_EQ(fd_token::from_u64(t.to_u64()), t);
+    // A generation is 38 bits wide and wraps within them.
+    EXPECT_EQ(token_generation_bits, 38);
+    const fd_token top{5, token_generation_mask};
+    EXPECT_EQ(top.generation(), token_generation_mask);
+    EXPECT_EQ(top.slot(), 5u);
+    EXPECT_EQ(next_generation(token_generation_mask), 0u);
+    EXPECT_EQ((fd_token{5, token_generation_mask + 1}.generation()), 0u);
+}
+
+// The default token is invalid: it names no slot a registry issues, so cancel(op_token{})
+// can never end fd 0's read (once the default, generation 0 of slot 0).
+TEST(Token, DefaultIsInvalidAndNeverIssued) {
+    EXPECT_FALSE(op_token{}.valid());
+    EXPECT_FALSE(fd_token::invalid().valid());
+    EXPECT_NE(op_token{}, (op_token{op_slot(0, direction::read), 0}));
+    const int top_fd = int(registry_config::max_fds_limit) - 1;
+    EXPECT_TRUE((op_token{op_slot(top_fd, direction::write), token_generation_mask}.valid()));
+    EXPECT_LT(op_slot(top_fd, direction::write), token_reserved_slot);
+}
+
+// value() on an error is a caller bug, stopped in every build mode.
+TEST(ResultDeathTest, ValueOfAnErrorAborts) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    const result<op_token> failed{errc::busy};
+    EXPECT_DEATH((void)failed.value(), "called on an error");
+    slot_array reg{registry_config{.max_fds = 4}};
+    auto refused = reg.arm(9, direction::read, [](const completion&) {});
+    ASSERT_FALSE(refused.ok());
+    EXPECT_DEATH((void)reg.cancel(refused.value()), "called on an error");
 }
 
 TEST(Token, OpSlotNamesFdAndDirection) {
@@ -101,5 +130,5 @@ TEST(RegistryConfig, RejectsAnFdRangeTokensCannotCarry) {
     EXPECT_THROW(mpsc_queue(registry_config{.max_fds = registry_config::max_fds_limit + 1}),
                  std::invalid_argument);
     EXPECT_EQ((registry_config{.max_fds = registry_config::max_fds_limit}.pending_limit()),
-              std::size_t{1} << 31);
+              std::size_t{1} << 25);
 }

@@ -20,7 +20,10 @@
 // - Because the owner alone sees the table, `busy` is detected there: the second op ends
 //   on the owner with outcome::error and errc::busy. Callbacks always run on the owner.
 // - cancel() returns cancel_status::requested: the outcome is decided on the owner.
-// - The owner is whichever thread calls poll()/dispatch(); one at a time.
+// - The owner is whichever thread calls poll()/dispatch(); one at a time. poll() applies at
+//   most poll_batch commands per call, so that producers that never stop cannot keep the
+//   owner in one call: a reactor polls once per loop turn, and does not sleep while the last
+//   poll() applied anything.
 //
 // FD LIFETIMES WITHOUT WAITING FOR THE QUEUE. close() bumps the fd's generation at once
 // (token_of() after close() returns names the new lifetime), but the owner may apply the
@@ -32,6 +35,10 @@
 //
 // WHEN TO USE: one reactor thread owns the fds and other threads mostly submit work to it.
 // WHEN NOT: every thread must learn synchronously whether its arm took (use slot_array).
+//
+// LAYOUT: what producers touch per fd (its generation, the two op tickets, the close flag
+// and the preallocated close command) is one cache line per fd, so arms on different fds do
+// not write the same line; the owner's table is apart, and only the owner touches it.
 //
 // MEMORY ORDERING: the queue's push (release) / try_pop (acquire) pair publishes a
 // command's fields to the owner. fd generations are the one thing both sides read: close()
@@ -64,25 +71,26 @@ public:
     static constexpr bool hands_off() noexcept { return true; }
     static constexpr bool bounded_pending() noexcept { return true; }
 
+    // Commands poll() applies at most per call.
+    static constexpr std::size_t poll_batch = 1024;
+
     explicit mpsc_queue(registry_config cfg = {})
         : cfg_{detail::validated(cfg)},
+          first_gen_{cfg.first_generation},
           ops_{cfg.pending_limit()},
           cancels_{cfg.pending_limit()},
-          closes_{std::make_unique<command[]>(cfg.max_fds)},
-          close_queued_{std::make_unique<std::atomic<bool>[]>(cfg.max_fds)},
-          table_{std::make_unique<entry[]>(std::size_t{cfg.max_fds} * 2)},
-          tickets_{std::make_unique<std::atomic<std::uint32_t>[]>(std::size_t{cfg.max_fds} * 2)},
-          fd_gen_{std::make_unique<std::atomic<std::uint32_t>[]>(cfg.max_fds)} {
+          fds_{std::make_unique<fd_state[]>(cfg.max_fds)},
+          table_{std::make_unique<entry[]>(std::size_t{cfg.max_fds} * 2)} {
         for (std::uint32_t fd = 0; fd < cfg.max_fds; ++fd) {
-            closes_[fd].k = kind::close;
-            closes_[fd].slot = op_slot(static_cast<int>(fd), direction::read);
+            fds_[fd].close_cmd.k = kind::close;
+            fds_[fd].close_cmd.slot = op_slot(static_cast<int>(fd), direction::read);
         }
     }
 
     mpsc_queue(const mpsc_queue&) = delete;
     mpsc_queue& operator=(const mpsc_queue&) = delete;
 
-    // Pending ops are destroyed without running their callbacks.
+    // Pending ops, and arms still queued, are destroyed without running their callbacks.
     ~mpsc_queue() {
         while (command* c = queue_.try_pop()) release(c);
         for (std::size_t i = 0; i < std::size_t{cfg_.max_fds} * 2; ++i)
@@ -98,9 +106,11 @@ public:
 
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) noexcept {
         if (!detail::fd_in_range(fd, cfg_)) return stats_.refuse(errc::fd_out_of_range);
+        if (!cb) return stats_.refuse(errc::no_callback);
         const std::uint32_t slot = op_slot(fd, d);
         // relaxed: the ticket only has to be unique per slot; the queue orders the rest.
-        const std::uint32_t gen = tickets_[slot].fetch_add(1, std::memory_order_relaxed);
+        const std::uint64_t gen =
+            offset(fds_[fd].ticket[static_cast<int>(d)].fetch_add(1, std::memory_order_relaxed));
         command* c = ops_.try_create(kind::arm, slot, gen, generation(fd), std::move(cb));
         if (c == nullptr) return stats_.refuse(errc::full);
         stats_.add(detail::stat::armed);
@@ -120,19 +130,23 @@ public:
 
     errc close(int fd) noexcept {
         if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
+        fd_state& f = fds_[fd];
         // release: pairs with the acquire loads of generation(); from here on events
         // carrying the old generation are stale, and token_of() names the new lifetime.
-        fd_gen_[fd].fetch_add(1, std::memory_order_release);
+        f.gen.fetch_add(1, std::memory_order_release);
         // acq_rel: pairs with the owner's acq_rel exchange in apply(); if the command is
         // still queued, the owner has not read the generation yet and will see our bump.
-        if (!close_queued_[fd].exchange(true, std::memory_order_acq_rel)) queue_.push(&closes_[fd]);
+        if (!f.close_queued.exchange(true, std::memory_order_acq_rel)) queue_.push(&f.close_cmd);
         return errc::ok;
     }
 
-    // Owner thread: apply every command pushed so far. Returns how many were applied.
+    // Owner thread: applies the commands pushed so far, at most poll_batch of them. Returns
+    // how many it applied (poll_batch: there may be more).
     std::size_t poll() noexcept {
         std::size_t n = 0;
-        while (command* c = queue_.try_pop()) {
+        while (n < poll_batch) {
+            command* c = queue_.try_pop();
+            if (c == nullptr) break;
             apply(c);
             ++n;
         }
@@ -151,6 +165,10 @@ public:
         std::size_t ended = 0;
         for (const direction d : {direction::read, direction::write}) {
             if (!plan.dir[static_cast<int>(d)]) continue;
+            // Closed wins: once the fd is closed (by the read callback, or by another thread
+            // meanwhile) its ops are the close's, which ends them as closed when the owner
+            // applies it (next poll).
+            if (d == direction::write && generation(fd) != t.generation()) break;
             entry& e = table_[op_slot(fd, d)];
             if (e.op != nullptr && e.op->fd_gen == t.generation()) {
                 end(std::exchange(e.op, nullptr), plan.result, errc::ok, false, plan.hangup);
@@ -158,7 +176,7 @@ public:
             } else {
                 // No op of this lifetime waiting (an op of an older one waits for its
                 // queued close): keep the readiness for this lifetime's next arm.
-                e.latched_gen = t.generation() + 1;
+                e.latch(t.generation());
             }
         }
         return ended;
@@ -171,7 +189,7 @@ private:
 
     struct command {
         command() noexcept = default;
-        command(kind k_, std::uint32_t slot_, std::uint32_t gen_, std::uint32_t fd_gen_,
+        command(kind k_, std::uint32_t slot_, std::uint64_t gen_, std::uint64_t fd_gen_,
                 callback&& cb_) noexcept
             : k{k_}, slot{slot_}, gen{gen_}, fd_gen{fd_gen_}, cb{std::move(cb_)} {}
 
@@ -179,20 +197,43 @@ private:
         kind k = kind::close;
         outcome why = outcome::cancelled;  // cancel: the outcome requested
         std::uint32_t slot = 0;            // op slot (fd * 2 + direction; close: the read slot)
-        std::uint32_t gen = 0;             // arm: the op's generation; cancel: the op it names
-        std::uint32_t fd_gen = 0;          // arm: the fd lifetime it was armed under
+        std::uint64_t gen = 0;             // arm: the op's generation; cancel: the op it names
+        std::uint64_t fd_gen = 0;          // arm: the fd lifetime it was armed under
         callback cb;                       // arm: the op's callback
     };
     using queue_type = intrusive_mpsc_queue<command, &command::hook>;
 
-    struct entry {                     // the owner's, per op slot
-        command* op = nullptr;         // the pending op, if any
-        std::uint32_t latched_gen = 0;  // fd generation + 1 of latched readiness; 0: none
+    // What other threads touch per fd, on a line of its own.
+    struct alignas(64) fd_state {
+        std::atomic<std::uint64_t> gen{0};        // fd generation - first_generation
+        std::atomic<std::uint64_t> ticket[2]{};   // next op generation - first, per direction
+        std::atomic<bool> close_queued{false};    // close_cmd is in the queue
+        command close_cmd;                        // the fd's one close command
     };
 
-    [[nodiscard]] std::uint32_t generation(int fd) const noexcept {
+    struct entry {                       // the owner's, per op slot
+        command* op = nullptr;           // the pending op, if any
+        std::uint64_t latched_gen = 0;   // the fd generation of latched readiness ...
+        bool latched = false;            // ... if any
+
+        void latch(std::uint64_t fd_gen) noexcept {
+            latched_gen = fd_gen;
+            latched = true;
+        }
+        [[nodiscard]] bool latched_for(std::uint64_t fd_gen) const noexcept {
+            return latched && latched_gen == fd_gen;
+        }
+    };
+
+    // A raw counter (fd generation, op ticket) as a generation: offset by the configured
+    // first generation, reduced to the token's width.
+    [[nodiscard]] std::uint64_t offset(std::uint64_t raw) const noexcept {
+        return (raw + first_gen_) & token_generation_mask;
+    }
+
+    [[nodiscard]] std::uint64_t generation(int fd) const noexcept {
         // acquire: pairs with close()'s release fetch_add.
-        return fd_gen_[fd].load(std::memory_order_acquire);
+        return offset(fds_[fd].gen.load(std::memory_order_acquire));
     }
 
     void apply(command* c) noexcept {
@@ -211,8 +252,8 @@ private:
                     end(std::exchange(e.op, nullptr), outcome::closed, errc::ok);
                 if (e.op != nullptr) {
                     end(c, outcome::error, errc::busy);
-                } else if (e.latched_gen == c->fd_gen + 1) {
-                    e.latched_gen = 0;
+                } else if (e.latched_for(c->fd_gen)) {
+                    e.latched = false;
                     end(c, outcome::ready, errc::ok, true);  // readiness came first
                 } else {
                     e.op = c;  // the command is the pending op's record now
@@ -235,11 +276,11 @@ private:
                 // store acquires nothing: the owner could read the old generation, leave
                 // that lifetime's op pending and refuse the next arm as busy; seen once
                 // under ASan in RegistryMT.EventsOfAClosedLifetimeNeverReachTheNextOne.)
-                close_queued_[fd].exchange(false, std::memory_order_acq_rel);
-                const std::uint32_t now = generation(fd);
+                fds_[fd].close_queued.exchange(false, std::memory_order_acq_rel);
+                const std::uint64_t now = generation(fd);
                 for (std::uint32_t s = c->slot; s < c->slot + 2; ++s) {
                     entry& e = table_[s];
-                    if (e.latched_gen != now + 1) e.latched_gen = 0;
+                    if (!e.latched_for(now)) e.latched = false;
                     if (e.op != nullptr && e.op->fd_gen != now)
                         end(std::exchange(e.op, nullptr), outcome::closed, errc::ok);
                 }
@@ -256,24 +297,22 @@ private:
         callback cb = std::move(op->cb);
         ops_.destroy(op);
         stats_.add(detail::stat_for(o));
-        cb(detail::make_completion(t, o, e, latched, hangup));
+        detail::invoke(cb, detail::make_completion(t, o, e, latched, hangup));
     }
 
     void release(command* c) noexcept {
         if (c->k == kind::arm) ops_.destroy(c);
         if (c->k == kind::cancel) cancels_.destroy(c);
-        // close commands are the per-fd ones in closes_
+        // close commands are the per-fd ones in fds_
     }
 
     registry_config cfg_;
+    std::uint64_t first_gen_;
     object_pool<command> ops_;      // arm commands, then pending-op records
     object_pool<command> cancels_;  // cancel commands
-    std::unique_ptr<command[]> closes_;                         // one close command per fd
-    std::unique_ptr<std::atomic<bool>[]> close_queued_;        // per fd: its close is queued
+    std::unique_ptr<fd_state[]> fds_;  // per fd, shared with other threads
     queue_type queue_;
-    std::unique_ptr<entry[]> table_;                            // owner only, per op slot
-    std::unique_ptr<std::atomic<std::uint32_t>[]> tickets_;    // per op slot
-    std::unique_ptr<std::atomic<std::uint32_t>[]> fd_gen_;     // per fd
+    std::unique_ptr<entry[]> table_;   // owner only, per op slot
     detail::stat_counters stats_;
 };
 

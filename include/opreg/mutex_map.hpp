@@ -45,29 +45,33 @@ public:
     [[nodiscard]] result<fd_token> token_of(int fd) {
         if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
         std::lock_guard<std::mutex> lock(ops_mutex_);
-        return fd_token{static_cast<std::uint32_t>(fd), generations_[fd].fd_gen};
+        return fd_token{static_cast<std::uint32_t>(fd), gens(fd).fd_gen};
     }
 
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
         std::unique_lock<std::mutex> lock(ops_mutex_);
         if (!detail::fd_in_range(fd, cfg_)) return refuse(errc::fd_out_of_range);
+        if (!cb) return refuse(errc::no_callback);
         auto& ops = pending_ops_[fd];
         for (const auto& op : ops)
             if (op->dir == d) return refuse(errc::busy);
-        generations& g = generations_[fd];
+        generations& g = gens(fd);
+        std::uint64_t& op_gen = g.op_gen[static_cast<int>(d)];
         if (g.latched[static_cast<int>(d)]) {  // readiness came first: the op ends at once
             g.latched[static_cast<int>(d)] = false;
-            const op_token t{op_slot(fd, d), g.op_gen[static_cast<int>(d)]++};
+            const op_token t{op_slot(fd, d), op_gen};
+            op_gen = next_generation(op_gen);
             ++stats_.armed;
             ++stats_.completed;
             lock.unlock();
-            cb(detail::latched_completion(t));
+            detail::invoke(cb, detail::latched_completion(t));
             return t;
         }
         if (pending_ >= cfg_.pending_limit()) return refuse(errc::full);
         auto op = std::make_unique<pending_op>();
         op->dir = d;
-        op->gen = g.op_gen[static_cast<int>(d)]++;
+        op->gen = op_gen;
+        op_gen = next_generation(op_gen);
         op->fn = [box = std::make_shared<callback>(std::move(cb))](const completion& c) {
             (*box)(c);
         };
@@ -96,43 +100,50 @@ public:
             }
         }
         if (!op) return cancel_status::stale;
-        op->fn(detail::make_completion(t, why));
+        run(*op, detail::make_completion(t, why));
         return cancel_status::done;
     }
 
+    // Closed wins (registry.hpp): when the event ends the read op and finds a write op
+    // pending too, the write direction is taken under a second lock, after the read callback
+    // ran, so a read callback that closes the fd ends the write op as closed.
     std::size_t dispatch(fd_token t, readiness ev) {
         const int fd = static_cast<int>(t.slot());
         const detail::delivery plan = detail::plan_delivery(ev);
-        std::vector<std::unique_ptr<pending_op>> ready;
+        std::unique_ptr<pending_op> read_op, write_op;
+        bool write_later = false;
         {
             std::lock_guard<std::mutex> lock(ops_mutex_);
-            if (!detail::fd_in_range(fd, cfg_) || generations_[fd].fd_gen != t.generation()) {
+            if (!detail::fd_in_range(fd, cfg_) || gens(fd).fd_gen != t.generation()) {
                 ++stats_.stale_dropped;
                 return 0;
             }
-            generations& g = generations_[fd];
-            bool taken[2] = {false, false};
-            auto it = pending_ops_.find(fd);
-            if (it != pending_ops_.end()) {
-                auto& ops = it->second;
-                for (auto o = ops.begin(); o != ops.end();) {
-                    if (plan.dir[static_cast<int>((*o)->dir)]) {
-                        taken[static_cast<int>((*o)->dir)] = true;
-                        ready.push_back(std::move(*o));
-                        o = ops.erase(o);
-                        end_locked(plan.result);
-                    } else {
-                        ++o;
-                    }
-                }
+            if (plan.dir[0]) read_op = take_ready_locked(fd, direction::read, plan);
+            if (plan.dir[1]) {
+                if (read_op && has_pending_locked(fd, direction::write))
+                    write_later = true;
+                else
+                    write_op = take_ready_locked(fd, direction::write, plan);
             }
-            for (int d = 0; d < 2; ++d)  // no op waiting: keep the readiness for the next arm
-                if (plan.dir[d] && !taken[d]) g.latched[d] = true;
         }
-        for (auto& op : ready)
-            op->fn(detail::make_completion(op_token{op_slot(fd, op->dir), op->gen}, plan.result,
-                                           errc::ok, false, plan.hangup));
-        return ready.size();
+        std::size_t ended = 0;
+        for (auto* op : {&read_op, &write_op}) {
+            if (!*op) continue;
+            run(**op, completion_of(fd, **op, plan));
+            ++ended;
+        }
+        if (write_later) {
+            {
+                std::lock_guard<std::mutex> lock(ops_mutex_);
+                if (gens(fd).fd_gen == t.generation())  // else close() ended it as closed
+                    write_op = take_ready_locked(fd, direction::write, plan);
+            }
+            if (write_op) {
+                run(*write_op, completion_of(fd, *write_op, plan));
+                ++ended;
+            }
+        }
+        return ended;
     }
 
     errc close(int fd) {
@@ -140,8 +151,8 @@ public:
         std::vector<std::unique_ptr<pending_op>> doomed;
         {
             std::lock_guard<std::mutex> lock(ops_mutex_);
-            generations& g = generations_[fd];
-            ++g.fd_gen;
+            generations& g = gens(fd);
+            g.fd_gen = next_generation(g.fd_gen);
             g.latched[0] = g.latched[1] = false;
             auto it = pending_ops_.find(fd);
             if (it != pending_ops_.end()) {
@@ -151,8 +162,8 @@ public:
             }
         }
         for (auto& op : doomed)
-            op->fn(detail::make_completion(op_token{op_slot(fd, op->dir), op->gen},
-                                           outcome::closed));
+            run(*op, detail::make_completion(op_token{op_slot(fd, op->dir), op->gen},
+                                             outcome::closed));
         return errc::ok;
     }
 
@@ -168,14 +179,57 @@ public:
 private:
     struct pending_op {
         direction dir = direction::read;
-        std::uint32_t gen = 0;
+        std::uint64_t gen = 0;
         std::function<void(const completion&)> fn;
     };
-    struct generations {
-        std::uint32_t fd_gen = 0;
-        std::uint32_t op_gen[2] = {0, 0};
+    struct generations {  // within token_generation_mask, from cfg_.first_generation
+        std::uint64_t fd_gen = 0;
+        std::uint64_t op_gen[2] = {0, 0};
         bool latched[2] = {false, false};  // readiness arrived with no op pending
     };
+
+    // Callbacks must not throw (registry.hpp): one that does ends the program here.
+    static void run(pending_op& op, const completion& c) noexcept { op.fn(c); }
+
+    static completion completion_of(int fd, const pending_op& op, const detail::delivery& plan) {
+        return detail::make_completion(op_token{op_slot(fd, op.dir), op.gen}, plan.result,
+                                       errc::ok, false, plan.hangup);
+    }
+
+    generations& gens(int fd) {  // ops_mutex_ held
+        auto [it, fresh] = generations_.try_emplace(fd);
+        if (fresh) {
+            const std::uint64_t first = cfg_.first_generation & token_generation_mask;
+            it->second.fd_gen = it->second.op_gen[0] = it->second.op_gen[1] = first;
+        }
+        return it->second;
+    }
+
+    bool has_pending_locked(int fd, direction d) const {  // ops_mutex_ held
+        auto it = pending_ops_.find(fd);
+        if (it == pending_ops_.end()) return false;
+        for (const auto& op : it->second)
+            if (op->dir == d) return true;
+        return false;
+    }
+
+    // Takes fd's op in direction d for a kernel event, or latches the readiness when none
+    // waits. ops_mutex_ held.
+    std::unique_ptr<pending_op> take_ready_locked(int fd, direction d, const detail::delivery& plan) {
+        auto it = pending_ops_.find(fd);
+        if (it != pending_ops_.end()) {
+            auto& ops = it->second;
+            for (auto o = ops.begin(); o != ops.end(); ++o) {
+                if ((*o)->dir != d) continue;
+                std::unique_ptr<pending_op> op = std::move(*o);
+                ops.erase(o);
+                end_locked(plan.result);
+                return op;
+            }
+        }
+        gens(fd).latched[static_cast<int>(d)] = true;  // no op waiting: keep the readiness
+        return nullptr;
+    }
 
     result<op_token> refuse(errc e) {  // ops_mutex_ held
         ++stats_.failures;

@@ -14,11 +14,12 @@
 //
 // arm(fd, dir, cb)          any thread. Registers one operation waiting for `dir` readiness
 //   on fd, with its callback. One pending op per (fd, direction). Reported errors, never a
-//   silent drop: fd_out_of_range; busy; full (no room for the op); stale (a close of the same
-//   fd raced this arm and won). On an error the callback is destroyed without running: the
-//   op was never armed. Strategies that hand work to the owner thread (hands_off() true)
-//   detect `busy` on the owner: the op then ends there with outcome::error, errc::busy.
-//
+//   silent drop: fd_out_of_range; no_callback (cb is empty: nullptr, a null function
+//   pointer); busy; full (no room for the op); stale (a close of the same fd raced this arm
+//   and won). On an error the callback is destroyed without running: the op was never
+//   armed. Strategies that hand work to the owner thread (hands_off() true) detect `busy`
+//   on the owner: the op then ends there with outcome::error, errc::busy.
+
 // cancel(op, why)           any thread; why is outcome::cancelled or outcome::timed_out.
 //   Ends the op with `why` unless a completion already won. A completion racing a cancel
 //   has exactly one winner. Returns done (this call ended it), requested (handed to the
@@ -29,8 +30,11 @@
 //   the fd with outcome::error). readiness::hangup in ev is passed on as completion::hangup
 //   of the ops it ends as ready (not with error; and a latched ready carries none). An
 //   fd_token whose generation is stale is dropped and counted in stale_dropped. Returns the
-//   number of ops it ended.
-//
+//   number of ops it ended. Closed wins: dispatch ends an op as ready only while the fd
+//   lifetime of the event is current, so when one event ends both directions and the first
+//   callback closes the fd, the second op ends as closed (by that close), never as ready
+//   after close() returned.
+
 // Readiness is never lost. Readiness for a direction with no pending op is latched (per
 //   fd lifetime); the next arm of that direction ends at once with outcome::ready — inside
 //   arm(), on the arming thread, or for hands_off() strategies on the owner when it applies
@@ -48,10 +52,23 @@
 //   (hands_off() strategies; a no-op returning 0 elsewhere). dispatch() polls first.
 //
 // Exactly once. Every op that arm() accepted ends exactly once, with exactly one outcome,
-//   and its callback runs exactly once: on the thread that ended it (for hands_off()
-//   strategies, always the owner). Callbacks run outside every registry lock and after the
-//   op's slot is released, so a callback may arm, cancel or close on the same registry.
+//   and its callback runs exactly once. Callbacks run outside every registry lock and after
+//   the op's slot is released, so a callback may arm, cancel or close on the same registry.
 //
+// Which thread runs a callback. For hands_off() strategies, always the owner (the thread in
+//   poll()/dispatch()). For the others, the thread whose call ended the op: dispatch's for
+//   ready and error, cancel's for cancelled and timed_out, close's for closed, and arm's own
+//   for an op that ends at once on latched readiness. (Through opreg::reactor every callback
+//   runs on the reactor thread, whatever the strategy: see reactor.hpp.)
+//
+// Callbacks must not throw. Every strategy runs them from noexcept code, so an exception
+//   that leaves a callback ends the program (std::terminate) at once, with no op of the
+//   batch silently dropped.
+//
+// Destruction. Destroying a registry with ops still pending destroys their callbacks
+//   without running them (nothing can end them any more); the owner must have stopped
+//   every other thread's use of it first.
+
 // Stats. armed == completed + cancelled + closed + timed_out + errors + in_flight, exactly
 //   at quiescence; a snapshot taken while other threads work is approximate.
 #pragma once
@@ -78,8 +95,14 @@ struct registry_config {
         return max_pending != 0 ? max_pending : std::size_t{2} * max_fds;
     }
 
-    // Largest max_fds: op slots (fd * 2 + direction) must fit a token's 32-bit slot field.
-    static constexpr std::uint32_t max_fds_limit = std::uint32_t{1} << 30;
+    // Where every generation (op and fd) starts, reduced to each strategy's width. 0 in
+    // production; tests of wrap-around start near the top (say ~0 - 2) so that the wrap is
+    // reached at full width in a few operations.
+    std::uint64_t first_generation = 0;
+
+    // Largest max_fds: op slots (fd * 2 + direction) stay below token_reserved_slot, 2^25,
+    // so that every larger slot is free for sentinels (token.hpp).
+    static constexpr std::uint32_t max_fds_limit = std::uint32_t{1} << 24;
 };
 
 struct registry_stats {
@@ -101,6 +124,7 @@ struct registry_stats {
 
 // The index of an op's slot in op tokens: fd * 2 + direction.
 [[nodiscard]] constexpr std::uint32_t op_slot(int fd, direction d) noexcept {
+    static_assert(std::uint64_t{registry_config::max_fds_limit} * 2 <= token_reserved_slot);
     return static_cast<std::uint32_t>(fd) * 2 + static_cast<std::uint32_t>(d);
 }
 [[nodiscard]] constexpr int op_fd(op_token t) noexcept { return static_cast<int>(t.slot() / 2); }

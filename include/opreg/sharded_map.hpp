@@ -49,7 +49,9 @@ private:
     decltype(auto) with_record(int fd, F&& f) {
         shard& sh = shard_for(fd);
         std::lock_guard<std::mutex> lock(sh.mutex);
-        return f(sh.fds[fd]);
+        auto [it, fresh] = sh.fds.try_emplace(fd);
+        if (fresh) it->second.start_at(first_generation());
+        return f(it->second);
     }
 
     template <class F>

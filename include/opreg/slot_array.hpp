@@ -22,13 +22,15 @@
 // while a reactor thread dispatches. WHEN NOT: sparse or huge keys (use a map strategy).
 //
 // THE STATE WORD (64 bits)
-//   [63..35] fd generation   bumped by close(); must match the fd_token in dispatch (29 bits)
-//   [34..3]  op generation   bumped each time an op on this slot ends; an op_token carries
-//                            it, all 32 bits, since op tokens live as long as timers do
+//   [63..41] fd generation   bumped by close(); must match the fd_token in dispatch (23 bits)
+//   [40..3]  op generation   bumped each time an op on this slot ends; an op_token carries
+//                            it, all 38 bits of a token's generation, since op tokens live
+//                            as long as timers and users keep them
 //   [2]      latch           readiness arrived while no op was pending (see registry.hpp)
 //   [1..0]   state           idle, arming, pending, completing
-// The fd generation is the narrower one: a stale fd token lives in a kernel batch, so it
-// would take 2^29 closes of one fd number within one batch to alias.
+// The fd generation gets what is left: a stale fd token lives in a kernel batch, so it
+// would take 2^23 closes of one fd number while that batch is dispatched to alias (see
+// token.hpp for both budgets).
 //
 //   idle --arm CAS--> arming --publish CAS--> pending --winner CAS--> completing --> idle
 //   (owner: the arming thread)                         (owner: the winner: dispatch,
@@ -71,9 +73,15 @@ struct slot_word {
     static constexpr std::uint64_t state_mask = 3;
     static constexpr std::uint64_t latch_bit = 4;
     static constexpr int op_gen_shift = 3;
-    static constexpr std::uint64_t op_gen_mask = 0xffffffff;
-    static constexpr int fd_gen_shift = 35;
-    static constexpr std::uint32_t fd_gen_mask = (std::uint32_t{1} << 29) - 1;
+    static constexpr std::uint64_t op_gen_mask = token_generation_mask;  // 38 bits
+    static constexpr int fd_gen_shift = 41;
+    static constexpr std::uint64_t fd_gen_mask = (std::uint64_t{1} << 23) - 1;
+    static_assert(op_gen_shift + token_generation_bits == fd_gen_shift);
+
+    // The word of a fresh slot: idle, no latch, both generations at `first` (reduced).
+    [[nodiscard]] static constexpr slot_word initial(std::uint64_t first) noexcept {
+        return {((first & fd_gen_mask) << fd_gen_shift) | ((first & op_gen_mask) << op_gen_shift)};
+    }
 
     std::uint64_t bits = 0;
 
@@ -81,12 +89,10 @@ struct slot_word {
         return static_cast<state>(bits & state_mask);
     }
     [[nodiscard]] constexpr bool latched() const noexcept { return (bits & latch_bit) != 0; }
-    [[nodiscard]] constexpr std::uint32_t op_gen() const noexcept {
-        return static_cast<std::uint32_t>((bits >> op_gen_shift) & op_gen_mask);
+    [[nodiscard]] constexpr std::uint64_t op_gen() const noexcept {
+        return (bits >> op_gen_shift) & op_gen_mask;
     }
-    [[nodiscard]] constexpr std::uint32_t fd_gen() const noexcept {
-        return static_cast<std::uint32_t>(bits >> fd_gen_shift);
-    }
+    [[nodiscard]] constexpr std::uint64_t fd_gen() const noexcept { return bits >> fd_gen_shift; }
     [[nodiscard]] constexpr slot_word with(state s) const noexcept {
         return {(bits & ~state_mask) | static_cast<std::uint64_t>(s)};
     }
@@ -95,9 +101,8 @@ struct slot_word {
     }
     // Op generation + 1 (wrapping in its field), idle; fd generation and latch kept.
     [[nodiscard]] constexpr slot_word next_op() const noexcept {
-        const std::uint64_t g = (std::uint64_t{op_gen()} + 1) & op_gen_mask;
-        const std::uint64_t keep = (bits & (std::uint64_t{fd_gen_mask} << fd_gen_shift)) |
-                                   (bits & latch_bit);
+        const std::uint64_t g = (op_gen() + 1) & op_gen_mask;
+        const std::uint64_t keep = (bits & (fd_gen_mask << fd_gen_shift)) | (bits & latch_bit);
         return {keep | (g << op_gen_shift)};
     }
     // fd generation + 1 (wrapping: the top field, so the carry leaves the word), latch
@@ -116,7 +121,15 @@ public:
     static constexpr bool bounded_pending() noexcept { return false; }
 
     explicit slot_array(registry_config cfg = {})
-        : cfg_{detail::validated(cfg)}, slots_{std::make_unique<slot[]>(std::size_t{cfg.max_fds} * 2)} {}
+        : cfg_{detail::validated(cfg)}, slots_{std::make_unique<slot[]>(std::size_t{cfg.max_fds} * 2)} {
+        const word first = word::initial(cfg.first_generation);
+        for (std::size_t i = 0; i < std::size_t{cfg.max_fds} * 2; ++i)
+            // relaxed: no other thread sees the registry before the constructor returns.
+            slots_[i].word.store(first.bits, std::memory_order_relaxed);
+    }
+
+    // Pending ops are destroyed without running their callbacks (see registry.hpp).
+    ~slot_array() = default;
 
     slot_array(const slot_array&) = delete;
     slot_array& operator=(const slot_array&) = delete;
@@ -133,6 +146,7 @@ public:
 
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) noexcept {
         if (!detail::fd_in_range(fd, cfg_)) return stats_.refuse(errc::fd_out_of_range);
+        if (!cb) return stats_.refuse(errc::no_callback);
         const std::uint32_t index = op_slot(fd, d);
         slot& s = slots_[index];
         word w{s.word.load(std::memory_order_relaxed)};  // relaxed: only a guess for the CAS
@@ -297,14 +311,14 @@ private:
                                              std::memory_order_relaxed)) {
         }
         stats_.add(detail::stat_for(o));
-        cb(detail::make_completion(t, o, errc::ok, false, hangup));
+        detail::invoke(cb, detail::make_completion(t, o, errc::ok, false, hangup));
     }
 
     // An arm that found readiness latched: the op is accepted and ends at once, here.
     result<op_token> end_at_once(op_token t, callback cb) noexcept {
         stats_.add(detail::stat::armed);
         stats_.add(detail::stat::completed);
-        cb(detail::latched_completion(t));
+        detail::invoke(cb, detail::latched_completion(t));
         return t;
     }
 

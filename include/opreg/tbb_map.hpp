@@ -42,7 +42,7 @@ private:
     template <class F>
     decltype(auto) with_record(int fd, F&& f) {
         map_type::accessor acc;  // write lock on fd's record until it goes out of scope
-        map_.insert(acc, fd);
+        if (map_.insert(acc, fd)) acc->second.start_at(first_generation());  // a new record
         return f(acc->second);
     }
 

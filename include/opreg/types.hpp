@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -50,6 +52,7 @@ enum class errc : std::uint8_t {
     full,             // no room for another pending op (or for a hand-off command)
     stale,            // a token whose generation no longer matches
     os_error,         // a system call failed (reactor): errno holds the reason
+    no_callback,      // arm() was given an empty callback (nullptr, a null function pointer)
 };
 
 [[nodiscard]] std::string_view to_string(direction d) noexcept;
@@ -77,7 +80,18 @@ inline constexpr std::size_t callback_capacity = 48;
 using callback = inline_function<void(const completion&), callback_capacity>;
 static_assert(sizeof(callback) == 56);
 
+namespace detail {
+// result<T>::value() on an error: a bug in the caller, stopped here in every build mode
+// rather than handing out a default value (a default op_token would name a live op once).
+[[noreturn]] inline void bad_result_access(errc e) noexcept {
+    std::fprintf(stderr, "opreg: result<T>::value() called on an error (errc %d)\n",
+                 static_cast<int>(e));
+    std::abort();
+}
+} // namespace detail
+
 // A value or an errc. (std::expected is C++23; this is the part of it opreg needs.)
+// value() on an error aborts with a message, in release builds too: check ok() first.
 template <class T>
 class [[nodiscard]] result {
 public:
@@ -88,8 +102,14 @@ public:
     [[nodiscard]] constexpr bool ok() const noexcept { return error_ == errc::ok; }
     constexpr explicit operator bool() const noexcept { return ok(); }
     [[nodiscard]] constexpr errc error() const noexcept { return error_; }
-    [[nodiscard]] constexpr const T& value() const& noexcept { return value_; }
-    [[nodiscard]] constexpr T& value() & noexcept { return value_; }
+    [[nodiscard]] constexpr const T& value() const& noexcept {
+        if (!ok()) detail::bad_result_access(error_);
+        return value_;
+    }
+    [[nodiscard]] constexpr T& value() & noexcept {
+        if (!ok()) detail::bad_result_access(error_);
+        return value_;
+    }
 
 private:
     T value_{};

@@ -25,7 +25,7 @@ struct delivery {
 // Every strategy's constructor checks its config through this.
 [[nodiscard]] inline registry_config validated(registry_config cfg) {
     if (cfg.max_fds == 0 || cfg.max_fds > registry_config::max_fds_limit)
-        throw std::invalid_argument("opreg: registry_config::max_fds must be 1 .. 2^30");
+        throw std::invalid_argument("opreg: registry_config::max_fds must be 1 .. 2^24");
     return cfg;
 }
 
@@ -42,6 +42,11 @@ struct delivery {
                                                 bool hangup = false) noexcept {
     return completion{t, op_fd(t), op_direction(t), o, e, latched, hangup};
 }
+
+// Runs an op's callback. noexcept on purpose: callbacks must not throw (registry.hpp), and
+// one that does ends the program here, through std::terminate, in every strategy alike,
+// rather than unwinding through a registry that has half-ended a batch of ops.
+inline void invoke(callback& cb, const completion& c) noexcept { cb(c); }
 
 // The arm-time end of an op that found readiness latched.
 [[nodiscard]] inline completion latched_completion(op_token t) noexcept {

@@ -31,23 +31,29 @@ struct taken_ops {
     // Runs the callbacks; returns how many ran.
     std::size_t run() noexcept {
         for (std::size_t i = 0; i < count; ++i)
-            ops[i].cb(make_completion(ops[i].token, result, errc::ok, latched, hangup));
+            invoke(ops[i].cb, make_completion(ops[i].token, result, errc::ok, latched, hangup));
         return count;
     }
 };
 
 struct fd_ops {
-    std::uint32_t fd_gen = 0;
-    std::uint32_t op_gen[2] = {0, 0};
+    // Generations, within token_generation_mask. A new record starts at the registry's
+    // registry_config::first_generation (start_at).
+    std::uint64_t fd_gen = 0;
+    std::uint64_t op_gen[2] = {0, 0};
     bool latched[2] = {false, false};  // readiness arrived with no op pending
     callback cb[2];                    // non-empty: an op is pending in that direction
+
+    void start_at(std::uint64_t first) noexcept {
+        fd_gen = op_gen[0] = op_gen[1] = first & token_generation_mask;
+    }
 
     [[nodiscard]] bool pending(direction d) const noexcept {
         return static_cast<bool>(cb[static_cast<int>(d)]);
     }
 
     // If readiness is latched the op is accepted and moved to `ready_now` (result ready):
-    // the caller runs it after releasing the lock.
+    // the caller runs it after releasing the lock. c is not empty (the caller checked).
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback&& c,
                                        taken_ops& ready_now) noexcept {
         const int i = static_cast<int>(d);
@@ -55,7 +61,7 @@ struct fd_ops {
         const op_token t{op_slot(fd, d), op_gen[i]};
         if (latched[i]) {
             latched[i] = false;
-            ++op_gen[i];
+            op_gen[i] = next_generation(op_gen[i]);
             ready_now.result = outcome::ready;
             ready_now.latched = true;
             ready_now.push(t, std::move(c));
@@ -73,25 +79,27 @@ struct fd_ops {
         return true;
     }
 
-    // Takes the ops a kernel event ends; false if the event's generation is stale.
-    bool take_ready(fd_token t, const delivery& plan, taken_ops& out) noexcept {
-        if (fd_gen != t.generation()) return false;
+    // What a kernel event did to one direction.
+    enum class delivered : std::uint8_t { stale, taken, latched, none };
+
+    // The part of a kernel event for direction d: takes its pending op into `out`, or
+    // latches the readiness; stale if the event's fd lifetime is not this record's.
+    delivered take_ready(fd_token t, const delivery& plan, direction d, taken_ops& out) noexcept {
+        if (fd_gen != t.generation()) return delivered::stale;
+        if (!plan.dir[static_cast<int>(d)]) return delivered::none;
         out.result = plan.result;
         out.hangup = plan.hangup;
-        for (const direction d : {direction::read, direction::write}) {
-            if (!plan.dir[static_cast<int>(d)]) continue;
-            if (pending(d)) {
-                take_dir(static_cast<int>(t.slot()), d, out);
-            } else {
-                latched[static_cast<int>(d)] = true;
-            }
+        if (!pending(d)) {
+            latched[static_cast<int>(d)] = true;
+            return delivered::latched;
         }
-        return true;
+        take_dir(static_cast<int>(t.slot()), d, out);
+        return delivered::taken;
     }
 
     // close(): bump the generation, take every pending op.
     void take_all_for_close(int fd, taken_ops& out) noexcept {
-        ++fd_gen;
+        fd_gen = next_generation(fd_gen);
         latched[0] = latched[1] = false;
         out.result = outcome::closed;
         for (const direction d : {direction::read, direction::write})
@@ -102,7 +110,7 @@ private:
     void take_dir(int fd, direction d, taken_ops& out) noexcept {
         const int i = static_cast<int>(d);
         out.push(op_token{op_slot(fd, d), op_gen[i]}, std::move(cb[i]));
-        ++op_gen[i];
+        op_gen[i] = next_generation(op_gen[i]);
     }
 };
 

@@ -6,8 +6,8 @@
 // Store (CRTP) provides, each running f under the lock that guards fd's record and
 // returning what f returns:
 //   with_record(fd, f)     f(fd_ops&): the record, created on first use (an fd seen for
-//                          the first time gets one, so readiness can be latched for its
-//                          first arm);
+//                          the first time gets one, started at first_generation(), so
+//                          readiness can be latched for its first arm);
 //   with_existing(fd, f)   f(fd_ops*): the record, or nullptr if fd has none yet.
 #pragma once
 
@@ -32,13 +32,14 @@ public:
 
     [[nodiscard]] result<fd_token> token_of(int fd) {
         if (!fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
-        const std::uint32_t gen =
-            store().with_existing(fd, [](fd_ops* r) { return r != nullptr ? r->fd_gen : 0u; });
+        const std::uint64_t gen = store().with_existing(
+            fd, [this](fd_ops* r) { return r != nullptr ? r->fd_gen : first_generation(); });
         return fd_token{static_cast<std::uint32_t>(fd), gen};
     }
 
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
         if (!fd_in_range(fd, cfg_)) return stats_.refuse(errc::fd_out_of_range);
+        if (!cb) return stats_.refuse(errc::no_callback);
         taken_ops ready_now;
         const result<op_token> r = store().with_record(
             fd, [&](fd_ops& rec) { return rec.arm(fd, d, std::move(cb), ready_now); });
@@ -57,14 +58,33 @@ public:
         return cancel_status::done;
     }
 
+    // One lock for the event, unless it ends the read op and also finds a write op pending:
+    // the write direction is then taken in a second lock, after the read callback ran, so
+    // that a read callback which closes the fd ends the write op as closed (closed wins).
     std::size_t dispatch(fd_token t, readiness ev) {
         const int fd = static_cast<int>(t.slot());
         if (!fd_in_range(fd, cfg_)) return stats_.drop_stale();
-        taken_ops taken;
-        if (!store().with_record(
-                fd, [&](fd_ops& r) { return r.take_ready(t, plan_delivery(ev), taken); }))
-            return stats_.drop_stale();
-        return conclude(stats_, taken);
+        const delivery plan = plan_delivery(ev);
+        taken_ops first;
+        bool write_later = false;
+        const bool current = store().with_record(fd, [&](fd_ops& r) {
+            const auto rd = r.take_ready(t, plan, direction::read, first);
+            if (rd == fd_ops::delivered::stale) return false;
+            if (rd == fd_ops::delivered::taken && plan.dir[1] && r.pending(direction::write))
+                write_later = true;
+            else
+                (void)r.take_ready(t, plan, direction::write, first);
+            return true;
+        });
+        if (!current) return stats_.drop_stale();
+        std::size_t ended = conclude(stats_, first);
+        if (write_later) {
+            taken_ops second;
+            store().with_record(
+                fd, [&](fd_ops& r) { (void)r.take_ready(t, plan, direction::write, second); });
+            ended += conclude(stats_, second);
+        }
+        return ended;
     }
 
     errc close(int fd) {
@@ -81,7 +101,13 @@ public:
 
 protected:
     explicit fd_record_map(registry_config cfg) : cfg_{validated(cfg)} {}
+    // Pending ops are destroyed without running their callbacks (registry.hpp).
     ~fd_record_map() = default;
+
+    // Where a new record's generations start.
+    [[nodiscard]] std::uint64_t first_generation() const noexcept {
+        return cfg_.first_generation & token_generation_mask;
+    }
 
 private:
     Store& store() noexcept { return static_cast<Store&>(*this); }
