@@ -12,7 +12,89 @@
 #include <string>
 #include <vector>
 
+namespace opreg::detail {
+
+// The steps of a pop, taken apart so that a test can stall a popper between its load of
+// the head and its CAS, and the tag moved as n successful CASes would move it.
+template <class T>
+struct pool_test_access<object_pool<T>> {
+    using pool = object_pool<T>;
+    struct stalled_pop {
+        std::uint64_t head;  // the head word the popper loaded
+        std::uint32_t next;  // the top slot's link it read
+    };
+    static stalled_pop begin_pop(pool& p) {
+        const std::uint64_t h = p.head_.load();
+        return {h, p.link_to_index(p.slots_[p.index_in(h)].next.load())};
+    }
+    // The popper's CAS after the stall: true if it took the slot.
+    static bool finish_pop(pool& p, stalled_pop s) {
+        std::uint64_t expected = s.head;
+        return p.head_.compare_exchange_strong(expected, p.pack(p.tag_of(s.head) + 1, s.next));
+    }
+    static void advance_tag(pool& p, std::uint64_t n) {
+        const std::uint64_t h = p.head_.load();
+        p.head_.store(p.pack(p.tag_of(h) + n, p.index_in(h)));
+    }
+    static std::uint64_t tag(const pool& p) { return p.tag_of(p.head_.load()); }
+};
+
+} // namespace opreg::detail
+
 namespace {
+
+using pool_access = opreg::detail::pool_test_access<opreg::object_pool<int>>;
+
+// The tag takes every bit the index does not need.
+TEST(ObjectPoolTag, TakesTheBitsTheIndexDoesNotNeed) {
+    EXPECT_EQ(opreg::object_pool<int>(0).tag_bits(), 63);
+    EXPECT_EQ(opreg::object_pool<int>(3).tag_bits(), 62);
+    EXPECT_EQ(opreg::object_pool<int>(4096).tag_bits(), 51);  // the reactor's post pool
+    EXPECT_EQ(opreg::object_pool<int>(131072).tag_bits(), 46); // 2 * the default max_fds
+}
+
+// A popper stalled between its load of the head and its CAS while exactly 2^32 CASes
+// succeed, with its slot back on top: with a 32-bit tag the CAS succeeds and installs a
+// stale link, and the next create hands out a slot that is still live. The tag is wider
+// now: the CAS fails.
+TEST(ObjectPoolTag, APopperStalledFor2To32CasesFailsItsCas) {
+    opreg::object_pool<int> pool(2);  // free list: 0 -> 1
+    const auto stalled = pool_access::begin_pop(pool);  // reads head = 0, next = 1
+    int* a = pool.try_create(1);  // pops 0
+    int* b = pool.try_create(2);  // pops 1: live
+    pool.destroy(a);              // pushes 0: the head is 0 again, its link now the end
+    pool_access::advance_tag(pool, (std::uint64_t{1} << 32) - 3);  // 2^32 CASes in all
+    EXPECT_FALSE(pool_access::finish_pop(pool, stalled))
+        << "a popper stalled for 2^32 CASes took a slot with a stale link";
+    int* c = pool.try_create(3);
+    ASSERT_NE(c, nullptr);
+    EXPECT_NE(c, b) << "a live slot was handed out twice";
+    EXPECT_EQ(pool.try_create(4), nullptr);
+    pool.destroy(b);
+    pool.destroy(c);
+    EXPECT_EQ(pool.size_approx(), 0u);
+}
+
+// The tag wraps at the top of its width without touching the index, and the pool goes on
+// handing out distinct slots.
+TEST(ObjectPoolTag, WrapsAtTheTopOfItsWidth) {
+    opreg::object_pool<int> pool(4);
+    const std::uint64_t top = (std::uint64_t{1} << pool.tag_bits()) - 1;
+    pool_access::advance_tag(pool, top - 2);
+    EXPECT_EQ(pool_access::tag(pool), top - 2);
+    for (int round = 0; round < 4; ++round) {
+        std::set<int*> live;
+        for (int i = 0; i < 4; ++i) {
+            int* p = pool.try_create(i);
+            ASSERT_NE(p, nullptr);
+            ASSERT_TRUE(live.insert(p).second) << "slot handed out twice at round " << round;
+        }
+        EXPECT_EQ(pool.try_create(9), nullptr);
+        for (int* p : live) pool.destroy(p);
+    }
+    EXPECT_LT(pool_access::tag(pool), 64u) << "the tag did not wrap within its field";
+    EXPECT_EQ(pool.size_approx(), 0u);
+}
 
 struct pending_op {
     int fd = -1;

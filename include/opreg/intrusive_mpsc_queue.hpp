@@ -151,7 +151,9 @@ private:
     // Consumer end: the next hook to hand out (or the stub). Atomic only so that
     // empty_approx may read it from any thread.
     alignas(detail::mpsc_cache_line) std::atomic<mpsc_hook*> tail_{&stub_};
-    mpsc_hook stub_;
+    // On a line of its own: a producer that links behind the stub writes stub_.next, which
+    // must not invalidate the consumer's tail_ line.
+    alignas(detail::mpsc_cache_line) mpsc_hook stub_;
 };
 
 } // namespace opreg

@@ -29,20 +29,26 @@
 // - Everything a thread did to an object before destroy(p), ~T included, happens-before
 //   everything the thread whose try_create later returns the same slot does with it: the
 //   release CAS in destroy pairs with the acquire CAS in try_create.
-// - size_approx is a relaxed counter: exact when no create or destroy is in flight, an
-//   estimate otherwise.
+// - size_approx walks the free list: exact when no create or destroy is in flight, an
+//   estimate otherwise. (There is no live counter: it would be one more contended atomic on
+//   every create and destroy, only for statistics.)
 //
 // Free list and capacity limits
-// - head_ packs [tag:32 | index:32]; each slot's `next` link is a std::atomic<uint32_t>
-//   index. Every successful CAS on head_ increments the tag, so a popper that read a stale
-//   `next` (the slot was popped and pushed back meanwhile) fails its CAS and retries. A
-//   wrong pop (ABA) would need exactly a multiple of 2^32 successful CASes on head_ while
-//   one thread sits between its load of head_ and its CAS, with the same index back on top.
-// - Index 0xFFFFFFFF marks the end of the list, so capacity must be below 2^32 - 1;
-//   the constructor throws std::length_error otherwise.
+// - head_ packs [tag | index]: the index takes the bits the capacity needs
+//   (index_bits = bit_width(capacity), at least 1) and the tag takes the rest, 64 - index_bits,
+//   at least 32. Each slot's `next` link is a std::atomic<uint32_t> index. Every successful
+//   CAS on head_ increments the tag, so a popper that read a stale `next` (the slot was
+//   popped and pushed back meanwhile) fails its CAS and retries. A wrong pop (ABA) would
+//   need exactly a multiple of 2^tag_bits successful CASes on head_ while one thread sits
+//   between its load of head_ and its CAS, with the same index back on top: for a pool of
+//   4096 that is 2^51 CASes (a stall of 1.4 years at 50M CAS/s); for the largest pool a
+//   registry makes (2^25 ops, max_fds 2^24) 2^38, a stall of 90 minutes.
+// - The index field's all-ones value marks the end of the list, so capacity must be below
+//   2^32 - 1; the constructor throws std::length_error otherwise.
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -56,28 +62,26 @@ namespace opreg {
 
 namespace detail {
 
+// The end of the list in a slot's `next` link.
 inline constexpr std::uint32_t pool_end = std::numeric_limits<std::uint32_t>::max();
 
-// Keeps the CAS-hammered head word and the live counter off the line that holds the
-// read-mostly members, and off each other.
+// Keeps the CAS-hammered head word off the line that holds the read-mostly members.
 inline constexpr std::size_t pool_cache_line = 64;
 
-[[nodiscard]] constexpr std::uint64_t pool_pack(std::uint32_t tag, std::uint32_t index) noexcept {
-    return (std::uint64_t{tag} << 32) | index;
-}
-[[nodiscard]] constexpr std::uint32_t pool_tag(std::uint64_t head) noexcept {
-    return static_cast<std::uint32_t>(head >> 32);
-}
-[[nodiscard]] constexpr std::uint32_t pool_index(std::uint64_t head) noexcept {
-    return static_cast<std::uint32_t>(head);
-}
+// White-box access for tests (a stalled popper, a tag near the top of its width); declared
+// here, defined only by the tests.
+template <class Pool>
+struct pool_test_access;
 
 } // namespace detail
 
 template <class T>
 class object_pool {
 public:
-    explicit object_pool(std::size_t capacity) : capacity_{checked_capacity(capacity)} {
+    explicit object_pool(std::size_t capacity)
+        : capacity_{checked_capacity(capacity)},
+          index_bits_{capacity_ == 0 ? 1 : static_cast<int>(std::bit_width(capacity_))},
+          index_mask_{(std::uint64_t{1} << index_bits_) - 1} {
         slots_ = std::make_unique<slot[]>(capacity_);
         for (std::size_t i = 0; i + 1 < capacity_; ++i) {
             // relaxed: no other thread can see the pool before the constructor returns.
@@ -86,14 +90,11 @@ public:
         if (capacity_ != 0) {
             slots_[capacity_ - 1].next.store(detail::pool_end, std::memory_order_relaxed);
         }
-        head_.store(detail::pool_pack(0, capacity_ == 0 ? detail::pool_end : 0),
-                    std::memory_order_relaxed);
+        head_.store(pack(0, capacity_ == 0 ? end_index() : 0), std::memory_order_relaxed);
     }
 
     ~object_pool() {
-        // relaxed: destroying the pool must happen-after every use of it anyway.
-        assert(live_.load(std::memory_order_relaxed) == 0 &&
-               "object_pool destroyed with objects still alive");
+        assert(size_approx() == 0 && "object_pool destroyed with objects still alive");
     }
 
     object_pool(const object_pool&) = delete;
@@ -103,7 +104,7 @@ public:
     template <class... Args>
     [[nodiscard]] T* try_create(Args&&... args) {
         const std::uint32_t index = pop_free();
-        if (index == detail::pool_end) {
+        if (index == end_index()) {
             return nullptr;
         }
         T* p;
@@ -117,8 +118,6 @@ public:
                 throw;
             }
         }
-        // relaxed: a statistic; the slot itself was handed over by the CAS in pop_free.
-        live_.fetch_add(1, std::memory_order_relaxed);
         return p;
     }
 
@@ -127,19 +126,29 @@ public:
         assert(p != nullptr && owns(p));
         const std::uint32_t index = index_of(p);
         std::destroy_at(p);
-        // relaxed: a statistic. It cannot wrap below zero: destroy(p) happens-after the
-        // try_create that returned p, so this decrement follows that increment.
-        live_.fetch_sub(1, std::memory_order_relaxed);
         push_free(index);
     }
 
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
 
-    // Live objects: exact when quiescent, an estimate while creates/destroys are in flight.
+    // Live objects: capacity minus the free list's length. Exact when quiescent; while
+    // creates/destroys are in flight, an estimate. O(free slots): not for a hot path.
     [[nodiscard]] std::size_t size_approx() const noexcept {
-        // relaxed: an estimate by contract; it orders nothing.
-        return live_.load(std::memory_order_relaxed);
+        // acquire: pairs with push_free's release CAS, so the links of the nodes on the
+        // list are visible; under concurrent use they may be stale, hence the bound.
+        std::uint32_t i = index_in(head_.load(std::memory_order_acquire));
+        std::size_t free = 0;
+        while (i != end_index() && i < capacity_ && free < capacity_) {
+            ++free;
+            // relaxed: ordered by the acquire above when quiescent; an estimate otherwise.
+            const std::uint32_t next = slots_[i].next.load(std::memory_order_relaxed);
+            i = next == detail::pool_end ? end_index() : next;
+        }
+        return capacity_ - free;
     }
+
+    // Bits of the ABA tag in the head word: 64 - bit_width(capacity), at least 32.
+    [[nodiscard]] int tag_bits() const noexcept { return 64 - index_bits_; }
 
     // True when p is the address of one of this pool's slots (live or not).
     [[nodiscard]] bool owns(const T* p) const noexcept {
@@ -168,6 +177,9 @@ public:
     }
 
 private:
+    template <class Pool>
+    friend struct detail::pool_test_access;
+
     // One slot: the object's storage first, so a T* and its slot share an address.
     struct slot {
         union {
@@ -177,6 +189,26 @@ private:
         slot() noexcept {}
         ~slot() {}
     };
+
+    // The head word: [tag: 64 - index_bits_ | index: index_bits_]. The tag wraps within its
+    // field (the carry leaves the word).
+    [[nodiscard]] std::uint64_t pack(std::uint64_t tag, std::uint32_t index) const noexcept {
+        return (tag << index_bits_) | index;
+    }
+    [[nodiscard]] std::uint64_t tag_of(std::uint64_t head) const noexcept {
+        return head >> index_bits_;
+    }
+    [[nodiscard]] std::uint32_t index_in(std::uint64_t head) const noexcept {
+        return static_cast<std::uint32_t>(head & index_mask_);
+    }
+    // The end of the list in the head word: the index field's all-ones value.
+    [[nodiscard]] std::uint32_t end_index() const noexcept {
+        return static_cast<std::uint32_t>(index_mask_);
+    }
+    // A slot's link as an index in the head word's terms.
+    [[nodiscard]] std::uint32_t link_to_index(std::uint32_t link) const noexcept {
+        return link == detail::pool_end ? end_index() : link;
+    }
 
     [[nodiscard]] static std::uint32_t checked_capacity(std::size_t capacity) {
         if (capacity >= detail::pool_end) {
@@ -189,22 +221,23 @@ private:
         return reinterpret_cast<std::uintptr_t>(slots_.get());
     }
 
-    // Takes the top index off the free list; detail::pool_end when the list is empty.
+    // Takes the top index off the free list; end_index() when the list is empty.
     [[nodiscard]] std::uint32_t pop_free() noexcept {
         // acquire: pairs with the release CAS in push_free that put the top index there,
         // making its `next` link visible. Every write to head_ is an RMW, so a value written
         // by a pop still carries the release of each earlier push (release sequence).
         std::uint64_t head = head_.load(std::memory_order_acquire);
         for (;;) {
-            const std::uint32_t index = detail::pool_index(head);
-            if (index == detail::pool_end) {
-                return detail::pool_end;
+            const std::uint32_t index = index_in(head);
+            if (index == end_index()) {
+                return end_index();
             }
             // relaxed: the acquire on head_ made the link visible. If the slot was popped and
             // pushed back since, this may be stale, but head_'s tag has moved and the CAS fails.
-            const std::uint32_t next = slots_[index].next.load(std::memory_order_relaxed);
+            const std::uint32_t next =
+                link_to_index(slots_[index].next.load(std::memory_order_relaxed));
             if (head_.compare_exchange_weak(
-                    head, detail::pool_pack(detail::pool_tag(head) + 1, next),
+                    head, pack(tag_of(head) + 1, next),
                     // acquire: pairs with the release CAS in push_free (destroy) that freed
                     // this slot: the previous object's ~T happens-before our construction.
                     std::memory_order_acquire,
@@ -221,9 +254,11 @@ private:
         std::uint64_t head = head_.load(std::memory_order_relaxed);
         for (;;) {
             // relaxed: published by the release CAS below.
-            slots_[index].next.store(detail::pool_index(head), std::memory_order_relaxed);
+            const std::uint32_t top = index_in(head);
+            slots_[index].next.store(top == end_index() ? detail::pool_end : top,
+                                     std::memory_order_relaxed);
             if (head_.compare_exchange_weak(
-                    head, detail::pool_pack(detail::pool_tag(head) + 1, index),
+                    head, pack(tag_of(head) + 1, index),
                     // release: pairs with the acquire load/CAS in pop_free, publishing the
                     // link stored above and everything done to the slot before it was freed.
                     std::memory_order_release,
@@ -236,8 +271,11 @@ private:
 
     std::unique_ptr<slot[]> slots_;
     std::uint32_t capacity_;
+    int index_bits_;
+    std::uint64_t index_mask_;
     alignas(detail::pool_cache_line) std::atomic<std::uint64_t> head_{0};
-    alignas(detail::pool_cache_line) std::atomic<std::size_t> live_{0};
+    // The rest of head_'s line stays empty: nothing else is written by every create.
+    char pad_[detail::pool_cache_line - sizeof(std::atomic<std::uint64_t>)] = {};
 };
 
 } // namespace opreg
