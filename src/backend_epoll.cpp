@@ -28,7 +28,7 @@ public:
         return ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : errno;
     }
 
-    int unwatch(int fd, std::uint64_t) noexcept override {
+    int unwatch(int fd) noexcept override {
         // Closing the fd would remove it too, unless it was dup'ed: say it explicitly.
         epoll_event ev{};
         return ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev) == 0 ? 0 : errno;

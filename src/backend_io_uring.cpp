@@ -5,33 +5,42 @@
 // - Edge-triggered: a multishot poll without IORING_POLL_ADD_LEVEL is EPOLLET inside the
 //   kernel, and it reports once at arm time if the fd is already ready.
 // - A poll the kernel ends on its own (no IORING_CQE_F_MORE: the CQ ring was full, or a
-//   cancellation we did not ask for) is re-armed while its fd is watched; the re-armed poll
-//   reports the fd's state at arm time, so no edge is lost. A poll that fails (say -EBADF)
-//   is reported once as readiness::error and not re-armed.
+//   cancellation we did not ask for) is re-armed while its fd is watched, and the re-arm is
+//   submitted before wait() returns, so that it reaches the kernel ahead of anything the
+//   caller does with the events (an unwatch in a callback above all: a poll-add and a
+//   poll-remove that reach the kernel in one batch may not meet, and the poll would keep
+//   the file). The re-armed poll reports the fd's state at arm time, so no edge is lost. A
+//   poll that fails (say -EBADF) is reported once as readiness::error and not re-armed.
 // - Owner-only: not thread-safe; the reactor's thread makes every call. watch() submits its
-//   poll at once (one io_uring_enter per new fd): a poll-add and a poll-remove that reach
-//   the kernel in one batch do not meet, and the poll would keep the file. The kernel ties
-//   a poll to the thread that submitted it: once that thread has exited it cancels the poll
+//   poll at once (one io_uring_enter per new fd), for the same reason. The kernel ties a
+//   poll to the thread that submitted it: once that thread has exited it cancels the poll
 //   at its next event, and the re-arm above makes that one event a few milliseconds late.
-// - unwatch() submits its poll-remove at once: io_uring holds a reference to the file while
-//   a poll is armed, so the ::close() that follows only releases the file (and a socket
-//   only sends its FIN) once the poll is gone. unwatch() must come before ::close().
+// - unwatch(fd) submits its poll-remove at once: io_uring holds a reference to the file
+//   while a poll is armed, so the ::close() that follows only releases the file (and a
+//   socket only sends its FIN) once the poll is gone. unwatch() must come before ::close().
+//   It removes the poll of the token fd is watched under, whatever token the caller's
+//   registry names now (a registry close() from another thread may have moved it on). Every
+//   removal's result is checked: -EALREADY (the poll was completing at that moment and goes
+//   on) is retried until the kernel says the poll is gone (0) or was already gone (-ENOENT).
 //
-// Reserved user_data. Four values at the top of the 64-bit range are ours, and wait() skips
-// their CQEs; watch() refuses them as tokens (EINVAL). Read as tokens they would name slot
-// 0xFFFFFFFC..0xFFFFFFFF (fd -4..-1) with generation 0xFFFFFFFF, which no registry issues
-// (slots stay below 2^30) and which stay clear of the reactor's wake token 0x00000000FFFFFFFF:
-//   udata_update  0xFFFFFFFF'FFFFFFFC  the CQE of every poll update rewatch() submits
-//   udata_probe   0xFFFFFFFF'FFFFFFFD  the throwaway poll of the creation probe
-//   udata_remove  0xFFFFFFFF'FFFFFFFE  the CQE of every poll-remove unwatch() submits
-//   ~0            LIBURING_UDATA_TIMEOUT, liburing's own timeout SQE on kernels without
-//                 IORING_FEAT_EXT_ARG
+// Reserved user_data. Our own SQEs carry values with the top 32 bits all ones and a slot
+// field (token.hpp: the low 26 bits) from token_reserved_slot (2^25) up. No registry fd token
+// has such a slot (fds stay below 2^24), and the reactor's wake token 0x00000000FFFFFFFF has
+// its top bits clear; wait() skips these CQEs and watch() refuses them as tokens (EINVAL):
+//   udata_remove + id   0xFFFFFFFF'02000000 + id: the CQE of the poll-remove with that id
+//                       (ids index removals_, the removals in flight)
+//   udata_update        0xFFFFFFFF'FFFFFFFC: the CQE of every poll update rewatch() submits
+//   udata_probe         0xFFFFFFFF'FFFFFFFD: the throwaway poll of the creation probe
+//   ~0                  LIBURING_UDATA_TIMEOUT, liburing's own timeout SQE on kernels without
+//                       IORING_FEAT_EXT_ARG
 #include <opreg/detail/poller.hpp>
 
 #include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+
+#include <opreg/token.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -47,12 +56,9 @@ namespace {
 struct io_uring_traits {
     // Submission ring entries. watch() and unwatch() take one SQE per fd lifetime and a
     // re-arm takes one; when the ring is full it is submitted first, so this bounds batching,
-    // not the number of fds. Must be a power of 2 (the kernel rounds it up otherwise).
+    // not the number of fds. Must be a power of 2 (the kernel rounds it up otherwise); a
+    // smaller completion ring (poller_config) lowers it to match.
     static constexpr unsigned sq_entries = 1024;
-    // Completion ring entries: one CQE per readiness change per fd. A multishot poll whose
-    // CQE finds the ring full ends (and is re-armed), so a larger ring means fewer re-arms
-    // under load; 16 bytes each. Must be a power of 2 and at least sq_entries.
-    static constexpr unsigned cq_entries = 4096;
     // POLLERR and POLLHUP are always reported; naming them documents what wait() maps.
     // POLLRDHUP shows a peer's shutdown(SHUT_WR) as readable, as epoll's backend does.
     static constexpr unsigned poll_mask = POLLIN | POLLOUT | POLLRDHUP | POLLERR | POLLHUP;
@@ -62,18 +68,31 @@ struct io_uring_traits {
     static constexpr long long probe_timeout_ns = 1'000'000'000;
 };
 static_assert((io_uring_traits::sq_entries & (io_uring_traits::sq_entries - 1)) == 0);
-static_assert((io_uring_traits::cq_entries & (io_uring_traits::cq_entries - 1)) == 0);
-static_assert(io_uring_traits::cq_entries >= io_uring_traits::sq_entries);
 
+constexpr std::uint64_t own_udata = 0xFFFF'FFFF'0000'0000ull;
+constexpr std::uint64_t udata_remove = own_udata | token_reserved_slot;
 constexpr std::uint64_t udata_update = 0xFFFF'FFFF'FFFF'FFFCull;
 constexpr std::uint64_t udata_probe = 0xFFFF'FFFF'FFFF'FFFDull;
-constexpr std::uint64_t udata_remove = 0xFFFF'FFFF'FFFF'FFFEull;
+// Removal ids stay below this, clear of udata_update and the rest above it.
+constexpr std::uint32_t max_removals = token_reserved_slot - 4;
 static_assert(LIBURING_UDATA_TIMEOUT == ~std::uint64_t{0});
 // watched_[fd] when fd is not watched: reserved, so it never equals a token.
 constexpr std::uint64_t no_token = ~std::uint64_t{0};
 
 [[nodiscard]] constexpr bool is_reserved(std::uint64_t user_data) noexcept {
-    return user_data >= udata_update;
+    return (user_data & own_udata) == own_udata &&
+           (user_data & token_slot_mask) >= token_reserved_slot;
+}
+[[nodiscard]] constexpr bool is_removal(std::uint64_t user_data) noexcept {
+    return user_data >= udata_remove && user_data < udata_remove + max_removals;
+}
+static_assert(is_reserved(udata_remove) && is_reserved(udata_update) && is_reserved(udata_probe));
+static_assert(is_reserved(LIBURING_UDATA_TIMEOUT) && !is_reserved(0xFFFF'FFFFull));
+static_assert(!is_reserved(fd_token{(1u << 24) - 1, token_generation_mask}.to_u64()));
+
+// The fd a token's slot names (a registry fd token's slot is its fd).
+[[nodiscard]] constexpr std::uint64_t slot_of(std::uint64_t token) noexcept {
+    return token & token_slot_mask;
 }
 
 [[nodiscard]] constexpr readiness to_readiness(unsigned mask) noexcept {
@@ -100,7 +119,7 @@ constexpr std::uint64_t no_token = ~std::uint64_t{0};
 
 class io_uring_poller final : public poller {
 public:
-    io_uring_poller() noexcept = default;
+    explicit io_uring_poller(unsigned cq_entries) noexcept : cq_entries_{cq_entries} {}
     io_uring_poller(const io_uring_poller&) = delete;
     io_uring_poller& operator=(const io_uring_poller&) = delete;
     // Exiting the ring cancels every poll still armed and drops its file reference.
@@ -113,20 +132,30 @@ public:
 
     [[nodiscard]] backend kind() const noexcept override { return backend::io_uring; }
     [[nodiscard]] int watch(int fd, std::uint64_t token) noexcept override;
-    [[nodiscard]] int unwatch(int fd, std::uint64_t token) noexcept override;
+    [[nodiscard]] int unwatch(int fd) noexcept override;
     [[nodiscard]] int rewatch(int fd, std::uint64_t token) noexcept override;
     [[nodiscard]] int wait(std::span<poll_event> out, int timeout_ms) noexcept override;
 
 private:
     [[nodiscard]] int next_sqe(io_uring_sqe*& sqe) noexcept;
     [[nodiscard]] int arm(int fd, std::uint64_t token) noexcept;
+    [[nodiscard]] int remove(std::uint32_t id) noexcept;
+    void on_removed(std::uint32_t id, int res) noexcept;
     [[nodiscard]] int watched_fd(std::uint64_t token) const noexcept;
     [[nodiscard]] bool on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept;
     [[nodiscard]] std::size_t harvest(std::span<poll_event> out, unsigned& consumed) noexcept;
     [[nodiscard]] bool probe_multishot(std::string& why);
 
+    unsigned cq_entries_;
     io_uring ring_{};
     bool ring_live_ = false;
+    // SQEs prepared while harvesting (re-arms, removal retries): submitted before wait()
+    // returns.
+    bool unsubmitted_ = false;
+    // Poll-removes in flight, by id (the low bits of their user_data): the token each
+    // removes, until the kernel says that poll is gone. Freed ids are reused.
+    std::vector<std::uint64_t> removals_;
+    std::vector<std::uint32_t> free_removals_;
     // fd -> token of its current lifetime, no_token when unwatched. Indexed by fd and grown on
     // demand by watch(): touched once per fd lifetime and once per re-arm, never per op.
     std::vector<std::uint64_t> watched_;
@@ -144,15 +173,20 @@ bool io_uring_poller::init(std::string& why) {
     // than by interrupting it, which is all a loop that only looks at completions in wait()
     // needs. SUBMIT_ALL: one bad SQE does not hold back the rest of a batch. Both are
     // optimisations from Linux 5.18/5.19; an older kernel rejects them and gets a plain ring.
+    if (cq_entries_ < 2 || (cq_entries_ & (cq_entries_ - 1)) != 0) {
+        why = "the completion ring size must be a power of 2, at least 2";
+        return false;
+    }
+    const unsigned sq_entries = std::min(io_uring_traits::sq_entries, cq_entries_);
     io_uring_params params{};
     params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
-    params.cq_entries = io_uring_traits::cq_entries;
-    int rc = io_uring_queue_init_params(io_uring_traits::sq_entries, &ring_, &params);
+    params.cq_entries = cq_entries_;
+    int rc = io_uring_queue_init_params(sq_entries, &ring_, &params);
     if (rc == -EINVAL) {
         params = io_uring_params{};
         params.flags = IORING_SETUP_CQSIZE;
-        params.cq_entries = io_uring_traits::cq_entries;
-        rc = io_uring_queue_init_params(io_uring_traits::sq_entries, &ring_, &params);
+        params.cq_entries = cq_entries_;
+        rc = io_uring_queue_init_params(sq_entries, &ring_, &params);
     }
     if (rc < 0) {
         why = "io_uring_queue_init: " + errno_text(-rc);
@@ -204,7 +238,7 @@ bool io_uring_poller::probe_multishot(std::string& why) {
     if (pending == 1) {
         sqe = io_uring_get_sqe(&ring_);
         io_uring_prep_poll_remove(sqe, udata_probe);
-        io_uring_sqe_set_data64(sqe, udata_remove);
+        io_uring_sqe_set_data64(sqe, udata_probe);
         if (io_uring_submit(&ring_) == 1) pending = 2;
     }
     // Drain what the probe still owes so that the ring starts empty. The poll itself keeps a
@@ -243,7 +277,7 @@ int io_uring_poller::arm(int fd, std::uint64_t token) noexcept {
 
 // The fd `token` is watched on now, or -1 (unwatched, or an old lifetime's token).
 int io_uring_poller::watched_fd(std::uint64_t token) const noexcept {
-    const std::size_t slot = static_cast<std::uint32_t>(token);
+    const std::uint64_t slot = slot_of(token);
     if (slot < watched_.size() && watched_[slot] == token) return static_cast<int>(slot);
     for (const odd_watch& w : odd_)
         if (w.token == token) return w.fd;
@@ -256,7 +290,7 @@ int io_uring_poller::watch(int fd, std::uint64_t token) noexcept {
     const auto index = static_cast<std::size_t>(fd);
     // A CQE finds its record again through the token's slot, which is the fd for registry
     // tokens; any other token is also listed in odd_.
-    const bool odd = static_cast<std::uint32_t>(token) != static_cast<std::uint32_t>(fd);
+    const bool odd = slot_of(token) != index;
     try {
         if (index >= watched_.size())
             watched_.resize(std::max({index + 1, watched_.size() * 2, std::size_t{64}}), no_token);
@@ -276,15 +310,56 @@ int io_uring_poller::watch(int fd, std::uint64_t token) noexcept {
     return 0;
 }
 
-int io_uring_poller::unwatch(int fd, std::uint64_t token) noexcept {
-    const auto index = static_cast<std::size_t>(fd);
-    if (fd < 0 || index >= watched_.size() || watched_[index] != token) return ENOENT;
+// Queues the poll-remove of removal `id`. 0, or the errno next_sqe gave.
+int io_uring_poller::remove(std::uint32_t id) noexcept {
     io_uring_sqe* sqe = nullptr;
     if (const int err = next_sqe(sqe)) return err;
+    io_uring_prep_poll_remove(sqe, removals_[id]);
+    io_uring_sqe_set_data64(sqe, udata_remove + id);
+    return 0;
+}
+
+// The result of removal `id`. 0: the poll is gone (its final -ECANCELED CQE finds no
+// record). -ENOENT: it had ended already (its final CQE came, or is in the ring: not
+// re-armed, since it is no longer watched). -EALREADY: the poll was completing and goes on
+// (multishot): remove it again. Anything else is not expected from a poll-remove; the
+// removal is given up then rather than retried forever.
+void io_uring_poller::on_removed(std::uint32_t id, int res) noexcept {
+    if (id >= removals_.size() || removals_[id] == no_token) return;
+    if (res == -EALREADY && remove(id) == 0) {
+        unsubmitted_ = true;
+        return;
+    }
+    removals_[id] = no_token;
+    free_removals_.push_back(id);  // reserved when the id was taken: cannot throw
+}
+
+int io_uring_poller::unwatch(int fd) noexcept {
+    const auto index = static_cast<std::size_t>(fd);
+    if (fd < 0 || index >= watched_.size() || watched_[index] == no_token) return ENOENT;
+    const std::uint64_t token = watched_[index];
+    std::uint32_t id;
+    try {
+        if (free_removals_.empty()) {
+            if (removals_.size() >= max_removals) return EBUSY;
+            removals_.push_back(no_token);
+            free_removals_.reserve(removals_.size());
+            id = static_cast<std::uint32_t>(removals_.size() - 1);
+        } else {
+            id = free_removals_.back();
+            free_removals_.pop_back();
+        }
+    } catch (...) {
+        return ENOMEM;
+    }
+    removals_[id] = token;
     // Removal is keyed by user_data alone, so an fd number already reused under a newer
     // token keeps its poll. The removed poll's final CQE (-ECANCELED) then finds no record.
-    io_uring_prep_poll_remove(sqe, token);
-    io_uring_sqe_set_data64(sqe, udata_remove);
+    if (const int err = remove(id)) {
+        removals_[id] = no_token;
+        free_removals_.push_back(id);
+        return err;
+    }
     watched_[index] = no_token;
     std::erase_if(odd_, [fd](const odd_watch& w) { return w.fd == fd; });
     // Submitted now so that the file reference is gone before the caller's ::close(). Should
@@ -319,7 +394,10 @@ int io_uring_poller::rewatch(int fd, std::uint64_t token) noexcept {
 // re-arm's submit (when the SQ is full) does not disturb: it only moves the SQ ring.
 bool io_uring_poller::on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept {
     const std::uint64_t token = cqe.user_data;
-    if (is_reserved(token)) return false;
+    if (is_reserved(token)) {
+        if (is_removal(token)) on_removed(static_cast<std::uint32_t>(token - udata_remove), cqe.res);
+        return false;
+    }
     const bool ended = (cqe.flags & IORING_CQE_F_MORE) == 0;
     if (cqe.res >= 0) {
         // Readiness, also on a poll's final CQE (the kernel ends a multishot poll whose next
@@ -327,8 +405,12 @@ bool io_uring_poller::on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept {
         // lifetime's events are delivered as they are: the registry drops them as stale.
         ev = poll_event{token, to_readiness(static_cast<unsigned>(cqe.res))};
         if (ended) {
-            if (const int fd = watched_fd(token); fd >= 0 && arm(fd, token) != 0)
-                ev.ev = ev.ev | readiness::error;  // cannot re-arm: end the fd's ops visibly
+            if (const int fd = watched_fd(token); fd >= 0) {
+                if (arm(fd, token) == 0)
+                    unsubmitted_ = true;
+                else
+                    ev.ev = ev.ev | readiness::error;  // cannot re-arm: end the fd's ops visibly
+            }
         }
         return ev.ev != readiness::none;
     }
@@ -336,8 +418,10 @@ bool io_uring_poller::on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept {
     // lifetime, finds no record and is dropped here.
     const int fd = watched_fd(token);
     if (fd < 0) return false;
-    if (cqe.res == -ECANCELED && arm(fd, token) == 0)
+    if (cqe.res == -ECANCELED && arm(fd, token) == 0) {
+        unsubmitted_ = true;
         return false;  // cancelled by the kernel (its submitting thread exited...): re-armed
+    }
     // The fd cannot be polled (-EBADF: watch() was given a closed fd, -ENOMEM, ...): pending
     // ops end with outcome::error. The record stays, so the reactor's unwatch() still pairs.
     ev = poll_event{token, readiness::error};
@@ -357,6 +441,13 @@ std::size_t io_uring_poller::harvest(std::span<poll_event> out, unsigned& consum
     }
     io_uring_cq_advance(&ring_, seen);
     consumed = seen;
+    // Re-arms and removal retries go to the kernel now, ahead of whatever the caller does
+    // with these events: a callback that closes an fd unwatches it, and a re-arm still
+    // queued would reach the kernel in one batch with that removal.
+    if (unsubmitted_) {
+        unsubmitted_ = false;
+        (void)io_uring_submit(&ring_);  // refused (-EAGAIN): the next wait() submits them
+    }
     return n;
 }
 
@@ -394,9 +485,9 @@ int io_uring_poller::wait(std::span<poll_event> out, int timeout_ms) noexcept {
 
 } // namespace
 
-std::unique_ptr<poller> make_io_uring_poller(std::string& why) {
+std::unique_ptr<poller> make_io_uring_poller(std::string& why, const poller_config& cfg) {
     try {
-        auto p = std::make_unique<io_uring_poller>();
+        auto p = std::make_unique<io_uring_poller>(cfg.io_uring_cq_entries);
         std::string step;
         if (!p->init(step)) {
             why = "io_uring unavailable: " + step;

@@ -117,10 +117,11 @@ public:
         return first_error != 0 ? first_error : EIO;
     }
 
-    [[nodiscard]] int unwatch(int fd, std::uint64_t token) noexcept override {
+    [[nodiscard]] int unwatch(int fd) noexcept override {
         if (fd < 0) return ENOENT;
-        struct kevent changes[2] = {change(fd, EVFILT_READ, EV_DELETE, token),
-                                    change(fd, EVFILT_WRITE, EV_DELETE, token)};
+        // EV_DELETE is keyed by (ident, filter): the udata is not looked at.
+        struct kevent changes[2] = {change(fd, EVFILT_READ, EV_DELETE, 0),
+                                    change(fd, EVFILT_WRITE, EV_DELETE, 0)};
         struct kevent receipts[2];
         const int n = ::kevent(kq_, changes, 2, receipts, 2, nullptr);
         if (n < 0) return errno;

@@ -37,10 +37,10 @@ namespace detail {
 
 namespace {
 
-std::unique_ptr<poller> make_poller(backend b, std::string& why) {
+std::unique_ptr<poller> make_poller(backend b, const poller_config& cfg, std::string& why) {
     switch (b) {
         case backend::epoll: return make_epoll_poller(why);
-        case backend::io_uring: return make_io_uring_poller(why);
+        case backend::io_uring: return make_io_uring_poller(why, cfg);
         case backend::kqueue: return make_kqueue_poller(why);
     }
     return nullptr;
@@ -48,9 +48,10 @@ std::unique_ptr<poller> make_poller(backend b, std::string& why) {
 
 } // namespace
 
-std::unique_ptr<poller> open_poller(backend which, bool fall_back, std::string& note) {
+std::unique_ptr<poller> open_poller(backend which, bool fall_back, const poller_config& cfg,
+                                    std::string& note) {
     std::string why;
-    if (auto p = make_poller(which, why)) return p;
+    if (auto p = make_poller(which, cfg, why)) return p;
     if (!fall_back || which == backend::epoll)
         throw std::system_error(errno != 0 ? errno : ENOSYS, std::generic_category(), "opreg: " + why);
     std::string second;

@@ -4,7 +4,7 @@
 
 namespace opreg::detail {
 
-std::unique_ptr<poller> make_io_uring_poller(std::string& why) {
+std::unique_ptr<poller> make_io_uring_poller(std::string& why, const poller_config&) {
     why = "io_uring backend is not built on this platform (Linux with liburing only)";
     return nullptr;
 }

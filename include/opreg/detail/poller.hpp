@@ -10,8 +10,10 @@
 // - watch(fd, token): register fd for read and write readiness, edge-triggered (a report
 //   per readiness change, plus one at registration if the fd is already ready), carrying
 //   `token` back in every event. Called once per fd lifetime.
-// - unwatch(fd, token): stop reporting fd; called before the fd is closed. Events already
-//   in flight may still arrive with the old token: the registry drops them as stale.
+// - unwatch(fd): stop reporting fd, whatever token it was watched under (a registry close()
+//   from another thread may have moved the fd's token on since); called before the fd is
+//   closed. Events already in flight may still arrive with the old token: the registry
+//   drops them as stale.
 // - wait(out, timeout_ms): block up to timeout_ms (-1: no limit, 0: poll) for events and
 //   fill `out`; returns how many, 0 on timeout or EINTR, or -errno.
 // - A backend may report several events for one fd in one batch, and readiness::error for
@@ -43,21 +45,29 @@ public:
     virtual ~poller() = default;
     [[nodiscard]] virtual backend kind() const noexcept = 0;
     [[nodiscard]] virtual int watch(int fd, std::uint64_t token) noexcept = 0;    // 0 or errno
-    [[nodiscard]] virtual int unwatch(int fd, std::uint64_t token) noexcept = 0;  // 0 or errno
+    [[nodiscard]] virtual int unwatch(int fd) noexcept = 0;  // 0 or errno
     // Registers a watched fd again under the same token (reactor_options::rearm_per_op, a
     // measurement of per-operation registration). Unwatch then watch where that is exact;
     // a backend whose removal completes later overrides it.
     [[nodiscard]] virtual int rewatch(int fd, std::uint64_t token) noexcept {
-        const int e = unwatch(fd, token);
+        const int e = unwatch(fd);
         return e != 0 ? e : watch(fd, token);
     }
     [[nodiscard]] virtual int wait(std::span<poll_event> out, int timeout_ms) noexcept = 0;
 };
 
+// What a backend may be sized by (reactor_options carries it).
+struct poller_config {
+    // io_uring: completion ring entries, a power of 2 (at least 2). One CQE per readiness
+    // change per fd; a multishot poll whose CQE finds the ring full ends and is re-armed,
+    // so a larger ring means fewer re-arms under load (16 bytes each).
+    unsigned io_uring_cq_entries = 4096;
+};
+
 // One factory per backend file. nullptr when the backend is not built on this platform or
 // not usable on this kernel; `why` then says which and why, in one line.
 std::unique_ptr<poller> make_epoll_poller(std::string& why);
-std::unique_ptr<poller> make_io_uring_poller(std::string& why);
+std::unique_ptr<poller> make_io_uring_poller(std::string& why, const poller_config& cfg);
 std::unique_ptr<poller> make_kqueue_poller(std::string& why);
 
 } // namespace detail
