@@ -11,6 +11,11 @@
 //   pause it accepts at once (connections that queued meanwhile may have left no new
 //   edge), and pauses again while fds stay short.
 // - ECONNABORTED, EPROTO, EPERM and the like: that connection is skipped; accepting goes on.
+//
+// stop() (and the destructor) end accepting: the pending op is cancelled and a pause timer
+// dropped, so nothing reaches a destroyed acceptor. The listening fd stays open and watched:
+// it is the caller's (close it with reactor::close). start() and stop() belong to the
+// reactor thread, and so does destroying a started acceptor.
 #pragma once
 
 #include <sys/socket.h>
@@ -48,26 +53,60 @@ public:
 
     acceptor(const acceptor&) = delete;
     acceptor& operator=(const acceptor&) = delete;
-    ~acceptor() { detail::close_fd(spare_); }
+    ~acceptor() {
+        stop();
+        detail::close_fd(spare_);
+    }
 
     // Reactor thread: watch the listening socket and start accepting.
     [[nodiscard]] errc start() {
         auto t = loop_.watch(fd_);
         if (!t) return t.error();
+        stopped_ = false;
         return arm();
+    }
+
+    // Reactor thread: stop accepting. The armed op ends as cancelled (for a hands_off()
+    // registry, when the owner applies it; its callback then touches nothing of ours), and a
+    // pause in progress is dropped. start() may follow on the same reactor only once the op
+    // has ended (a hands_off() registry: after the loop's next turn).
+    void stop() noexcept {
+        stopped_ = true;
+        if (paused_) {
+            (void)loop_.cancel_timer(pause_);
+            paused_ = false;
+        }
+        if (armed_) {
+            (void)loop_.cancel(op_);
+            armed_ = false;
+        }
     }
 
     [[nodiscard]] const acceptor_stats& stats() const noexcept { return stats_; }
 
 private:
     errc arm() {
+        const std::uint64_t mine = ++arms_;
         acceptor* self = this;
-        auto t = loop_.arm(fd_, direction::read, [self](const completion& c) { self->on_ready(c); });
-        return t ? errc::ok : t.error();
+        auto t = loop_.arm(fd_, direction::read, [self](const completion& c) {
+            // A cancelled op is stop()'s: the acceptor may be gone by now; touch nothing.
+            if (c.result == outcome::cancelled) return;
+            self->on_ready(c);
+        });
+        if (!t) return t.error();
+        // The op may have ended inside arm() (readiness latched), and its callback may have
+        // armed again meanwhile: op_ names the op that is still pending, if any.
+        if (arms_ == mine && last_ended_ != t.value()) {
+            op_ = t.value();
+            armed_ = true;
+        }
+        return errc::ok;
     }
 
     void on_ready(const completion& c) {
-        if (c.result == outcome::closed || c.result == outcome::cancelled) return;  // stopped
+        last_ended_ = c.token;
+        if (c.token == op_) armed_ = false;
+        if (c.result == outcome::closed || stopped_) return;  // the fd was closed, or stopped
         accept_all();
     }
 
@@ -89,7 +128,11 @@ private:
                 shed_one();
                 if (on_error_) on_error_(err);
                 acceptor* self = this;
-                loop_.after(backoff_, [self] { self->accept_all(); });
+                pause_ = loop_.after(backoff_, [self] {
+                    self->paused_ = false;
+                    self->accept_all();
+                });
+                paused_ = true;
                 return;
             }
             ++stats_.errors;  // this connection failed (aborted, refused by policy): next
@@ -117,6 +160,13 @@ private:
     std::chrono::milliseconds backoff_;
     int spare_;
     acceptor_stats stats_;
+    op_token op_{};                 // the op armed last
+    bool armed_ = false;            // ... and it has not ended yet
+    op_token last_ended_{};         // the op whose callback ran last
+    std::uint64_t arms_ = 0;        // arm() calls, to tell a nested one
+    typename reactor<R>::timer_id pause_{};
+    bool paused_ = false;           // accepting is paused for lack of fds (pause_ pending)
+    bool stopped_ = true;
 };
 
 } // namespace opreg

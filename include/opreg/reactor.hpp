@@ -14,15 +14,48 @@
 //   ends an op as timed_out when its deadline passes first;
 // - run() / run_once() on the reactor thread, stop() from any thread.
 //
-// THREADS: one reactor is driven by one thread. Several reactors, each on its thread, may
-// share one registry whose dispatch is thread-safe (hands_off() false: slot_array and the
-// map strategies), each watching its own fds; a hands_off() registry (mpsc_queue) has one
-// owner, so give each reactor its own. watch/close/after/cancel_timer/run belong to the
-// reactor thread; arm, cancel, post and stop may be called from any thread.
+// THREADS: one reactor is driven by one thread, the reactor thread: the one that last
+// entered run() or run_once() (before that, the one that constructed it). Several reactors,
+// each on its thread, may share one registry whose dispatch is thread-safe (hands_off()
+// false: slot_array and the map strategies), each watching its own fds; a hands_off()
+// registry (mpsc_queue) has one owner, so give each reactor its own. watch/close/after/
+// cancel_timer/expire_after/run belong to the reactor thread; arm, cancel, post and stop may
+// be called from any thread.
 //
-// ALLOCATION: none per operation or per post once warm (post nodes come from a fixed pool:
-// post() reports false when it is full). Timers live in a vector-backed indexed heap that
-// grows with the number of timers pending at once.
+// EVERY CALLBACK RUNS ON THE REACTOR THREAD, whatever the strategy (as libuv and Asio
+// promise), for ops armed and cancelled through the reactor, on fds it watches:
+// - arm() from another thread: a hands_off() registry runs callbacks on its owner anyway,
+//   and the reactor wakes so that the owner applies the arm now. For the others the callback
+//   rides in a pooled carrier (max_foreign_ops at once; errc::full beyond): wherever the op
+//   ends (at once, on a latch, inside arm), the carrier hands the completion to the reactor
+//   thread, which runs the callback in its next loop turn.
+// - cancel() from another thread: handed to the reactor thread (a posted task, or the
+//   hands_off() registry's own queue) and applied there; it returns cancel_status::requested
+//   (or full when there is no room to hand it over), as mpsc_queue's cancel does.
+// - registry calls made directly, not through the reactor, keep the bare registry's promise
+//   (registry.hpp): callbacks run on the thread that ended the op.
+// A reactor must be destroyed only once the ops armed through it from other threads have
+// ended (close their fds first): their callbacks wait in its carrier pool.
+//
+// HAND-OFF REGISTRIES: work handed to a hands_off() registry is applied in the same loop turn
+// it was made in, never left for an unrelated kernel event: each turn polls the registry
+// before it waits and again after its timers and posts (so a timeout's cancel, or a callback's
+// re-arm that finds readiness latched, ends its op in that turn), and does not sleep while the
+// last poll applied anything. Other threads' arms and cancels through the reactor wake it.
+//
+// DEADLINES: expire_after(op, d) keeps at most one deadline timer per (fd, direction): a
+// deadline for a newer op on the same (fd, direction) replaces the older op's timer (that op
+// has ended), close(fd) drops both of the fd's, and a timeout that finds the hand-off full
+// (cancel_status::full) polls to make room and tries again, next turn at the latest, so a
+// real timeout is never lost and timers of ended ops do not pile up.
+//
+// CALLBACKS, TASKS AND TIMERS MUST NOT THROW: an exception that leaves one ends the program
+// (std::terminate), as for the registries' callbacks.
+//
+// ALLOCATION: none per operation or per post once warm (post nodes and carriers come from
+// fixed pools: post() reports false, a foreign arm errc::full, when one is full). Timers live
+// in a vector-backed indexed heap that grows with the number of timers pending at once; the
+// per-(fd, direction) deadline table grows with the highest fd given a deadline.
 //
 // WAKE-UP ORDERING: post() pushes, then exchanges wake_pending_ to true (acq_rel) and
 // writes the eventfd only if it was false. The loop, woken, exchanges it back to false
@@ -30,6 +63,8 @@
 // and synchronizes with it, so the drain sees that node (or the push still in flight
 // withholding it, whose own exchange will then find false and write again); if it came
 // after, the post sees false and writes. Either way no post is left without a wake-up.
+// Foreign arms and cancels on a hands_off() registry, and carriers handing a completion
+// over, push their node and wake the same way.
 #pragma once
 
 #include <atomic>
@@ -38,6 +73,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <memory>
 #include <span>
 #include <stdexcept>
@@ -48,6 +84,7 @@
 #include <utility>
 #include <vector>
 
+#include <opreg/detail/common.hpp>
 #include <opreg/detail/poller.hpp>
 #include <opreg/inline_function.hpp>
 #include <opreg/intrusive_mpsc_queue.hpp>
@@ -69,6 +106,12 @@ struct reactor_options {
     bool fall_back = true;
     std::size_t max_events = 256;  // kernel events taken per wait
     std::size_t max_posts = 4096;  // posts queued at once; post() returns false beyond
+    // Ops armed from other threads (on a registry that does not hand off) pending at once:
+    // each holds a carrier that brings its callback to the reactor thread. arm() from
+    // another thread reports errc::full beyond.
+    std::size_t max_foreign_ops = 4096;
+    // io_uring: completion ring entries (a power of 2, at least 2); see detail::poller_config.
+    unsigned io_uring_cq_entries = detail::poller_config{}.io_uring_cq_entries;
     // For measurement only: re-register the fd with the kernel on every arm (epoll: DEL then
     // ADD, two system calls per operation; io_uring: a poll update, one), as a design that
     // registers per operation does, instead of once per fd lifetime. Reactor-thread arms
@@ -80,8 +123,10 @@ struct reactor_stats {
     std::uint64_t waits = 0;         // kernel waits
     std::uint64_t events = 0;        // kernel events dispatched to the registry
     std::uint64_t posts = 0;         // tasks run from post()
-    std::uint64_t wakeups = 0;       // eventfd writes (coalesced: <= posts + stops)
+    std::uint64_t wakeups = 0;       // eventfd writes (coalesced)
     std::uint64_t timers_fired = 0;
+    std::uint64_t timers_pending = 0;  // timers in the heap now (deadlines included)
+    std::uint64_t handed_over = 0;     // completions a carrier brought from another thread
 };
 
 namespace detail {
@@ -92,8 +137,10 @@ void signal_wake_fd(int fd) noexcept;        // eventfd += 1
 void drain_wake_fd(int fd) noexcept;         // eventfd = 0
 void close_fd(int fd) noexcept;
 
-// The wake-up eventfd's token: slot 0xffffffff is never an fd a registry accepts.
+// The wake-up eventfd's token: its slot field (token.hpp) is above token_reserved_slot, so
+// it is never a token a registry issues.
 inline constexpr std::uint64_t wake_token = 0xffffffffull;
+static_assert(fd_token::from_u64(wake_token).slot() >= token_reserved_slot);
 
 // Timers of one reactor thread: an indexed binary min-heap over pooled entries, so that
 // cancel is O(log n) and a timer id stays valid (index + generation) only while pending.
@@ -101,9 +148,12 @@ template <class Task>
 class timer_heap {
 public:
     using clock = std::chrono::steady_clock;
+    // A timer: its entry and the entry's generation (64 bits: an id kept after its timer
+    // fired never cancels a later timer in the same entry).
     struct id {
         std::uint32_t index = 0xffffffff;
-        std::uint32_t generation = 0;
+        std::uint64_t generation = 0;
+        friend bool operator==(const id&, const id&) = default;
     };
 
     id add(clock::time_point due, Task fn) {
@@ -151,7 +201,7 @@ private:
     static constexpr std::uint32_t npos = 0xffffffff;
     struct entry {
         clock::time_point due{};
-        std::uint32_t generation = 0;
+        std::uint64_t generation = 0;
         std::uint32_t pos = npos;  // place in heap_, npos when not pending
         Task fn;
     };
@@ -213,7 +263,8 @@ private:
 };
 
 // Opens the backend asked for, falling back to epoll when allowed.
-std::unique_ptr<poller> open_poller(backend which, bool fall_back, std::string& note);
+std::unique_ptr<poller> open_poller(backend which, bool fall_back, const poller_config& cfg,
+                                    std::string& note);
 
 } // namespace detail
 
@@ -228,9 +279,12 @@ public:
     explicit reactor(R& reg, reactor_options opt = {})
         : reg_{reg},
           opt_{opt},
-          poller_{detail::open_poller(opt.which, opt.fall_back, note_)},
+          poller_{detail::open_poller(opt.which, opt.fall_back,
+                                      detail::poller_config{opt.io_uring_cq_entries}, note_)},
           events_(opt.max_events),
-          posts_{opt.max_posts} {
+          posts_{opt.max_posts},
+          carriers_{opt.max_foreign_ops},
+          owner_{std::this_thread::get_id()} {
         wake_fd_ = detail::make_wake_fd();
         if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "opreg: eventfd");
         if (const int e = poller_->watch(wake_fd_, detail::wake_token); e != 0) {
@@ -242,18 +296,28 @@ public:
     reactor(const reactor&) = delete;
     reactor& operator=(const reactor&) = delete;
 
-    // Posted tasks not yet run are destroyed without running.
+    // Posted tasks not yet run, and completions carried over but not yet run, are destroyed
+    // without running. (Ops armed from other threads must have ended: see THREADS.)
     ~reactor() {
-        (void)poller_->unwatch(wake_fd_, detail::wake_token);
+        (void)poller_->unwatch(wake_fd_);
         poller_.reset();
         detail::close_fd(wake_fd_);
         while (post_node* n = queue_.try_pop()) posts_.destroy(n);
+        while (carrier_node* n = handed_.try_pop()) carriers_.destroy(n);
+        assert(carriers_.size_approx() == 0 && "reactor destroyed with ops armed from other "
+                                               "threads still pending");
     }
 
     [[nodiscard]] backend active_backend() const noexcept { return poller_->kind(); }
     // Why the backend asked for is not the one in use; empty when it is.
     [[nodiscard]] const std::string& note() const noexcept { return note_; }
     [[nodiscard]] R& registry() noexcept { return reg_; }
+
+    // Whether the calling thread is the reactor thread (see THREADS).
+    [[nodiscard]] bool on_reactor_thread() const noexcept {
+        // relaxed: only ever true for the thread that stored it, which reads its own store.
+        return owner_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+    }
 
     // Reactor thread. Registers fd with the kernel for its lifetime; returns its token.
     [[nodiscard]] result<fd_token> watch(int fd) {
@@ -266,26 +330,50 @@ public:
         return t;
     }
 
-    // Reactor thread. Ends fd's pending ops as closed, stops its events (those already in
-    // this batch are stale now) and closes the fd.
+    // Reactor thread. Ends fd's pending ops as closed, drops their deadlines, stops its
+    // events (those already in this batch are stale now) and closes the fd.
     errc close(int fd) {
-        result<fd_token> t = reg_.token_of(fd);
-        if (!t) return t.error();
         const errc e = reg_.close(fd);
-        (void)poller_->unwatch(fd, t.value().to_u64());
+        if (e != errc::ok) return e;
+        for (const direction d : {direction::read, direction::write})
+            drop_deadline(op_slot(fd, d));
+        (void)poller_->unwatch(fd);
         detail::close_fd(fd);
-        return e;
+        return errc::ok;
     }
 
+    // Any thread. The registry's arm; the callback runs on the reactor thread (see THREADS).
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
-        if (opt_.rearm_per_op) {
-            if (const result<fd_token> t = reg_.token_of(fd))
-                (void)poller_->rewatch(fd, t.value().to_u64());
+        if (on_reactor_thread()) {
+            if (opt_.rearm_per_op) {
+                if (const result<fd_token> t = reg_.token_of(fd))
+                    (void)poller_->rewatch(fd, t.value().to_u64());
+            }
+            return reg_.arm(fd, d, std::move(cb));
         }
-        return reg_.arm(fd, d, std::move(cb));
+        if (reg_.hands_off()) {
+            result<op_token> r = reg_.arm(fd, d, std::move(cb));
+            if (r) wake();  // the owner applies it now, not at the next kernel event
+            return r;
+        }
+        if (!cb) return reg_.arm(fd, d, std::move(cb));  // refused as the registry refuses it
+        carrier_node* n = carriers_.try_create(std::move(cb));
+        if (n == nullptr) return errc::full;
+        return reg_.arm(fd, d, carrier{this, n});  // refused: ~carrier frees n
     }
+
+    // Any thread. On the reactor thread, the registry's cancel. From another thread, handed
+    // to the reactor thread: requested, or full when there is no room to hand it over.
     cancel_status cancel(op_token t, outcome why = outcome::cancelled) {
-        return reg_.cancel(t, why);
+        if (on_reactor_thread()) return reg_.cancel(t, why);
+        if (reg_.hands_off()) {
+            const cancel_status s = reg_.cancel(t, why);
+            if (s == cancel_status::requested) wake();
+            return s;
+        }
+        R* reg = &reg_;
+        return post([reg, t, why] { (void)reg->cancel(t, why); }) ? cancel_status::requested
+                                                                 : cancel_status::full;
     }
 
     // Reactor thread. Runs fn on the reactor thread after `delay`.
@@ -295,11 +383,26 @@ public:
     // Reactor thread. true if the timer was pending and will not run.
     bool cancel_timer(timer_id t) { return timers_.cancel(t); }
 
-    // Reactor thread. Ends op `t` as timed_out if it is still pending after `delay`. If the
-    // op ends first the timer finds it stale and does nothing; cancel_timer saves the wait.
+    // Reactor thread. Ends op `t` as timed_out if it is still pending after `delay`, and
+    // returns the timer (cancel_timer saves the wait once the op has ended). The op's
+    // (fd, direction) keeps one deadline: this one replaces the deadline of an older op there
+    // (which has ended) or of `t` itself. For an op older than the one whose deadline is
+    // kept (it has ended: a newer op is on its (fd, direction)), nothing is scheduled and an
+    // id that names no timer is returned.
     timer_id expire_after(op_token t, clock::duration delay) {
-        R* reg = &reg_;
-        return after(delay, [reg, t] { (void)reg->cancel(t, outcome::timed_out); });
+        const std::uint32_t slot = t.slot();
+        if (!t.valid()) return timer_id{};
+        if (slot >= deadlines_.size()) deadlines_.resize(std::max<std::size_t>(slot + 1, deadlines_.size() * 2));
+        deadline& dl = deadlines_[slot];
+        if (dl.live) {
+            if (dl.op != t && !newer(t, dl.op)) return timer_id{};
+            timers_.cancel(dl.timer);
+        }
+        reactor* self = this;
+        dl.timer = after(delay, [self, t] { self->expire(t); });
+        dl.op = t;
+        dl.live = true;
+        return dl.timer;
     }
 
     // Any thread. Runs fn on the reactor thread; false when max_posts are already queued.
@@ -317,15 +420,24 @@ public:
         wake();
     }
 
-    // Reactor thread. Loops until stop(); a stop() before run() makes it return at once.
+    // Loops until stop(); a stop() before run() makes it return at once. The calling thread
+    // becomes the reactor thread.
     void run() {
         while (!stopping_.load(std::memory_order_acquire)) run_once(-1);
         stopping_.store(false, std::memory_order_relaxed);  // only this thread reads it next
     }
 
-    // Reactor thread. Waits up to timeout_ms (-1: until something happens) and handles
-    // what came: kernel events, due timers, posted tasks. Returns how many it handled.
+    // Waits up to timeout_ms (-1: until something happens) and handles what came: kernel
+    // events, the registry's handed-over work, due timers, posted tasks, completions carried
+    // over from other threads. Returns how many it handled. The calling thread becomes the
+    // reactor thread.
     std::size_t run_once(int timeout_ms) {
+        // relaxed: see on_reactor_thread(); another thread that reads an older value only
+        // takes the foreign path, which is correct on every thread.
+        owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+        // Work handed to the registry since the last turn (an arm made on this thread outside
+        // run_once, which may end at once on a latch) is applied before any wait.
+        std::size_t handled = reg_.poll();
         int wait_ms = timeout_ms;
         if (!timers_.empty()) {
             const auto until = timers_.next_due() - clock::now();
@@ -333,11 +445,11 @@ public:
             const int due_ms = ms < 0 ? 0 : ms > 1000000 ? 1000000 : static_cast<int>(ms);
             if (wait_ms < 0 || due_ms < wait_ms) wait_ms = due_ms;
         }
-        if (!queue_.empty_approx()) wait_ms = 0;
+        if (handled != 0 || registry_busy_ || !queue_.empty_approx() || !handed_.empty_approx())
+            wait_ms = 0;
 
         const int n = poller_->wait(events_, wait_ms);
         ++stats_.waits;
-        std::size_t handled = 0;
         for (int i = 0; i < n; ++i) {
             const detail::poll_event& ev = events_[static_cast<std::size_t>(i)];
             if (ev.token == detail::wake_token) {
@@ -350,15 +462,22 @@ public:
             ++stats_.events;
             ++handled;
         }
-        reg_.poll();
+        handled += reg_.poll();
         handled += run_due_timers();
         handled += run_posts();
-        return handled;
+        handled += run_handed_over();
+        // What the timers, tasks and callbacks above handed to the registry (a timeout's
+        // cancel, a re-arm on a latched fd) ends its ops in this turn, not after the next
+        // wait; if that applied anything, more may be queued behind it: no sleeping yet.
+        const std::size_t late = reg_.poll();
+        registry_busy_ = late != 0;
+        return handled + late;
     }
 
     [[nodiscard]] reactor_stats stats() const noexcept {
         reactor_stats s = stats_;
         s.wakeups = wakeups_.load(std::memory_order_relaxed);  // a statistic
+        s.timers_pending = timers_.size();
         return s;
     }
 
@@ -368,6 +487,87 @@ private:
         mpsc_hook hook;
         task fn;
     };
+
+    // The callback of an op armed from another thread, and its completion once it ended.
+    struct carrier_node {
+        explicit carrier_node(callback&& c) noexcept : cb{std::move(c)} {}
+        mpsc_hook hook;
+        callback cb;
+        completion done{};
+    };
+
+    // What the registry holds for an op armed from another thread: it owns the node until
+    // the op ends, then hands the completion to the reactor thread (or runs the callback at
+    // once when it already is there). Destroyed without running (the arm was refused, or the
+    // registry went away): the node, and the user's callback in it, are destroyed.
+    class carrier {
+    public:
+        carrier(reactor* loop, carrier_node* n) noexcept : loop_{loop}, node_{n} {}
+        carrier(carrier&& o) noexcept : loop_{o.loop_}, node_{std::exchange(o.node_, nullptr)} {}
+        carrier& operator=(carrier&&) = delete;
+        ~carrier() {
+            if (node_ != nullptr) loop_->carriers_.destroy(node_);
+        }
+        void operator()(const completion& c) { loop_->hand_over(std::exchange(node_, nullptr), c); }
+
+    private:
+        reactor* loop_;
+        carrier_node* node_;
+    };
+
+    // The (fd, direction)'s deadline timer, and the op it is for.
+    struct deadline {
+        timer_id timer{};
+        op_token op{};
+        bool live = false;
+    };
+
+    // Is `a` issued after `b` on the same slot? Generations grow by one per op, modulo the
+    // token's width: serial-number arithmetic, sound while fewer than 2^37 ops separate them.
+    [[nodiscard]] static bool newer(op_token a, op_token b) noexcept {
+        const std::uint64_t d = (a.generation() - b.generation()) & token_generation_mask;
+        return d != 0 && d < (token_generation_mask >> 1) + 1;
+    }
+
+    void expire(op_token t) {
+        // The timer fired: the slot has no deadline any more (unless a newer op's replaced
+        // this one, which then stays).
+        if (deadlines_[t.slot()].live && deadlines_[t.slot()].op == t)
+            deadlines_[t.slot()].live = false;
+        for (int tries = 0; tries < 4; ++tries) {
+            if (reg_.cancel(t, outcome::timed_out) != cancel_status::full) return;
+            // The hand-off is full: the owner (this thread) makes room, then tries again.
+            if (reg_.poll() == 0) break;
+        }
+        // Still no room (other threads keep it full): again next turn, as the slot's
+        // deadline unless a newer op has one by now.
+        reactor* self = this;
+        const timer_id again = after(clock::duration::zero(), [self, t] { self->expire(t); });
+        deadline& dl = deadlines_[t.slot()];  // after the callbacks above: may have moved
+        if (!dl.live) {
+            dl.timer = again;
+            dl.op = t;
+            dl.live = true;
+        }
+    }
+
+    void drop_deadline(std::uint32_t slot) {
+        if (slot >= deadlines_.size() || !deadlines_[slot].live) return;
+        timers_.cancel(deadlines_[slot].timer);
+        deadlines_[slot].live = false;
+    }
+
+    void hand_over(carrier_node* n, const completion& c) noexcept {
+        if (on_reactor_thread()) {
+            callback cb = std::move(n->cb);
+            carriers_.destroy(n);
+            detail::invoke(cb, c);
+            return;
+        }
+        n->done = c;
+        handed_.push(n);
+        wake();
+    }
 
     void wake() noexcept {
         // acq_rel: see WAKE-UP ORDERING in the header comment.
@@ -383,7 +583,7 @@ private:
         const auto now = clock::now();
         task fn;
         while (timers_.pop_due(now, fn)) {
-            fn();
+            run_task(fn);
             fn.reset();
             ++n;
         }
@@ -400,12 +600,31 @@ private:
             if (node == nullptr) break;
             task fn = std::move(node->fn);
             posts_.destroy(node);
-            fn();
+            run_task(fn);
             ++n;
         }
         stats_.posts += n;
         return n;
     }
+
+    // Completions carriers brought from other threads; as many as there are carriers, at most.
+    std::size_t run_handed_over() {
+        std::size_t n = 0;
+        while (n < opt_.max_foreign_ops) {
+            carrier_node* node = handed_.try_pop();
+            if (node == nullptr) break;
+            callback cb = std::move(node->cb);
+            const completion c = node->done;
+            carriers_.destroy(node);
+            detail::invoke(cb, c);
+            ++n;
+        }
+        stats_.handed_over += n;
+        return n;
+    }
+
+    // Tasks and timers must not throw: one that does ends the program here.
+    static void run_task(task& fn) noexcept { fn(); }
 
     R& reg_;
     reactor_options opt_;
@@ -414,8 +633,13 @@ private:
     std::vector<detail::poll_event> events_;
     object_pool<post_node> posts_;
     intrusive_mpsc_queue<post_node, &post_node::hook> queue_;
+    object_pool<carrier_node> carriers_;
+    intrusive_mpsc_queue<carrier_node, &carrier_node::hook> handed_;
     detail::timer_heap<task> timers_;
+    std::vector<deadline> deadlines_;  // per op slot; reactor thread only
+    bool registry_busy_ = false;       // the last poll() applied work: do not sleep
     int wake_fd_ = -1;
+    std::atomic<std::thread::id> owner_;
     alignas(64) std::atomic<bool> wake_pending_{false};
     std::atomic<bool> stopping_{false};
     std::atomic<std::uint64_t> wakeups_{0};
