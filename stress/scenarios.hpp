@@ -311,13 +311,17 @@ tally close_reuse(const options& o) {
     return out;
 }
 
-// (f) Generation wrap: one slot reused more than 2^16 times and one fd closed more than
-// 2^16 times; tokens kept from along the way must never resolve.
+// (f) Generation wrap at full width: every generation starts `below_top` under the top of
+// its field (38 bits for op generations, 38 or 23 for fd generations), then one slot is
+// armed and ended, and one fd closed, `reuses` times, across the wrap; tokens kept from
+// both sides of it must never resolve.
 template <class R>
 tally generation_wrap(const options&) {
-    constexpr int reuses = (1 << 16) + 1024;
-    constexpr int keep_every = 4096;
-    R reg{opreg::registry_config{.max_fds = 4, .max_pending = 0}};
+    constexpr int below_top = 2048;
+    constexpr int reuses = 4 * below_top;
+    constexpr int keep_every = 64;
+    R reg{opreg::registry_config{.max_fds = 4, .max_pending = 0,
+                                 .first_generation = ~std::uint64_t{0} - (below_top - 1)}};
     record_book book;
     std::vector<opreg::op_token> old_ops;
     std::vector<opreg::fd_token> old_fds;
@@ -346,11 +350,17 @@ tally generation_wrap(const options&) {
         reg.dispatch(ft, opreg::readiness::readable);
     }
 
+    // The kept tokens span the wrap: generations fall back to small values on the way.
+    if (old_ops.size() < 2 || !(old_ops.front().generation() > old_ops.back().generation()))
+        out.fail("generation_wrap: the op generations did not cross the top of their width");
+
     // One fd, closed over and over: events of every earlier lifetime stay stale.
     for (int i = 0; i < reuses; ++i) {
         if (i % keep_every == 0) old_fds.push_back(reg.token_of(1).value());
         while (reg.close(1) == opreg::errc::full) reg.poll();
     }
+    if (old_fds.size() < 2 || !(old_fds.front().generation() > old_fds.back().generation()))
+        out.fail("generation_wrap: the fd generations did not cross the top of their width");
     reg.poll();
     op_record& last = book.emplace_back();
     last.accepted = reg.arm(1, opreg::direction::read, note_into(&last)).ok();
