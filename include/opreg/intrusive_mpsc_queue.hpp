@@ -30,19 +30,42 @@
 // Memory ordering: everything a producer did before push(node) happens-before everything
 // the consumer does after the try_pop that returns node (the release store of the link in
 // push pairs with the acquire load of that link in try_pop).
+//
+// The hook's type names the synchronisation policy (detail/sync.hpp) of the queues it is
+// linked into: mpsc_hook is basic_mpsc_hook<std_sync>, std::atomic and the orders as written;
+// stress/relacy/mpsc_model.cpp links nodes with a Relacy hook and so checks this code, with
+// the link's release (link_order) weakened to show that it is needed.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <type_traits>
 
+#include <opreg/detail/sync.hpp>
+
 namespace opreg {
 
-struct mpsc_hook {
-    std::atomic<mpsc_hook*> next{nullptr};
+template <class Sync = detail::std_sync>
+struct basic_mpsc_hook {
+    using sync = Sync;
+    typename Sync::template atomic<basic_mpsc_hook*> next{nullptr};
 };
 
+using mpsc_hook = basic_mpsc_hook<>;
+
 namespace detail {
+
+// What a pointer to a hook member names: the node type and the hook (and so its policy).
+template <class Member>
+struct mpsc_member {};
+template <class T, class Sync>
+struct mpsc_member<basic_mpsc_hook<Sync> T::*> {
+    using node = T;
+    using hook = basic_mpsc_hook<Sync>;
+};
+
+template <auto Hook, class T>
+concept mpsc_hook_of = std::is_same_v<typename mpsc_member<decltype(Hook)>::node, T>;
 
 // Keeps the producers' exchange target and the consumer's cursor on separate lines.
 inline constexpr std::size_t mpsc_cache_line = 64;
@@ -50,7 +73,7 @@ inline constexpr std::size_t mpsc_cache_line = 64;
 // Byte offset of the hook inside T. No T is constructed: the probe only names the member
 // (allowed on an object whose storage exists but whose lifetime has not begun), and the
 // compiler folds the whole function to a constant.
-template <class T, mpsc_hook T::*Hook>
+template <class T, auto Hook>
 [[nodiscard]] std::ptrdiff_t mpsc_hook_offset() noexcept {
     if constexpr (!std::is_abstract_v<T>) {
         union probe {
@@ -70,8 +93,13 @@ template <class T, mpsc_hook T::*Hook>
 
 } // namespace detail
 
-template <class T, mpsc_hook T::*Hook>
+// Hook: &T::member, where the member is an mpsc_hook (or a basic_mpsc_hook of another policy).
+template <class T, auto Hook>
+    requires detail::mpsc_hook_of<Hook, T>
 class intrusive_mpsc_queue {
+    using hook_type = typename detail::mpsc_member<decltype(Hook)>::hook;
+    using sync = typename hook_type::sync;
+
 public:
     intrusive_mpsc_queue() noexcept = default;
     intrusive_mpsc_queue(const intrusive_mpsc_queue&) = delete;
@@ -84,10 +112,10 @@ public:
     // between its exchange and its link store (a later call returns it).
     [[nodiscard]] T* try_pop() noexcept {
         // relaxed: only this thread writes tail_.
-        mpsc_hook* tail = tail_.load(std::memory_order_relaxed);
+        hook_type* tail = tail_.load(std::memory_order_relaxed);
         // acquire: pairs with the release store of the link in link(), publishing the next
         // node's payload (and, through it, its hook).
-        mpsc_hook* next = tail->next.load(std::memory_order_acquire);
+        hook_type* next = tail->next.load(std::memory_order_acquire);
         if (tail == &stub_) {
             if (next == nullptr) {
                 return nullptr;
@@ -128,32 +156,36 @@ public:
     }
 
 private:
-    static T* owner_of(mpsc_hook* hook) noexcept {
+    static T* owner_of(hook_type* hook) noexcept {
         return reinterpret_cast<T*>(reinterpret_cast<char*>(hook) -
                                     detail::mpsc_hook_offset<T, Hook>());
     }
 
     // Appends hook at the producer end; the consumer uses it to re-insert the stub.
-    void link(mpsc_hook* hook) noexcept {
+    void link(hook_type* hook) noexcept {
         // relaxed: published by the exchange below, to the producer that links after us.
         hook->next.store(nullptr, std::memory_order_relaxed);
         // acq_rel. release: pairs with the acquire of the next producer's exchange, so our
         // nullptr store above comes before its store of our successor. acquire: pairs with
         // the release of the previous producer's exchange, so its nullptr store into prev
         // comes before ours below.
-        mpsc_hook* prev = head_.exchange(hook, std::memory_order_acq_rel);
+        hook_type* prev = head_.exchange(hook, std::memory_order_acq_rel);
         // release: pairs with the acquire loads of `next` in try_pop, publishing the node.
-        prev->next.store(hook, std::memory_order_release);
+        prev->next.store(hook, link_order);
     }
 
+    // The release above; a model weakens it to show that it is needed.
+    static constexpr std::memory_order link_order =
+        sync::order(detail::sync_site::queue_link, std::memory_order_release);
+
     // Producer end: the most recently exchanged hook.
-    alignas(detail::mpsc_cache_line) std::atomic<mpsc_hook*> head_{&stub_};
+    alignas(detail::mpsc_cache_line) typename sync::template atomic<hook_type*> head_{&stub_};
     // Consumer end: the next hook to hand out (or the stub). Atomic only so that
     // empty_approx may read it from any thread.
-    alignas(detail::mpsc_cache_line) std::atomic<mpsc_hook*> tail_{&stub_};
+    alignas(detail::mpsc_cache_line) typename sync::template atomic<hook_type*> tail_{&stub_};
     // On a line of its own: a producer that links behind the stub writes stub_.next, which
     // must not invalidate the consumer's tail_ line.
-    alignas(detail::mpsc_cache_line) mpsc_hook stub_;
+    alignas(detail::mpsc_cache_line) hook_type stub_;
 };
 
 } // namespace opreg

@@ -46,6 +46,11 @@
 // dispatch() and the owner's apply. close_queued_ is an acq_rel exchange on both sides
 // (close() sets it, the owner clears it before it reads the generation), so a close either
 // finds the command queued and the owner's exchange acquires its bump, or queues it again.
+//
+// Sync, the synchronisation policy (detail/sync.hpp), gives the atomics here and in the pools
+// and queue underneath, the arm command's fd generation (a cell: the one field both sides of
+// the lifetime protocol read) and the exchange that clears close_queued; std_sync, the
+// default, keeps them as written. stress/relacy/close_model.cpp runs this code with Relacy's.
 #pragma once
 
 #include <atomic>
@@ -58,6 +63,7 @@
 
 #include <opreg/detail/common.hpp>
 #include <opreg/detail/stat_counters.hpp>
+#include <opreg/detail/sync.hpp>
 #include <opreg/intrusive_mpsc_queue.hpp>
 #include <opreg/object_pool.hpp>
 #include <opreg/registry.hpp>
@@ -65,7 +71,18 @@
 
 namespace opreg {
 
-class mpsc_queue {
+namespace detail {
+
+// White-box access for the Relacy model (it watches an fd's generation); declared here,
+// defined only by stress/relacy/close_model.cpp.
+template <class Registry>
+struct mpsc_queue_test_access;
+
+} // namespace detail
+
+// `Sync`: the synchronisation policy (detail/sync.hpp); use mpsc_queue, its default.
+template <class Sync = detail::std_sync>
+class basic_mpsc_queue {
 public:
     static constexpr std::string_view name() noexcept { return "mpsc_queue"; }
     static constexpr bool hands_off() noexcept { return true; }
@@ -74,7 +91,7 @@ public:
     // Commands poll() applies at most per call.
     static constexpr std::size_t poll_batch = 1024;
 
-    explicit mpsc_queue(registry_config cfg = {})
+    explicit basic_mpsc_queue(registry_config cfg = {})
         : cfg_{detail::validated(cfg)},
           first_gen_{cfg.first_generation},
           ops_{cfg.pending_limit()},
@@ -87,11 +104,11 @@ public:
         }
     }
 
-    mpsc_queue(const mpsc_queue&) = delete;
-    mpsc_queue& operator=(const mpsc_queue&) = delete;
+    basic_mpsc_queue(const basic_mpsc_queue&) = delete;
+    basic_mpsc_queue& operator=(const basic_mpsc_queue&) = delete;
 
     // Pending ops, and arms still queued, are destroyed without running their callbacks.
-    ~mpsc_queue() {
+    ~basic_mpsc_queue() {
         while (command* c = queue_.try_pop()) release(c);
         for (std::size_t i = 0; i < std::size_t{cfg_.max_fds} * 2; ++i)
             if (table_[i].op != nullptr) release(table_[i].op);
@@ -170,7 +187,7 @@ public:
             // applies it (next poll).
             if (d == direction::write && generation(fd) != t.generation()) break;
             entry& e = table_[op_slot(fd, d)];
-            if (e.op != nullptr && e.op->fd_gen == t.generation()) {
+            if (e.op != nullptr && e.op->fd_gen.get() == t.generation()) {
                 end(std::exchange(e.op, nullptr), plan.result, errc::ok, false, plan.hangup);
                 ++ended;
             } else {
@@ -185,6 +202,12 @@ public:
     [[nodiscard]] registry_stats stats() const noexcept { return stats_.snapshot(); }
 
 private:
+    template <class Registry>
+    friend struct detail::mpsc_queue_test_access;
+
+    template <class T>
+    using atomic = typename Sync::template atomic<T>;
+
     enum class kind : std::uint8_t { arm, cancel, close };
 
     struct command {
@@ -193,22 +216,23 @@ private:
                 callback&& cb_) noexcept
             : k{k_}, slot{slot_}, gen{gen_}, fd_gen{fd_gen_}, cb{std::move(cb_)} {}
 
-        mpsc_hook hook;
+        basic_mpsc_hook<Sync> hook;
         kind k = kind::close;
         outcome why = outcome::cancelled;  // cancel: the outcome requested
         std::uint32_t slot = 0;            // op slot (fd * 2 + direction; close: the read slot)
         std::uint64_t gen = 0;             // arm: the op's generation; cancel: the op it names
-        std::uint64_t fd_gen = 0;          // arm: the fd lifetime it was armed under
+        // arm: the fd lifetime it was armed under, compared with the fd's generation now
+        typename Sync::template cell<std::uint64_t> fd_gen{0};
         callback cb;                       // arm: the op's callback
     };
     using queue_type = intrusive_mpsc_queue<command, &command::hook>;
 
     // What other threads touch per fd, on a line of its own.
     struct alignas(64) fd_state {
-        std::atomic<std::uint64_t> gen{0};        // fd generation - first_generation
-        std::atomic<std::uint64_t> ticket[2]{};   // next op generation - first, per direction
-        std::atomic<bool> close_queued{false};    // close_cmd is in the queue
-        command close_cmd;                        // the fd's one close command
+        atomic<std::uint64_t> gen{0};        // fd generation - first_generation
+        atomic<std::uint64_t> ticket[2]{};   // next op generation - first, per direction
+        atomic<bool> close_queued{false};    // close_cmd is in the queue
+        command close_cmd;                   // the fd's one close command
     };
 
     struct entry {                       // the owner's, per op slot
@@ -240,7 +264,7 @@ private:
         switch (c->k) {
             case kind::arm: {
                 entry& e = table_[c->slot];
-                if (c->fd_gen != generation(op_fd(op_token{c->slot, 0}))) {
+                if (c->fd_gen.get() != generation(op_fd(op_token{c->slot, 0}))) {
                     end(c, outcome::closed, errc::ok);  // its fd was closed before we saw it
                     return;
                 }
@@ -248,11 +272,11 @@ private:
                 // arm (a close() still in progress when the arm read the generation). It
                 // ends now, as that close will find it ended, so busy means one lifetime.
                 // (Found by stress/relacy/close_model.cpp.)
-                if (e.op != nullptr && e.op->fd_gen != c->fd_gen)
+                if (e.op != nullptr && e.op->fd_gen.get() != c->fd_gen.get())
                     end(std::exchange(e.op, nullptr), outcome::closed, errc::ok);
                 if (e.op != nullptr) {
                     end(c, outcome::error, errc::busy);
-                } else if (e.latched_for(c->fd_gen)) {
+                } else if (e.latched_for(c->fd_gen.get())) {
                     e.latched = false;
                     end(c, outcome::ready, errc::ok, true);  // readiness came first
                 } else {
@@ -276,12 +300,17 @@ private:
                 // store acquires nothing: the owner could read the old generation, leave
                 // that lifetime's op pending and refuse the next arm as busy; seen once
                 // under ASan in RegistryMT.EventsOfAClosedLifetimeNeverReachTheNextOne.)
-                fds_[fd].close_queued.exchange(false, std::memory_order_acq_rel);
+                if constexpr (Sync::broken(detail::sync_site::close_flag_stored)) {
+                    // That bug, which stress/relacy/close_model.cpp must catch.
+                    fds_[fd].close_queued.store(false, std::memory_order_release);
+                } else {
+                    fds_[fd].close_queued.exchange(false, std::memory_order_acq_rel);
+                }
                 const std::uint64_t now = generation(fd);
                 for (std::uint32_t s = c->slot; s < c->slot + 2; ++s) {
                     entry& e = table_[s];
                     if (!e.latched_for(now)) e.latched = false;
-                    if (e.op != nullptr && e.op->fd_gen != now)
+                    if (e.op != nullptr && e.op->fd_gen.get() != now)
                         end(std::exchange(e.op, nullptr), outcome::closed, errc::ok);
                 }
                 return;
@@ -308,13 +337,15 @@ private:
 
     registry_config cfg_;
     std::uint64_t first_gen_;
-    object_pool<command> ops_;      // arm commands, then pending-op records
-    object_pool<command> cancels_;  // cancel commands
+    object_pool<command, Sync> ops_;      // arm commands, then pending-op records
+    object_pool<command, Sync> cancels_;  // cancel commands
     std::unique_ptr<fd_state[]> fds_;  // per fd, shared with other threads
     queue_type queue_;
     std::unique_ptr<entry[]> table_;   // owner only, per op slot
     detail::stat_counters stats_;
 };
+
+using mpsc_queue = basic_mpsc_queue<>;
 
 static_assert(registry<mpsc_queue>);
 

@@ -45,6 +45,10 @@
 //   registry makes (2^25 ops, max_fds 2^24) 2^38, a stall of 90 minutes.
 // - The index field's all-ones value marks the end of the list, so capacity must be below
 //   2^32 - 1; the constructor throws std::length_error otherwise.
+//
+// Sync, the synchronisation policy (detail/sync.hpp), gives the atomics, push_free's
+// release (push_order) and the tag bump (next_tag); std_sync, the default, keeps them as
+// written. stress/relacy/pool_model.cpp runs this code with Relacy's.
 #pragma once
 
 #include <atomic>
@@ -57,6 +61,8 @@
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
+
+#include <opreg/detail/sync.hpp>
 
 namespace opreg {
 
@@ -75,7 +81,7 @@ struct pool_test_access;
 
 } // namespace detail
 
-template <class T>
+template <class T, class Sync = detail::std_sync>
 class object_pool {
 public:
     explicit object_pool(std::size_t capacity)
@@ -180,12 +186,19 @@ private:
     template <class Pool>
     friend struct detail::pool_test_access;
 
+    template <class U>
+    using atomic = typename Sync::template atomic<U>;
+
+    // push_free's release; a model weakens it to show that it is needed.
+    static constexpr std::memory_order push_order =
+        Sync::order(detail::sync_site::pool_push, std::memory_order_release);
+
     // One slot: the object's storage first, so a T* and its slot share an address.
     struct slot {
         union {
             T value; // constructed by try_create, destroyed by destroy; never by the slot
         };
-        std::atomic<std::uint32_t> next{detail::pool_end}; // free-list link, valid while free
+        atomic<std::uint32_t> next{detail::pool_end}; // free-list link, valid while free
         slot() noexcept {}
         ~slot() {}
     };
@@ -200,6 +213,15 @@ private:
     }
     [[nodiscard]] std::uint32_t index_in(std::uint64_t head) const noexcept {
         return static_cast<std::uint32_t>(head & index_mask_);
+    }
+    // The tag of the head word a successful CAS installs: one more than the head it replaces.
+    // (A model's policy can keep it instead, the ABA the tag is for, which its model catches.)
+    [[nodiscard]] std::uint64_t next_tag(std::uint64_t head) const noexcept {
+        if constexpr (Sync::broken(detail::sync_site::pool_tag_kept)) {
+            return tag_of(head);
+        } else {
+            return tag_of(head) + 1;
+        }
     }
     // The end of the list in the head word: the index field's all-ones value.
     [[nodiscard]] std::uint32_t end_index() const noexcept {
@@ -237,7 +259,7 @@ private:
             const std::uint32_t next =
                 link_to_index(slots_[index].next.load(std::memory_order_relaxed));
             if (head_.compare_exchange_weak(
-                    head, pack(tag_of(head) + 1, next),
+                    head, pack(next_tag(head), next),
                     // acquire: pairs with the release CAS in push_free (destroy) that freed
                     // this slot: the previous object's ~T happens-before our construction.
                     std::memory_order_acquire,
@@ -258,10 +280,10 @@ private:
             slots_[index].next.store(top == end_index() ? detail::pool_end : top,
                                      std::memory_order_relaxed);
             if (head_.compare_exchange_weak(
-                    head, pack(tag_of(head) + 1, index),
+                    head, pack(next_tag(head), index),
                     // release: pairs with the acquire load/CAS in pop_free, publishing the
                     // link stored above and everything done to the slot before it was freed.
-                    std::memory_order_release,
+                    push_order,
                     // relaxed: as for the first load.
                     std::memory_order_relaxed)) {
                 return;
@@ -273,9 +295,11 @@ private:
     std::uint32_t capacity_;
     int index_bits_;
     std::uint64_t index_mask_;
-    alignas(detail::pool_cache_line) std::atomic<std::uint64_t> head_{0};
-    // The rest of head_'s line stays empty: nothing else is written by every create.
-    char pad_[detail::pool_cache_line - sizeof(std::atomic<std::uint64_t>)] = {};
+    alignas(detail::pool_cache_line) atomic<std::uint64_t> head_{0};
+    // The rest of head_'s line stays empty: nothing else is written by every create. (Sized
+    // for std::atomic, 8 bytes; a model's larger atomic needs no padding.)
+    char pad_[detail::pool_cache_line - sizeof(std::uint64_t)] = {};
+    static_assert(sizeof(std::atomic<std::uint64_t>) == sizeof(std::uint64_t));
 };
 
 } // namespace opreg

@@ -49,6 +49,9 @@
 // - the winner moves the callback out, then releases the slot with a release CAS to idle (C).
 // - the next arm's acquire CAS idle->arming (D) pairs with C: its write of the new callback
 //   happens after the old one was moved out.
+// A and C are publish_order and finish_order below; the callback storage is a Sync cell. Both
+// come from the synchronisation policy (detail/sync.hpp): release and plain memory in
+// `slot_array`, Relacy's in stress/relacy/slot_model.cpp, which checks this code.
 #pragma once
 
 #include <atomic>
@@ -56,9 +59,11 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <type_traits>
 
 #include <opreg/detail/common.hpp>
 #include <opreg/detail/stat_counters.hpp>
+#include <opreg/detail/sync.hpp>
 #include <opreg/registry.hpp>
 #include <opreg/token.hpp>
 #include <opreg/types.hpp>
@@ -112,15 +117,22 @@ struct slot_word {
     }
 };
 
+// White-box access for the Relacy model (it watches a slot's word); declared here, defined
+// only by stress/relacy/slot_model.cpp.
+template <class Registry>
+struct slot_array_test_access;
+
 } // namespace detail
 
-class slot_array {
+// `Sync`: the synchronisation policy (detail/sync.hpp); use slot_array, its default.
+template <class Sync = detail::std_sync>
+class basic_slot_array {
 public:
     static constexpr std::string_view name() noexcept { return "slot_array"; }
     static constexpr bool hands_off() noexcept { return false; }
     static constexpr bool bounded_pending() noexcept { return false; }
 
-    explicit slot_array(registry_config cfg = {})
+    explicit basic_slot_array(registry_config cfg = {})
         : cfg_{detail::validated(cfg)}, slots_{std::make_unique<slot[]>(std::size_t{cfg.max_fds} * 2)} {
         const word first = word::initial(cfg.first_generation);
         for (std::size_t i = 0; i < std::size_t{cfg.max_fds} * 2; ++i)
@@ -129,10 +141,10 @@ public:
     }
 
     // Pending ops are destroyed without running their callbacks (see registry.hpp).
-    ~slot_array() = default;
+    ~basic_slot_array() = default;
 
-    slot_array(const slot_array&) = delete;
-    slot_array& operator=(const slot_array&) = delete;
+    basic_slot_array(const basic_slot_array&) = delete;
+    basic_slot_array& operator=(const basic_slot_array&) = delete;
 
     [[nodiscard]] const registry_config& config() const noexcept { return cfg_; }
 
@@ -170,17 +182,16 @@ public:
         }
         const word armed_at = w.with(word::state::arming);
         const op_token token{index, armed_at.op_gen()};
-        s.cb = std::move(cb);
+        s.cb.get() = std::move(cb);
 
         // Publish. While we own `arming`, close() may bump the fd generation (the fd this
         // arm was meant for is gone) and dispatch() may set the latch (readiness arrived).
         word cur = armed_at;
         // release (A): pairs with the winner's acquire (B); the callback is visible to it.
         while (!s.word.compare_exchange_weak(cur.bits, cur.with(word::state::pending).bits,
-                                             std::memory_order_release,
-                                             std::memory_order_relaxed)) {
+                                             publish_order, std::memory_order_relaxed)) {
             if (cur.fd_gen() != armed_at.fd_gen()) {
-                s.cb.reset();
+                s.cb.get().reset();
                 // release: the emptied callback storage is handed back like in (C).
                 while (!s.word.compare_exchange_weak(cur.bits, cur.with(word::state::idle).bits,
                                                      std::memory_order_release,
@@ -189,7 +200,7 @@ public:
                 return stats_.refuse(errc::stale);
             }
             if (cur.latched()) {
-                callback now = std::move(s.cb);
+                callback now = std::move(s.cb.get());
                 // release (C): as in finish(); the next arm's acquire (D) pairs with it.
                 // We consume the latch of our own fd lifetime only: if close() and an
                 // event of the next lifetime got in meanwhile, that latch is theirs.
@@ -291,23 +302,33 @@ public:
     [[nodiscard]] registry_stats stats() const noexcept { return stats_.snapshot(); }
 
 private:
+    template <class Registry>
+    friend struct detail::slot_array_test_access;
+
     using word = detail::slot_word;
 
+    // (A) and (C), release: the two orders a model weakens to show that it needs them.
+    static constexpr std::memory_order publish_order =
+        Sync::order(detail::sync_site::slot_publish, std::memory_order_release);
+    static constexpr std::memory_order finish_order =
+        Sync::order(detail::sync_site::slot_finish, std::memory_order_release);
+
     struct alignas(64) slot {
-        std::atomic<std::uint64_t> word{0};
-        callback cb;
+        typename Sync::template atomic<std::uint64_t> word{0};
+        // Plain memory, handed from arm to the winner by (A)/(B) and back by (C)/(D).
+        typename Sync::template cell<callback> cb;
     };
-    static_assert(sizeof(slot) == 64, "one op, one cache line");
+    static_assert(sizeof(slot) == 64 || !std::is_same_v<Sync, detail::std_sync>,
+                  "one op, one cache line");
 
     // The caller owns `completing` on s for op t. Moves the callback out, releases the slot,
     // then runs the callback: a callback that re-arms this slot finds it idle.
     void finish(slot& s, op_token t, outcome o, bool hangup = false) noexcept {
-        callback cb = std::move(s.cb);
+        callback cb = std::move(s.cb.get());
         word cur{s.word.load(std::memory_order_relaxed)};  // relaxed: we own the slot
         // release (C): pairs with the next arm's acquire (D). The loop keeps an fd
         // generation that close() bumped while we owned the slot.
-        while (!s.word.compare_exchange_weak(cur.bits, cur.next_op().bits,
-                                             std::memory_order_release,
+        while (!s.word.compare_exchange_weak(cur.bits, cur.next_op().bits, finish_order,
                                              std::memory_order_relaxed)) {
         }
         stats_.add(detail::stat_for(o));
@@ -326,6 +347,8 @@ private:
     std::unique_ptr<slot[]> slots_;
     detail::stat_counters stats_;
 };
+
+using slot_array = basic_slot_array<>;
 
 static_assert(registry<slot_array>);
 
