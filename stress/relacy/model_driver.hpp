@@ -3,10 +3,11 @@
 //
 // A model program runs in one of two modes:
 //   normal      every search must end without an error: the model holds.
-//   --weakened  the model with one ordering weakened; every such variant must be caught,
-//               as a data race or as the failed assertion the model names. A model that
-//               cannot fail proves nothing, so this mode passes only when Relacy finds the
-//               bug it was given.
+//   --weakened  the header with one named site weakened (a release made relaxed, or one of
+//               the bugs detail/sync.hpp names); every such variant must be caught, as a
+//               data race or as the failed assertion the model names. A model that cannot
+//               fail proves nothing, so this mode passes only when Relacy finds the bug it
+//               was given.
 // Include it after every other header: <relacy/relacy.hpp> redefines new, delete and assert.
 #pragma once
 
