@@ -1,11 +1,14 @@
-// stress/relacy/mpsc_model.cpp — Relacy model of opreg::intrusive_mpsc_queue.
+// stress/relacy/mpsc_model.cpp — Relacy model of opreg::intrusive_mpsc_queue, run on the
+// shipped header.
 //
-// MODELS include/opreg/intrusive_mpsc_queue.hpp, step for step and with the same memory
-// orders: link() (lines 134-144: relaxed nullptr store, acq_rel exchange of head_, release
-// store of prev->next), try_pop() (82-116: the stub skip, the hand-out with a successor, the
-// head_ comparison and the stub re-insertion) and empty_approx() (120-125). Hooks live in an
-// array, so owner_of is an index; a payload rl::var<int> per node stands for the node's
-// data, so Relacy reports a consumer read that the link's release does not order.
+// MODELS include/opreg/intrusive_mpsc_queue.hpp itself: the nodes carry a
+// basic_mpsc_hook<model::rl_sync<>> (see rl_sync.hpp), so the queue they are linked into is
+// the shipped code on Relacy's atomics: link() (relaxed nullptr store, acq_rel exchange of
+// head_, release store of prev->next), try_pop() (the stub skip, the hand-out with a
+// successor, the head_ comparison and the stub re-insertion), empty_approx() and owner_of.
+// A payload rl::var<int> per node stands for the node's data, so Relacy reports a consumer
+// read that the link's release does not order. The model watches every exchange on head_
+// (the only read-modify-write on a hook pointer), which gives the exchanges' order.
 //
 // PROVES, for P producers pushing K nodes each and one consumer, over every interleaving and
 // every value a relaxed load may return that the searches reach:
@@ -26,106 +29,69 @@
 // successor's store into the same hook) is not checked; the model passes with a release
 // or an acquire exchange.
 //
-// --weakened makes the release store of prev->next in link() relaxed and passes only if
-// Relacy catches it.
-#include <cstdint>
+// --weakened runs the header with link_order, the release store of prev->next in link(),
+// relaxed (detail::sync_site::queue_link) and passes only if Relacy catches it.
+#include <opreg/intrusive_mpsc_queue.hpp>  // first: rl_sync.hpp brings in Relacy's macros
 
-#include "model_driver.hpp"  // last: brings in <relacy/relacy.hpp>
+#include <memory>
+
+#include "rl_sync.hpp"
+#include "model_driver.hpp"
 
 namespace {
 
-bool weak_link = false;  // set in main before any search, read-only after
-
-rl::memory_order link_order() { return weak_link ? rl::mo_relaxed : rl::mo_release; }
-
-struct hook {
-    rl::atomic<hook*> next;
-};
+using opreg::detail::sync_site;
 
 constexpr int payload_of(int node) { return 1000 + node; }
 
-template <int Producers, int PerProducer>
-struct mpsc_model : rl::test_suite<mpsc_model<Producers, PerProducer>, Producers + 1> {
+template <class Sync, int Producers, int PerProducer>
+struct mpsc_model : rl::test_suite<mpsc_model<Sync, Producers, PerProducer>, Producers + 1> {
     static constexpr int nodes = Producers * PerProducer;
     static constexpr unsigned consumer = Producers;   // thread index
     static constexpr int consumer_attempts = 3 * nodes;
 
-    rl::atomic<hook*> head_;
-    rl::atomic<hook*> tail_;
-    hook stub_;
-    hook hooks_[nodes];            // node i: producer i / PerProducer, its (i % PerProducer)th
-    rl::var<int> payload_[nodes];  // written before push, read after pop; never initialized
-                                   // otherwise, so an early read is also reported
+    using hook_type = opreg::basic_mpsc_hook<Sync>;
+    struct node {
+        hook_type hook;
+        rl::var<int> payload;  // written before push, read after pop; never initialized
+                               // otherwise, so an early read is also reported
+    };
+    using queue_type = opreg::intrusive_mpsc_queue<node, &node::hook>;
+
+    // On the heap: nodes and queue are over-aligned, and Relacy allocates the test with
+    // malloc. Node i is producer i / PerProducer's (i % PerProducer)th.
+    std::unique_ptr<node[]> nodes_ = std::make_unique<node[]>(nodes);
+    std::unique_ptr<queue_type> queue_ = std::make_unique<queue_type>();
+    model::watching<hook_type*> watch_{&mpsc_model::on_hook, this};
 
     // Bookkeeping for the checks, not part of the algorithm (fibers: no races of their own).
-    // Relacy switches threads only at atomic operations, so a note made right after the
-    // exchange records the exchanges' order on head_.
-    int exchanged_[nodes] = {};
+    int exchanged_[nodes] = {};  // each node's place in the exchanges on head_
     int exchanges_ = 0;
     int last_popped_exchange_ = -1;
     int popped_[nodes] = {};
     int popped_total_ = 0;
     int next_seq_[Producers] = {};
 
-    void before() {
-        head_($).store(&stub_, rl::mo_relaxed);
-        tail_($).store(&stub_, rl::mo_relaxed);
-        stub_.next($).store(nullptr, rl::mo_relaxed);  // mpsc_hook's initializer
-        for (hook& h : hooks_) h.next($).store(nullptr, rl::mo_relaxed);
-    }
-
-    // ---- the algorithm: mirrors intrusive_mpsc_queue ----------------------------------
-
-    void link(hook* h) {
-        // relaxed: published by the exchange below, to the producer that links after us.
-        h->next($).store(nullptr, rl::mo_relaxed);
-        // acq_rel: orders our nullptr store before our successor's store into h->next, and
-        // our predecessor's before ours into prev->next.
-        hook* prev = head_($).exchange(h, rl::mo_acq_rel);
-        if (h != &stub_) exchanged_[h - hooks_] = exchanges_++;
-        // release: pairs with the acquire loads of `next` in try_pop.
-        prev->next($).store(h, link_order());
-    }
-
-    hook* try_pop() {
-        hook* tail = tail_($).load(rl::mo_relaxed);
-        hook* next = tail->next($).load(rl::mo_acquire);
-        if (tail == &stub_) {
-            if (next == nullptr) return nullptr;
-            tail_($).store(next, rl::mo_relaxed);
-            tail = next;
-            next = tail->next($).load(rl::mo_acquire);
-        }
-        if (next != nullptr) {
-            tail_($).store(next, rl::mo_relaxed);
-            return tail;
-        }
-        if (tail != head_($).load(rl::mo_relaxed)) return nullptr;
-        link(&stub_);
-        next = tail->next($).load(rl::mo_acquire);
-        if (next != nullptr) {
-            tail_($).store(next, rl::mo_relaxed);
-            return tail;
-        }
-        return nullptr;
-    }
-
-    bool empty_approx() {
-        return tail_($).load(rl::mo_relaxed) == &stub_ && head_($).load(rl::mo_relaxed) == &stub_;
+    // An exchange on head_ (link()) installed `after`: the stub, or a node.
+    static void on_hook(void* self, const model::rl_atomic<hook_type*>&, model::access kind,
+                        hook_type*, hook_type* after) {
+        auto& m = *static_cast<mpsc_model*>(self);
+        if (kind != model::access::rmw) return;
+        for (int i = 0; i != nodes; ++i)
+            if (after == &m.nodes_[i].hook) m.exchanged_[i] = m.exchanges_++;
     }
 
     // ---- the scripts ---------------------------------------------------------------
 
-    void take(hook* h) {
-        RL_ASSERT(h != &stub_);
-        const int node = static_cast<int>(h - hooks_);
-        RL_ASSERT(node >= 0 && node < nodes);
-        RL_ASSERT(payload_[node]($) == payload_of(node));
-        RL_ASSERT(++popped_[node] == 1);
-        RL_ASSERT(exchanged_[node] > last_popped_exchange_);
-        last_popped_exchange_ = exchanged_[node];
-        const int producer = node / PerProducer;
-        RL_ASSERT(node % PerProducer == next_seq_[producer]);  // in push order, none skipped
+    void take(node* n) {
+        const int i = static_cast<int>(n - nodes_.get());
+        RL_ASSERT(i >= 0 && i < nodes);  // never the stub, never a stranger
+        RL_ASSERT(n->payload($) == payload_of(i));
+        RL_ASSERT(++popped_[i] == 1);
+        RL_ASSERT(exchanged_[i] > last_popped_exchange_);
+        last_popped_exchange_ = exchanged_[i];
+        const int producer = i / PerProducer;
+        RL_ASSERT(i % PerProducer == next_seq_[producer]);  // in push order, none skipped
         ++next_seq_[producer];
         ++popped_total_;
     }
@@ -134,8 +100,8 @@ struct mpsc_model : rl::test_suite<mpsc_model<Producers, PerProducer>, Producers
         if (index == consumer) {
             for (int attempt = 0; attempt != consumer_attempts && popped_total_ != nodes;
                  ++attempt) {
-                if (hook* h = try_pop()) {
-                    take(h);
+                if (node* n = queue_->try_pop()) {
+                    take(n);
                 } else {
                     rl::yield(1, $);  // a producer may be between its exchange and its link
                 }
@@ -143,25 +109,28 @@ struct mpsc_model : rl::test_suite<mpsc_model<Producers, PerProducer>, Producers
             return;
         }
         for (int k = 0; k != PerProducer; ++k) {
-            const int node = static_cast<int>(index) * PerProducer + k;
-            payload_[node]($) = payload_of(node);
-            link(&hooks_[node]);
+            const int i = static_cast<int>(index) * PerProducer + k;
+            nodes_[i].payload($) = payload_of(i);
+            queue_->push(&nodes_[i]);
         }
     }
 
     void after() {
         // Every push has returned: the queue must give up what the consumer did not get.
         for (int i = 0; i != nodes + 1 && popped_total_ != nodes; ++i) {
-            if (hook* h = try_pop()) take(h);
+            if (node* n = queue_->try_pop()) take(n);
         }
         RL_ASSERT(popped_total_ == nodes);
-        RL_ASSERT(try_pop() == nullptr);
-        RL_ASSERT(empty_approx());
+        RL_ASSERT(queue_->try_pop() == nullptr);
+        RL_ASSERT(queue_->empty_approx());
     }
 };
 
-using two_by_two = mpsc_model<2, 2>;   // 2 producers x 2 nodes, 1 consumer
-using three_by_one = mpsc_model<3, 1>; // 3 producers x 1 node, 1 consumer
+using shipped = model::rl_sync<>;
+using link_relaxed = model::rl_sync<sync_site::queue_link>;
+
+using two_by_two = mpsc_model<shipped, 2, 2>;   // 2 producers x 2 nodes, 1 consumer
+using three_by_one = mpsc_model<shipped, 3, 1>; // 3 producers x 1 node, 1 consumer
 
 } // namespace
 
@@ -180,11 +149,10 @@ int main(int argc, char** argv) {
         return ok ? 0 : 1;
     }
 
-    weak_link = true;
     const model::search searches[] = {{"random", rl::sched_random, 200000, 0},
                                       {"context bound 1", rl::sched_bound, 0, 1}};
-    return model::expect_caught<two_by_two>("mpsc 2x2", "link store relaxed", searches,
-                                            verbose)
+    return model::expect_caught<mpsc_model<link_relaxed, 2, 2>>(
+               "mpsc 2x2", "link store relaxed", searches, verbose)
                ? 0
                : 1;
 }
