@@ -447,5 +447,7 @@ TEST(IoUringPoller, APollReArmedAndUnwatchedInTheSameTurnLetsTheFileGo) {
     EXPECT_EQ(held, 0) << held << " of " << closed.size()
                        << " re-armed, unwatched and closed sockets are still held open";
     for (auto& sp : pairs)
-        if (sp->a >= 0) ASSERT_EQ(p->unwatch(sp->a), 0);
+        if (sp->a >= 0) {
+            ASSERT_EQ(p->unwatch(sp->a), 0);
+        }
 }

@@ -36,14 +36,19 @@
 // WHEN TO USE: one reactor thread owns the fds and other threads mostly submit work to it.
 // WHEN NOT: every thread must learn synchronously whether its arm took (use slot_array).
 //
-// LAYOUT: what producers touch per fd (its generation, the two op tickets, the close flag
-// and the preallocated close command) is one cache line per fd, so arms on different fds do
-// not write the same line; the owner's table is apart, and only the owner touches it.
+// LAYOUT: per-fd state in packed arrays, each touched by its own kind of access: the fd
+// generations (read by every arm and by the owner, written only by close), the op tickets
+// (written by every arm), the close flags and the preallocated close commands; the owner's
+// table is apart, and only the owner touches it. Measured against one 128-byte line per fd
+// holding all of them (bench/results/2026-11-29-vm-opreg-bench.md): the padded line cost 5%
+// single-threaded (1,024 fds no longer fit in L1), 12% with an armer and the owner (the
+// owner's generation reads shared the armers' ticket lines) and 41 bytes per pending op, and
+// won nothing measurable, so the arrays stay.
 //
 // MEMORY ORDERING: the queue's push (release) / try_pop (acquire) pair publishes a
 // command's fields to the owner. fd generations are the one thing both sides read: close()
 // bumps it with a release RMW, paired with the acquire loads in arm(), token_of(),
-// dispatch() and the owner's apply. close_queued_ is an acq_rel exchange on both sides
+// dispatch() and the owner's apply. close_queued is an acq_rel exchange on both sides
 // (close() sets it, the owner clears it before it reads the generation), so a close either
 // finds the command queued and the owner's exchange acquires its bump, or queues it again.
 //
@@ -93,14 +98,21 @@ public:
 
     explicit basic_mpsc_queue(registry_config cfg = {})
         : cfg_{detail::validated(cfg)},
-          first_gen_{cfg.first_generation},
           ops_{cfg.pending_limit()},
           cancels_{cfg.pending_limit()},
-          fds_{std::make_unique<fd_state[]>(cfg.max_fds)},
-          table_{std::make_unique<entry[]>(std::size_t{cfg.max_fds} * 2)} {
+          closes_{std::make_unique<command[]>(cfg.max_fds)},
+          close_queued_{std::make_unique<atomic<bool>[]>(cfg.max_fds)},
+          table_{std::make_unique<entry[]>(std::size_t{cfg.max_fds} * 2)},
+          tickets_{std::make_unique<atomic<std::uint64_t>[]>(std::size_t{cfg.max_fds} * 2)},
+          fd_gen_{std::make_unique<atomic<std::uint64_t>[]>(cfg.max_fds)} {
+        // relaxed: no other thread sees the registry before the constructor returns.
+        const std::uint64_t first = cfg.first_generation & token_generation_mask;
         for (std::uint32_t fd = 0; fd < cfg.max_fds; ++fd) {
-            fds_[fd].close_cmd.k = kind::close;
-            fds_[fd].close_cmd.slot = op_slot(static_cast<int>(fd), direction::read);
+            closes_[fd].k = kind::close;
+            closes_[fd].slot = op_slot(static_cast<int>(fd), direction::read);
+            fd_gen_[fd].store(first, std::memory_order_relaxed);
+            tickets_[op_slot(static_cast<int>(fd), direction::read)].store(first, std::memory_order_relaxed);
+            tickets_[op_slot(static_cast<int>(fd), direction::write)].store(first, std::memory_order_relaxed);
         }
     }
 
@@ -127,7 +139,7 @@ public:
         const std::uint32_t slot = op_slot(fd, d);
         // relaxed: the ticket only has to be unique per slot; the queue orders the rest.
         const std::uint64_t gen =
-            offset(fds_[fd].ticket[static_cast<int>(d)].fetch_add(1, std::memory_order_relaxed));
+            tickets_[slot].fetch_add(1, std::memory_order_relaxed) & token_generation_mask;
         command* c = ops_.try_create(kind::arm, slot, gen, generation(fd), std::move(cb));
         if (c == nullptr) return stats_.refuse(errc::full);
         stats_.add(detail::stat::armed);
@@ -147,13 +159,12 @@ public:
 
     errc close(int fd) noexcept {
         if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
-        fd_state& f = fds_[fd];
         // release: pairs with the acquire loads of generation(); from here on events
         // carrying the old generation are stale, and token_of() names the new lifetime.
-        f.gen.fetch_add(1, std::memory_order_release);
+        fd_gen_[fd].fetch_add(1, std::memory_order_release);
         // acq_rel: pairs with the owner's acq_rel exchange in apply(); if the command is
         // still queued, the owner has not read the generation yet and will see our bump.
-        if (!f.close_queued.exchange(true, std::memory_order_acq_rel)) queue_.push(&f.close_cmd);
+        if (!close_queued_[fd].exchange(true, std::memory_order_acq_rel)) queue_.push(&closes_[fd]);
         return errc::ok;
     }
 
@@ -227,37 +238,26 @@ private:
     };
     using queue_type = intrusive_mpsc_queue<command, &command::hook>;
 
-    // What other threads touch per fd, on a line of its own.
-    struct alignas(64) fd_state {
-        atomic<std::uint64_t> gen{0};        // fd generation - first_generation
-        atomic<std::uint64_t> ticket[2]{};   // next op generation - first, per direction
-        atomic<bool> close_queued{false};    // close_cmd is in the queue
-        command close_cmd;                   // the fd's one close command
-    };
-
-    struct entry {                       // the owner's, per op slot
+    struct entry {                       // the owner's, per op slot: 16 bytes
         command* op = nullptr;           // the pending op, if any
-        std::uint64_t latched_gen = 0;   // the fd generation of latched readiness ...
-        bool latched = false;            // ... if any
+        // Latched readiness: the fd generation it came under, with latch_bit set; 0 when
+        // none. (Generations stay below 2^38, so no generation reads as "none": the old
+        // encoding, generation + 1 in 32 bits, did at generation 0xffffffff.)
+        std::uint64_t latch_word = 0;
+        static constexpr std::uint64_t latch_bit = std::uint64_t{1} << 63;
+        static_assert(token_generation_bits < 63);
 
-        void latch(std::uint64_t fd_gen) noexcept {
-            latched_gen = fd_gen;
-            latched = true;
-        }
+        void latch(std::uint64_t fd_gen) noexcept { latch_word = fd_gen | latch_bit; }
+        void unlatch() noexcept { latch_word = 0; }
         [[nodiscard]] bool latched_for(std::uint64_t fd_gen) const noexcept {
-            return latched && latched_gen == fd_gen;
+            return latch_word == (fd_gen | latch_bit);
         }
     };
-
-    // A raw counter (fd generation, op ticket) as a generation: offset by the configured
-    // first generation, reduced to the token's width.
-    [[nodiscard]] std::uint64_t offset(std::uint64_t raw) const noexcept {
-        return (raw + first_gen_) & token_generation_mask;
-    }
 
     [[nodiscard]] std::uint64_t generation(int fd) const noexcept {
         // acquire: pairs with close()'s release fetch_add.
-        return offset(fds_[fd].gen.load(std::memory_order_acquire));
+        // The counters count on past the token's width; a generation is their low bits.
+        return fd_gen_[fd].load(std::memory_order_acquire) & token_generation_mask;
     }
 
     void apply(command* c) noexcept {
@@ -277,7 +277,7 @@ private:
                 if (e.op != nullptr) {
                     end(c, outcome::error, errc::busy);
                 } else if (e.latched_for(c->fd_gen.get())) {
-                    e.latched = false;
+                    e.unlatch();
                     end(c, outcome::ready, errc::ok, true);  // readiness came first
                 } else {
                     e.op = c;  // the command is the pending op's record now
@@ -302,14 +302,14 @@ private:
                 // under ASan in RegistryMT.EventsOfAClosedLifetimeNeverReachTheNextOne.)
                 if constexpr (Sync::broken(detail::sync_site::close_flag_stored)) {
                     // That bug, which stress/relacy/close_model.cpp must catch.
-                    fds_[fd].close_queued.store(false, std::memory_order_release);
+                    close_queued_[fd].store(false, std::memory_order_release);
                 } else {
-                    fds_[fd].close_queued.exchange(false, std::memory_order_acq_rel);
+                    close_queued_[fd].exchange(false, std::memory_order_acq_rel);
                 }
                 const std::uint64_t now = generation(fd);
                 for (std::uint32_t s = c->slot; s < c->slot + 2; ++s) {
                     entry& e = table_[s];
-                    if (!e.latched_for(now)) e.latched = false;
+                    if (!e.latched_for(now)) e.unlatch();
                     if (e.op != nullptr && e.op->fd_gen.get() != now)
                         end(std::exchange(e.op, nullptr), outcome::closed, errc::ok);
                 }
@@ -332,16 +332,18 @@ private:
     void release(command* c) noexcept {
         if (c->k == kind::arm) ops_.destroy(c);
         if (c->k == kind::cancel) cancels_.destroy(c);
-        // close commands are the per-fd ones in fds_
+        // close commands are the per-fd ones in closes_
     }
 
     registry_config cfg_;
-    std::uint64_t first_gen_;
     object_pool<command, Sync> ops_;      // arm commands, then pending-op records
     object_pool<command, Sync> cancels_;  // cancel commands
-    std::unique_ptr<fd_state[]> fds_;  // per fd, shared with other threads
+    std::unique_ptr<command[]> closes_;                       // one close command per fd
+    std::unique_ptr<atomic<bool>[]> close_queued_;            // per fd: its close is queued
     queue_type queue_;
-    std::unique_ptr<entry[]> table_;   // owner only, per op slot
+    std::unique_ptr<entry[]> table_;                          // owner only, per op slot
+    std::unique_ptr<atomic<std::uint64_t>[]> tickets_;        // per op slot: next op generation
+    std::unique_ptr<atomic<std::uint64_t>[]> fd_gen_;         // per fd: its generation
     detail::stat_counters stats_;
 };
 

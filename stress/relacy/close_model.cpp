@@ -49,9 +49,9 @@ namespace opreg::detail {
 
 template <class Sync>
 struct mpsc_queue_test_access<basic_mpsc_queue<Sync>> {
-    static auto& generation(basic_mpsc_queue<Sync>& r, int fd) { return r.fds_[fd].gen; }
+    static auto& generation(basic_mpsc_queue<Sync>& r, int fd) { return r.fd_gen_[fd]; }
     static auto& close_queued(basic_mpsc_queue<Sync>& r, int fd) {
-        return r.fds_[fd].close_queued;
+        return r.close_queued_[fd];
     }
 };
 
