@@ -40,10 +40,10 @@
 // generations (read by every arm and by the owner, written only by close), the op tickets
 // (written by every arm), the close flags and the preallocated close commands; the owner's
 // table is apart, and only the owner touches it. Measured against one 128-byte line per fd
-// holding all of them (bench/results/2026-11-29-vm-opreg-bench.md): the padded line cost 5%
-// single-threaded (1,024 fds no longer fit in L1), 12% with an armer and the owner (the
-// owner's generation reads shared the armers' ticket lines) and 41 bytes per pending op, and
-// won nothing measurable, so the arrays stay.
+// holding all of them (bench/results/2026-11-29-vm-ab.md): alike single-threaded, but with
+// an armer and the owner the line was 0.88 of the old code where the arrays are 1.34 (the
+// owner's generation loads shared the line the armers' ticket increments write), and it
+// cost 7 bytes more per pending op; so the arrays stay.
 //
 // MEMORY ORDERING: the queue's push (release) / try_pop (acquire) pair publishes a
 // command's fields to the owner. fd generations are the one thing both sides read: close()
