@@ -25,6 +25,7 @@
 
 #include <opreg/detail/poller.hpp>
 
+#include "support/backends.hpp"
 #include "support/sockets.hpp"
 #include "support/strategies.hpp"
 
@@ -33,18 +34,6 @@ using namespace std::chrono_literals;
 using opreg_test::socket_pair;
 
 namespace {
-
-struct epoll_b {
-    static constexpr backend value = backend::epoll;
-};
-struct io_uring_b {
-    static constexpr backend value = backend::io_uring;
-};
-template <class B, class R>
-struct pick {
-    using registry_type = R;
-    static constexpr backend which = B::value;
-};
 
 // How an op ended, written by the callback on whatever thread ran it, read by the test.
 struct seen {
@@ -96,12 +85,9 @@ protected:
     using R = typename C::registry_type;
 
     void SetUp() override {
-        try {
-            loop = std::make_unique<reactor<R>>(
-                reg, reactor_options{.which = C::which, .fall_back = false});
-        } catch (const std::system_error& e) {
-            GTEST_SKIP() << to_string(C::which) << " is not usable here: " << e.what();
-        }
+        std::string why;
+        loop = opreg_test::open_reactor(reg, reactor_options{.which = C::which}, why);
+        if (!loop) GTEST_SKIP() << why;
     }
     void TearDown() override { stop(); }
 
@@ -138,12 +124,8 @@ protected:
     std::thread runner;
 };
 
-using edge_combos = ::testing::Types<
-    pick<epoll_b, mutex_map>, pick<epoll_b, sharded_map>, pick<epoll_b, tbb_map>,
-    pick<epoll_b, slot_array>, pick<epoll_b, mpsc_queue>, pick<epoll_b, any_registry>,
-    pick<io_uring_b, mutex_map>, pick<io_uring_b, sharded_map>, pick<io_uring_b, tbb_map>,
-    pick<io_uring_b, slot_array>, pick<io_uring_b, mpsc_queue>>;
-TYPED_TEST_SUITE(ReactorEdges, edge_combos);
+// any_registry here holds mpsc_queue: the hand-off path through the type-erased registry.
+TYPED_TEST_SUITE(ReactorEdges, opreg_test::reactor_combos);
 
 // An idle fd, an op on it with a deadline, and nothing else happening: the timeout must come
 // by itself. (A hand-off registry used to get the timeout's cancel after the loop had polled
@@ -330,12 +312,10 @@ TEST(ReactorDeadline, ATimeoutThatFindsTheHandOffFullIsNotLost) {
     for (const backend b : {backend::epoll, backend::io_uring}) {
         SCOPED_TRACE(to_string(b));
         mpsc_queue reg{registry_config{.max_fds = 64, .max_pending = 4}};
-        std::unique_ptr<reactor<mpsc_queue>> loop;
-        try {
-            loop = std::make_unique<reactor<mpsc_queue>>(
-                reg, reactor_options{.which = b, .fall_back = false});
-        } catch (const std::system_error& e) {
-            std::printf("[ SKIPPED  ] %s is not usable here: %s\n", to_string(b).data(), e.what());
+        std::string why;
+        auto loop = opreg_test::open_reactor(reg, reactor_options{.which = b}, why);
+        if (!loop) {
+            std::printf("[ SKIPPED  ] %s\n", why.c_str());
             continue;
         }
         socket_pair p;
@@ -369,14 +349,11 @@ TEST(ReactorDeadline, ATimeoutThatFindsTheHandOffFullIsNotLost) {
 // its removal ended at the next overflow); IoUringPoller below reproduces that race exactly.
 TEST(ReactorIoUring, PollsReArmedInATurnThatClosesTheirFdsLetTheFilesGo) {
     slot_array reg{registry_config{.max_fds = 4096}};
-    std::unique_ptr<reactor<slot_array>> loop;
-    try {
-        loop = std::make_unique<reactor<slot_array>>(
-            reg, reactor_options{.which = backend::io_uring, .fall_back = false, .max_events = 8,
-                                 .io_uring_cq_entries = 64});
-    } catch (const std::system_error& e) {
-        GTEST_SKIP() << "io_uring is not usable here: " << e.what();
-    }
+    std::string why;
+    auto loop = opreg_test::open_reactor(
+        reg, reactor_options{.which = backend::io_uring, .max_events = 8, .io_uring_cq_entries = 64},
+        why);
+    if (!loop) GTEST_SKIP() << why;
     constexpr int n = 200;
     std::vector<std::unique_ptr<socket_pair>> pairs;
     for (int i = 0; i < n; ++i) {

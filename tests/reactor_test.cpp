@@ -19,6 +19,7 @@
 
 #include <opreg/opreg.hpp>
 
+#include "support/backends.hpp"
 #include "support/sockets.hpp"
 #include "support/strategies.hpp"
 
@@ -27,20 +28,6 @@ using namespace std::chrono_literals;
 using opreg_test::record;
 using opreg_test::recorder;
 using opreg_test::socket_pair;
-
-namespace opreg_test {
-struct epoll_backend {
-    static constexpr backend value = backend::epoll;
-};
-struct io_uring_backend {
-    static constexpr backend value = backend::io_uring;
-};
-template <class Backend, class Registry>
-struct combo {
-    using registry_type = Registry;
-    static constexpr backend which = Backend::value;
-};
-} // namespace opreg_test
 
 // Runs `loop` until pred() or ~2 s pass; returns pred().
 template <class Loop, class Pred>
@@ -56,12 +43,9 @@ protected:
     using R = typename C::registry_type;
 
     void SetUp() override {
-        try {
-            loop = std::make_unique<reactor<R>>(
-                reg, reactor_options{.which = C::which, .fall_back = false});
-        } catch (const std::system_error& e) {
-            GTEST_SKIP() << to_string(C::which) << " is not usable here: " << e.what();
-        }
+        std::string why;
+        loop = opreg_test::open_reactor(reg, reactor_options{.which = C::which}, why);
+        if (!loop) GTEST_SKIP() << why;
     }
 
     // Runs the loop until pred() or ~2 s pass; returns pred().
@@ -77,13 +61,7 @@ protected:
 using opreg_test::combo;
 using opreg_test::epoll_backend;
 using opreg_test::io_uring_backend;
-using reactor_combos = ::testing::Types<
-    combo<epoll_backend, mutex_map>, combo<epoll_backend, sharded_map>,
-    combo<epoll_backend, tbb_map>, combo<epoll_backend, slot_array>,
-    combo<epoll_backend, mpsc_queue>, combo<epoll_backend, any_registry>,
-    combo<io_uring_backend, mutex_map>, combo<io_uring_backend, sharded_map>,
-    combo<io_uring_backend, tbb_map>, combo<io_uring_backend, slot_array>,
-    combo<io_uring_backend, mpsc_queue>>;
+using opreg_test::reactor_combos;
 TYPED_TEST_SUITE(Reactor, reactor_combos);
 
 // any_registry has no default strategy: give it one (slot_array) for the reactor suite.
