@@ -23,6 +23,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <utility>
 
 #include <opreg/reactor.hpp>
 
@@ -76,10 +77,8 @@ public:
             (void)loop_.cancel_timer(pause_);
             paused_ = false;
         }
-        if (armed_) {
-            (void)loop_.cancel(op_);
-            armed_ = false;
-        }
+        // The op armed last; if it has ended already the cancel finds it stale.
+        if (op_.valid()) (void)loop_.cancel(std::exchange(op_, op_token{}));
     }
 
     [[nodiscard]] const acceptor_stats& stats() const noexcept { return stats_; }
@@ -94,18 +93,13 @@ private:
             self->on_ready(c);
         });
         if (!t) return t.error();
-        // The op may have ended inside arm() (readiness latched), and its callback may have
-        // armed again meanwhile: op_ names the op that is still pending, if any.
-        if (arms_ == mine && last_ended_ != t.value()) {
-            op_ = t.value();
-            armed_ = true;
-        }
+        // The op may have ended inside arm() (readiness latched) and its callback armed
+        // again meanwhile: then op_ already names that newer op.
+        if (arms_ == mine) op_ = t.value();
         return errc::ok;
     }
 
     void on_ready(const completion& c) {
-        last_ended_ = c.token;
-        if (c.token == op_) armed_ = false;
         if (c.result == outcome::closed || stopped_) return;  // the fd was closed, or stopped
         accept_all();
     }
@@ -160,9 +154,7 @@ private:
     std::chrono::milliseconds backoff_;
     int spare_;
     acceptor_stats stats_;
-    op_token op_{};                 // the op armed last
-    bool armed_ = false;            // ... and it has not ended yet
-    op_token last_ended_{};         // the op whose callback ran last
+    op_token op_{};                 // the op armed last (it may have ended)
     std::uint64_t arms_ = 0;        // arm() calls, to tell a nested one
     typename reactor<R>::timer_id pause_{};
     bool paused_ = false;           // accepting is paused for lack of fds (pause_ pending)

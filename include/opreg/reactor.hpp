@@ -462,13 +462,13 @@ public:
             ++stats_.events;
             ++handled;
         }
-        handled += reg_.poll();
         handled += run_due_timers();
         handled += run_posts();
         handled += run_handed_over();
-        // What the timers, tasks and callbacks above handed to the registry (a timeout's
-        // cancel, a re-arm on a latched fd) ends its ops in this turn, not after the next
-        // wait; if that applied anything, more may be queued behind it: no sleeping yet.
+        // What other threads, the timers, tasks and callbacks above handed to the registry
+        // (an arm or cancel, a timeout's cancel, a re-arm on a latched fd) ends its ops in
+        // this turn, not after the next wait; if that applied anything, more may be queued
+        // behind it: no sleeping yet.
         const std::size_t late = reg_.poll();
         registry_busy_ = late != 0;
         return handled + late;
@@ -559,14 +559,19 @@ private:
 
     void hand_over(carrier_node* n, const completion& c) noexcept {
         if (on_reactor_thread()) {
-            callback cb = std::move(n->cb);
-            carriers_.destroy(n);
-            detail::invoke(cb, c);
+            run_carried(n, c);
             return;
         }
         n->done = c;
         handed_.push(n);
         wake();
+    }
+
+    // Reactor thread: frees the carrier's node, then runs the callback it carried.
+    void run_carried(carrier_node* n, const completion& c) noexcept {
+        callback cb = std::move(n->cb);
+        carriers_.destroy(n);
+        detail::invoke(cb, c);
     }
 
     void wake() noexcept {
@@ -613,10 +618,8 @@ private:
         while (n < opt_.max_foreign_ops) {
             carrier_node* node = handed_.try_pop();
             if (node == nullptr) break;
-            callback cb = std::move(node->cb);
-            const completion c = node->done;
-            carriers_.destroy(node);
-            detail::invoke(cb, c);
+            const completion c = node->done;  // a copy: run_carried frees the node first
+            run_carried(node, c);
             ++n;
         }
         stats_.handed_over += n;
