@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -91,9 +92,11 @@ private:
 
 static_assert(registry<any_registry>);
 
-// The strategy names, in the order tables and benchmarks list them:
-// mutex_map, sharded_map, tbb_map, slot_array, mpsc_queue.
+// The strategy names, in the order tables and benchmarks list them (opreg::strategy_names,
+// for code that does not include every strategy's header through strategies.hpp).
 [[nodiscard]] std::span<const std::string_view> registry_names() noexcept;
+// The same names joined by `separator`, for usage and error messages.
+[[nodiscard]] std::string joined_registry_names(std::string_view separator = ", ");
 
 // An any_registry holding the strategy called `name`, or an empty one (operator bool is
 // false) when no strategy has that name: list registry_names() in the error message.

@@ -17,6 +17,7 @@
 #include <opreg/registry.hpp>
 #include <opreg/sharded_map.hpp>
 #include <opreg/slot_array.hpp>
+#include <opreg/strategies.hpp>
 #include <opreg/tbb_map.hpp>
 #include <opreg/token.hpp>
 #include <opreg/types.hpp>

@@ -27,14 +27,26 @@ struct combo {
     static constexpr opreg::backend which = Backend::value;
 };
 
-// Every strategy on every Linux backend, and any_registry (each suite gives it a strategy).
-using reactor_combos = ::testing::Types<
-    combo<epoll_backend, opreg::mutex_map>, combo<epoll_backend, opreg::sharded_map>,
-    combo<epoll_backend, opreg::tbb_map>, combo<epoll_backend, opreg::slot_array>,
-    combo<epoll_backend, opreg::mpsc_queue>, combo<epoll_backend, opreg::any_registry>,
-    combo<io_uring_backend, opreg::mutex_map>, combo<io_uring_backend, opreg::sharded_map>,
-    combo<io_uring_backend, opreg::tbb_map>, combo<io_uring_backend, opreg::slot_array>,
-    combo<io_uring_backend, opreg::mpsc_queue>>;
+template <class Backend, class List>
+struct combos_of;
+template <class Backend, class... R>
+struct combos_of<Backend, opreg::type_list<R...>> {
+    using type = opreg::type_list<combo<Backend, R>...>;
+};
+// Three type lists, one after the other, as a typed suite's parameter list.
+template <class... Lists>
+struct concat;
+template <class... A, class... B, class... C>
+struct concat<opreg::type_list<A...>, opreg::type_list<B...>, opreg::type_list<C...>> {
+    using type = ::testing::Types<A..., B..., C...>;
+};
+
+// Every strategy on every Linux backend, and any_registry on epoll (each suite gives it a
+// strategy).
+using reactor_combos =
+    concat<combos_of<epoll_backend, opreg::strategies>::type,
+           opreg::type_list<combo<epoll_backend, opreg::any_registry>>,
+           combos_of<io_uring_backend, opreg::strategies>::type>::type;
 
 // A reactor on opt.which and nothing else (no fall-back); nullptr, with the reason in `why`,
 // when this kernel refuses that backend: the caller reports a skip, never a pass.

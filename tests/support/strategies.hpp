@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <opreg/opreg.hpp>
+#include <opreg/strategies.hpp>
 
 namespace opreg_test {
 
@@ -18,13 +19,21 @@ public:
         : opreg::any_registry{std::in_place_type<R>, cfg} {}
 };
 
-using all_strategies =
-    ::testing::Types<opreg::mutex_map, opreg::sharded_map, opreg::tbb_map, opreg::slot_array,
-                     opreg::mpsc_queue, via_any<opreg::mutex_map>, via_any<opreg::slot_array>,
-                     via_any<opreg::mpsc_queue>>;
+template <class List, class... Extra>
+struct gtest_types;
+template <class... R, class... Extra>
+struct gtest_types<opreg::type_list<R...>, Extra...> {
+    using type = ::testing::Types<R..., Extra...>;
+};
 
-using direct_strategies = ::testing::Types<opreg::mutex_map, opreg::sharded_map, opreg::tbb_map,
-                                           opreg::slot_array, opreg::mpsc_queue>;
+// Every strategy of opreg::strategies, as it is.
+using direct_strategies = gtest_types<opreg::strategies>::type;
+
+// Every strategy, and three reached through any_registry: the baseline, the array and the
+// hand-off (a lock, atomics, a queue behind the virtual interface).
+using all_strategies =
+    gtest_types<opreg::strategies, via_any<opreg::mutex_map>, via_any<opreg::slot_array>,
+                via_any<opreg::mpsc_queue>>::type;
 
 // Records how one op ended. Callbacks capture a pointer to one of these.
 struct record {
