@@ -41,6 +41,7 @@
 #include <cstddef>
 #include <type_traits>
 
+#include <opreg/detail/cache_line.hpp>
 #include <opreg/detail/sync.hpp>
 
 namespace opreg {
@@ -66,9 +67,6 @@ struct mpsc_member<basic_mpsc_hook<Sync> T::*> {
 
 template <auto Hook, class T>
 concept mpsc_hook_of = std::is_same_v<typename mpsc_member<decltype(Hook)>::node, T>;
-
-// Keeps the producers' exchange target and the consumer's cursor on separate lines.
-inline constexpr std::size_t mpsc_cache_line = 64;
 
 // Byte offset of the hook inside T. No T is constructed: the probe only names the member
 // (allowed on an object whose storage exists but whose lifetime has not begun), and the
@@ -179,13 +177,13 @@ private:
         sync::order(detail::sync_site::queue_link, std::memory_order_release);
 
     // Producer end: the most recently exchanged hook.
-    alignas(detail::mpsc_cache_line) typename sync::template atomic<hook_type*> head_{&stub_};
+    alignas(detail::cache_line) typename sync::template atomic<hook_type*> head_{&stub_};
     // Consumer end: the next hook to hand out (or the stub). Atomic only so that
     // empty_approx may read it from any thread.
-    alignas(detail::mpsc_cache_line) typename sync::template atomic<hook_type*> tail_{&stub_};
+    alignas(detail::cache_line) typename sync::template atomic<hook_type*> tail_{&stub_};
     // On a line of its own: a producer that links behind the stub writes stub_.next, which
     // must not invalidate the consumer's tail_ line.
-    alignas(detail::mpsc_cache_line) hook_type stub_;
+    alignas(detail::cache_line) hook_type stub_;
 };
 
 } // namespace opreg

@@ -62,6 +62,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <opreg/detail/cache_line.hpp>
 #include <opreg/detail/sync.hpp>
 
 namespace opreg {
@@ -70,9 +71,6 @@ namespace detail {
 
 // The end of the list in a slot's `next` link.
 inline constexpr std::uint32_t pool_end = std::numeric_limits<std::uint32_t>::max();
-
-// Keeps the CAS-hammered head word off the line that holds the read-mostly members.
-inline constexpr std::size_t pool_cache_line = 64;
 
 // White-box access for tests (a stalled popper, a tag near the top of its width); declared
 // here, defined only by the tests.
@@ -295,10 +293,10 @@ private:
     std::uint32_t capacity_;
     int index_bits_;
     std::uint64_t index_mask_;
-    alignas(detail::pool_cache_line) atomic<std::uint64_t> head_{0};
+    alignas(detail::cache_line) atomic<std::uint64_t> head_{0};
     // The rest of head_'s line stays empty: nothing else is written by every create. (Sized
     // for std::atomic, 8 bytes; a model's larger atomic needs no padding.)
-    char pad_[detail::pool_cache_line - sizeof(std::uint64_t)] = {};
+    char pad_[detail::cache_line - sizeof(std::uint64_t)] = {};
     static_assert(sizeof(std::atomic<std::uint64_t>) == sizeof(std::uint64_t));
 };
 

@@ -84,6 +84,7 @@
 #include <utility>
 #include <vector>
 
+#include <opreg/detail/cache_line.hpp>
 #include <opreg/detail/common.hpp>
 #include <opreg/detail/poller.hpp>
 #include <opreg/inline_function.hpp>
@@ -643,7 +644,7 @@ private:
     bool registry_busy_ = false;       // the last poll() applied work: do not sleep
     int wake_fd_ = -1;
     std::atomic<std::thread::id> owner_;
-    alignas(64) std::atomic<bool> wake_pending_{false};
+    alignas(detail::cache_line) std::atomic<bool> wake_pending_{false};
     std::atomic<bool> stopping_{false};
     std::atomic<std::uint64_t> wakeups_{0};
     reactor_stats stats_;  // reactor thread only

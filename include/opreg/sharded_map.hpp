@@ -19,6 +19,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include <opreg/detail/cache_line.hpp>
 #include <opreg/detail/fd_ops.hpp>
 #include <opreg/detail/fd_record_map.hpp>
 #include <opreg/registry.hpp>
@@ -36,7 +37,7 @@ public:
 private:
     friend class detail::fd_record_map<sharded_map>;
 
-    struct alignas(64) shard {
+    struct alignas(detail::cache_line) shard {
         std::mutex mutex;
         std::unordered_map<int, detail::fd_ops> fds;
     };

@@ -61,6 +61,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include <opreg/detail/cache_line.hpp>
 #include <opreg/detail/common.hpp>
 #include <opreg/detail/stat_counters.hpp>
 #include <opreg/detail/sync.hpp>
@@ -313,12 +314,12 @@ private:
     static constexpr std::memory_order finish_order =
         Sync::order(detail::sync_site::slot_finish, std::memory_order_release);
 
-    struct alignas(64) slot {
+    struct alignas(detail::cache_line) slot {
         typename Sync::template atomic<std::uint64_t> word{0};
         // Plain memory, handed from arm to the winner by (A)/(B) and back by (C)/(D).
         typename Sync::template cell<callback> cb;
     };
-    static_assert(sizeof(slot) == 64 || !std::is_same_v<Sync, detail::std_sync>,
+    static_assert(sizeof(slot) == detail::cache_line || !std::is_same_v<Sync, detail::std_sync>,
                   "one op, one cache line");
 
     // The caller owns `completing` on s for op t. Moves the callback out, releases the slot,

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <opreg/detail/cache_line.hpp>
 #include <opreg/registry.hpp>
 #include <opreg/types.hpp>
 
@@ -90,7 +91,7 @@ public:
     }
 
 private:
-    struct alignas(64) shard {
+    struct alignas(cache_line) shard {
         std::atomic<std::uint64_t> v[static_cast<std::size_t>(stat::count)] = {};
     };
     shard shards_[shard_count];
