@@ -25,8 +25,7 @@ routes:  GET /          Hello, World! (text/plain)
 options:
   --port N               port on 127.0.0.1 (default 8080; 0 picks a free one)
   --threads N            reactor threads, each with its own listener (default 1)
-  --registry NAME        mutex_map | sharded_map | tbb_map | slot_array | mpsc_queue
-                         (default slot_array)
+  --registry NAME        the registry strategy, one of --list (default slot_array)
   --backend NAME         epoll | io_uring | kqueue (default epoll; io_uring falls back to
                          epoll with a note when the kernel refuses it)
   --model NAME           async (reactor threads) | thread-per-conn (default async)
@@ -34,6 +33,7 @@ options:
   --idle-timeout S       close a keep-alive connection idle this long (default 60)
   --header-timeout S     close a connection whose request is incomplete this long (default 10)
   --max-body BYTES       larger bodies get 413 (default 1048576)
+  --list                 the registry strategies, one per line
   --help                 this text
 
 diagnosis (re-create the original configuration's suspected costs, one at a time):
@@ -71,6 +71,10 @@ int main(int argc, char** argv) {
         if (a == "--help" || a == "-h") {
             std::fputs(usage, stdout);
             return 0;
+        } else if (a == "--list") {
+            for (const std::string_view name : opreg::registry_names())
+                std::printf("%.*s\n", int(name.size()), name.data());
+            return 0;
         } else if (a == "--port" && parse_int(value(), 0, 65535, n)) {
             opt.port = int(n);
         } else if (a == "--threads" && parse_int(value(), 1, 256, n)) {
@@ -80,8 +84,8 @@ int main(int argc, char** argv) {
             bool known = false;
             for (const auto name : opreg::registry_names()) known = known || name == opt.registry;
             if (!known) {
-                std::fprintf(stderr, "opreg-httpd: unknown registry '%s' (mutex_map, sharded_map, "
-                                     "tbb_map, slot_array, mpsc_queue)\n", opt.registry.c_str());
+                std::fprintf(stderr, "opreg-httpd: unknown registry '%s' (%s)\n",
+                             opt.registry.c_str(), opreg::joined_registry_names().c_str());
                 return 2;
             }
         } else if (a == "--backend") {
