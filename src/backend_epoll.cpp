@@ -21,23 +21,28 @@ public:
 
     backend kind() const noexcept override { return backend::epoll; }
 
-    int watch(int fd, std::uint64_t token) noexcept override {
+    result<void> watch(int fd, std::uint64_t token) noexcept override {
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.u64 = token;
-        return ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : errno;
+        if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return os_failure(errno);
+        return {};
     }
 
-    int unwatch(int fd) noexcept override {
+    result<void> unwatch(int fd) noexcept override {
         // Closing the fd would remove it too, unless it was dup'ed: say it explicitly.
         epoll_event ev{};
-        return ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev) == 0 ? 0 : errno;
+        if (::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev) != 0) return os_failure(errno);
+        return {};
     }
 
-    int wait(std::span<poll_event> out, int timeout_ms) noexcept override {
+    result<std::size_t> wait(std::span<poll_event> out, int timeout_ms) noexcept override {
         if (raw_.size() < out.size()) raw_.resize(out.size());  // once: out has a fixed size
         const int n = ::epoll_wait(epfd_, raw_.data(), static_cast<int>(out.size()), timeout_ms);
-        if (n < 0) return errno == EINTR ? 0 : -errno;
+        if (n < 0) {
+            if (errno == EINTR) return std::size_t{0};
+            return os_failure(errno);
+        }
         for (int i = 0; i < n; ++i) {
             const std::uint32_t e = raw_[i].events;
             readiness r = readiness::none;
@@ -50,9 +55,9 @@ public:
                 if (e & (EPOLLOUT | EPOLLHUP)) r = r | readiness::writable;
                 if (e & (EPOLLRDHUP | EPOLLHUP)) r = r | readiness::hangup;
             }
-            out[i] = poll_event{raw_[i].data.u64, r};
+            out[static_cast<std::size_t>(i)] = poll_event{raw_[i].data.u64, r};
         }
-        return n;
+        return static_cast<std::size_t>(n);
     }
 
 private:
@@ -62,13 +67,14 @@ private:
 
 } // namespace
 
-std::unique_ptr<poller> make_epoll_poller(std::string& why) {
+result<std::unique_ptr<poller>> make_epoll_poller(std::string& why) {
     const int epfd = ::epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0) {
-        why = std::string("epoll unavailable: epoll_create1: ") + std::strerror(errno);
-        return nullptr;
+        const int err = errno;
+        why = std::string("epoll unavailable: epoll_create1: ") + std::strerror(err);
+        return os_failure(err);
     }
-    return std::make_unique<epoll_poller>(epfd);
+    return std::unique_ptr<poller>{std::make_unique<epoll_poller>(epfd)};
 }
 
 } // namespace opreg::detail

@@ -29,7 +29,6 @@
 // its top bits clear; wait() skips these CQEs and watch() refuses them as tokens (EINVAL):
 //   udata_remove + id   0xFFFFFFFF'02000000 + id: the CQE of the poll-remove with that id
 //                       (ids index removals_, the removals in flight)
-//   udata_update        0xFFFFFFFF'FFFFFFFC: the CQE of every poll update rewatch() submits
 //   udata_probe         0xFFFFFFFF'FFFFFFFD: the throwaway poll of the creation probe
 //   ~0                  LIBURING_UDATA_TIMEOUT, liburing's own timeout SQE on kernels without
 //                       IORING_FEAT_EXT_ARG
@@ -71,9 +70,8 @@ static_assert((io_uring_traits::sq_entries & (io_uring_traits::sq_entries - 1)) 
 
 constexpr std::uint64_t own_udata = 0xFFFF'FFFF'0000'0000ull;
 constexpr std::uint64_t udata_remove = own_udata | token_reserved_slot;
-constexpr std::uint64_t udata_update = 0xFFFF'FFFF'FFFF'FFFCull;
 constexpr std::uint64_t udata_probe = 0xFFFF'FFFF'FFFF'FFFDull;
-// Removal ids stay below this, clear of udata_update and the rest above it.
+// Removal ids stay below this, clear of udata_probe and the rest above it.
 constexpr std::uint32_t max_removals = token_reserved_slot - 4;
 static_assert(LIBURING_UDATA_TIMEOUT == ~std::uint64_t{0});
 // watched_[fd] when fd is not watched: reserved, so it never equals a token.
@@ -86,7 +84,8 @@ constexpr std::uint64_t no_token = ~std::uint64_t{0};
 [[nodiscard]] constexpr bool is_removal(std::uint64_t user_data) noexcept {
     return user_data >= udata_remove && user_data < udata_remove + max_removals;
 }
-static_assert(is_reserved(udata_remove) && is_reserved(udata_update) && is_reserved(udata_probe));
+static_assert(is_reserved(udata_remove) && is_reserved(udata_probe));
+static_assert(udata_remove + max_removals <= udata_probe);
 static_assert(is_reserved(LIBURING_UDATA_TIMEOUT) && !is_reserved(0xFFFF'FFFFull));
 static_assert(!is_reserved(fd_token{(1u << 24) - 1, token_generation_mask}.to_u64()));
 
@@ -128,23 +127,23 @@ public:
     }
 
     // Sets up the ring and checks that multishot poll works; on failure `why` says which step.
-    [[nodiscard]] bool init(std::string& why);
+    [[nodiscard]] result<void> init(std::string& why);
 
     [[nodiscard]] backend kind() const noexcept override { return backend::io_uring; }
-    [[nodiscard]] int watch(int fd, std::uint64_t token) noexcept override;
-    [[nodiscard]] int unwatch(int fd) noexcept override;
-    [[nodiscard]] int rewatch(int fd, std::uint64_t token) noexcept override;
-    [[nodiscard]] int wait(std::span<poll_event> out, int timeout_ms) noexcept override;
+    [[nodiscard]] result<void> watch(int fd, std::uint64_t token) noexcept override;
+    [[nodiscard]] result<void> unwatch(int fd) noexcept override;
+    [[nodiscard]] result<std::size_t> wait(std::span<poll_event> out,
+                                           int timeout_ms) noexcept override;
 
 private:
-    [[nodiscard]] int next_sqe(io_uring_sqe*& sqe) noexcept;
-    [[nodiscard]] int arm(int fd, std::uint64_t token) noexcept;
-    [[nodiscard]] int remove(std::uint32_t id) noexcept;
+    [[nodiscard]] result<io_uring_sqe*> next_sqe() noexcept;
+    [[nodiscard]] result<void> arm(int fd, std::uint64_t token) noexcept;
+    [[nodiscard]] result<void> remove(std::uint32_t id) noexcept;
     void on_removed(std::uint32_t id, int res) noexcept;
     [[nodiscard]] int watched_fd(std::uint64_t token) const noexcept;
     [[nodiscard]] bool on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept;
     [[nodiscard]] std::size_t harvest(std::span<poll_event> out, unsigned& consumed) noexcept;
-    [[nodiscard]] bool probe_multishot(std::string& why);
+    [[nodiscard]] result<void> probe_multishot(std::string& why);
 
     unsigned cq_entries_;
     io_uring ring_{};
@@ -168,14 +167,14 @@ private:
     std::vector<odd_watch> odd_;
 };
 
-bool io_uring_poller::init(std::string& why) {
+result<void> io_uring_poller::init(std::string& why) {
     // COOP_TASKRUN: completions are processed when this thread next enters the kernel rather
     // than by interrupting it, which is all a loop that only looks at completions in wait()
     // needs. SUBMIT_ALL: one bad SQE does not hold back the rest of a batch. Both are
     // optimisations from Linux 5.18/5.19; an older kernel rejects them and gets a plain ring.
     if (cq_entries_ < 2 || (cq_entries_ & (cq_entries_ - 1)) != 0) {
         why = "the completion ring size must be a power of 2, at least 2";
-        return false;
+        return os_failure(EINVAL);
     }
     const unsigned sq_entries = std::min(io_uring_traits::sq_entries, cq_entries_);
     io_uring_params params{};
@@ -190,7 +189,7 @@ bool io_uring_poller::init(std::string& why) {
     }
     if (rc < 0) {
         why = "io_uring_queue_init: " + errno_text(-rc);
-        return false;
+        return os_failure(-rc);
     }
     ring_live_ = true;
     return probe_multishot(why);
@@ -199,13 +198,15 @@ bool io_uring_poller::init(std::string& why) {
 // A kernel without multishot poll (before 5.13) rejects IORING_POLL_ADD_MULTI with -EINVAL,
 // and one that ends the poll after its first CQE would leave fds unwatched: arm one on a
 // fresh eventfd (writable at once), check its first CQE, then remove it and drain the ring.
-bool io_uring_poller::probe_multishot(std::string& why) {
+result<void> io_uring_poller::probe_multishot(std::string& why) {
     const int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0) {
-        why = "eventfd for the multishot poll probe: " + errno_text(errno);
-        return false;
+        const int err = errno;
+        why = "eventfd for the multishot poll probe: " + errno_text(err);
+        return os_failure(err);
     }
-    bool ok = false;
+    // What failed, as an errno value; 0 once the probe has passed.
+    int err = ENOSYS;
     int pending = 0;  // CQEs still owed to us: the probe poll's and the remove's
     __kernel_timespec ts = to_timespec(io_uring_traits::probe_timeout_ns);
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // the ring is empty: never null here
@@ -214,12 +215,14 @@ bool io_uring_poller::probe_multishot(std::string& why) {
     int rc = io_uring_submit(&ring_);
     if (rc < 0) {
         why = "submitting the multishot poll probe: " + errno_text(-rc);
+        err = -rc;
     } else {
         pending = 1;
         io_uring_cqe* cqe = nullptr;
         rc = io_uring_wait_cqe_timeout(&ring_, &cqe, &ts);
         if (rc < 0) {
             why = "waiting for the multishot poll probe: " + errno_text(-rc);
+            err = -rc;
         } else {
             const int res = cqe->res;
             const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
@@ -227,11 +230,13 @@ bool io_uring_poller::probe_multishot(std::string& why) {
             if (res < 0) {
                 pending = 0;
                 why = "multishot poll: " + errno_text(-res) + " (needs Linux 5.13 or later)";
+                err = -res;
             } else if (!more) {
                 pending = 0;
                 why = "multishot poll ended after its first completion";
+                err = ENOTSUP;
             } else {
-                ok = true;
+                err = 0;
             }
         }
     }
@@ -245,34 +250,36 @@ bool io_uring_poller::probe_multishot(std::string& why) {
     // reference to the eventfd until its final CQE; if that never comes the ring's exit drops it.
     while (pending > 0) {
         io_uring_cqe* cqe = nullptr;
-        if (io_uring_wait_cqe_timeout(&ring_, &cqe, &ts) < 0) {
-            if (ok) why = "multishot poll probe did not end after its removal";
-            ok = false;
+        if (const int rc2 = io_uring_wait_cqe_timeout(&ring_, &cqe, &ts); rc2 < 0) {
+            if (err == 0) {
+                why = "multishot poll probe did not end after its removal";
+                err = -rc2;
+            }
             break;
         }
         io_uring_cqe_seen(&ring_, cqe);
         --pending;
     }
     ::close(efd);
-    return ok;
+    if (err != 0) return os_failure(err);
+    return {};
 }
 
-// An SQE to fill; a full submission ring is submitted first. 0, or the errno submit gave.
-int io_uring_poller::next_sqe(io_uring_sqe*& sqe) noexcept {
-    sqe = io_uring_get_sqe(&ring_);
-    if (sqe != nullptr) return 0;
+// An SQE to fill; a full submission ring is submitted first.
+result<io_uring_sqe*> io_uring_poller::next_sqe() noexcept {
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
     const int rc = io_uring_submit(&ring_);
-    if (rc < 0) return -rc;
-    sqe = io_uring_get_sqe(&ring_);
-    return sqe != nullptr ? 0 : EBUSY;  // the kernel took none of the queued SQEs
+    if (rc < 0) return os_failure(-rc);
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
+    return os_failure(EBUSY);  // the kernel took none of the queued SQEs
 }
 
-int io_uring_poller::arm(int fd, std::uint64_t token) noexcept {
-    io_uring_sqe* sqe = nullptr;
-    if (const int err = next_sqe(sqe)) return err;
-    io_uring_prep_poll_multishot(sqe, fd, io_uring_traits::poll_mask);
-    io_uring_sqe_set_data64(sqe, token);
-    return 0;
+result<void> io_uring_poller::arm(int fd, std::uint64_t token) noexcept {
+    const result<io_uring_sqe*> sqe = next_sqe();
+    if (!sqe) return sqe.why();
+    io_uring_prep_poll_multishot(sqe.value(), fd, io_uring_traits::poll_mask);
+    io_uring_sqe_set_data64(sqe.value(), token);
+    return {};
 }
 
 // The fd `token` is watched on now, or -1 (unwatched, or an old lifetime's token).
@@ -284,9 +291,9 @@ int io_uring_poller::watched_fd(std::uint64_t token) const noexcept {
     return -1;
 }
 
-int io_uring_poller::watch(int fd, std::uint64_t token) noexcept {
-    if (fd < 0) return EBADF;
-    if (is_reserved(token)) return EINVAL;
+result<void> io_uring_poller::watch(int fd, std::uint64_t token) noexcept {
+    if (fd < 0) return os_failure(EBADF);
+    if (is_reserved(token)) return os_failure(EINVAL);
     const auto index = static_cast<std::size_t>(fd);
     // A CQE finds its record again through the token's slot, which is the fd for registry
     // tokens; any other token is also listed in odd_.
@@ -296,10 +303,10 @@ int io_uring_poller::watch(int fd, std::uint64_t token) noexcept {
             watched_.resize(std::max({index + 1, watched_.size() * 2, std::size_t{64}}), no_token);
         if (odd) odd_.reserve(odd_.size() + 1);
     } catch (...) {
-        return ENOMEM;
+        return os_failure(ENOMEM);
     }
-    if (watched_[index] != no_token) return EEXIST;  // as epoll_ctl(ADD) says
-    if (const int err = arm(fd, token)) return err;
+    if (watched_[index] != no_token) return os_failure(EEXIST);  // as epoll_ctl(ADD) says
+    if (const result<void> r = arm(fd, token); !r) return r;
     // Submitted now, not with the next wait(): a poll-remove that reaches the kernel in the
     // same batch as its poll-add does not find it, and the poll then keeps the file (no
     // FIN ever) once the fd is closed; seen for a connection answered and closed before
@@ -307,16 +314,16 @@ int io_uring_poller::watch(int fd, std::uint64_t token) noexcept {
     (void)io_uring_submit(&ring_);
     watched_[index] = token;
     if (odd) odd_.push_back(odd_watch{fd, token});  // reserved above: cannot throw
-    return 0;
+    return {};
 }
 
-// Queues the poll-remove of removal `id`. 0, or the errno next_sqe gave.
-int io_uring_poller::remove(std::uint32_t id) noexcept {
-    io_uring_sqe* sqe = nullptr;
-    if (const int err = next_sqe(sqe)) return err;
-    io_uring_prep_poll_remove(sqe, removals_[id]);
-    io_uring_sqe_set_data64(sqe, udata_remove + id);
-    return 0;
+// Queues the poll-remove of removal `id`.
+result<void> io_uring_poller::remove(std::uint32_t id) noexcept {
+    const result<io_uring_sqe*> sqe = next_sqe();
+    if (!sqe) return sqe.why();
+    io_uring_prep_poll_remove(sqe.value(), removals_[id]);
+    io_uring_sqe_set_data64(sqe.value(), udata_remove + id);
+    return {};
 }
 
 // The result of removal `id`. 0: the poll is gone (its final -ECANCELED CQE finds no
@@ -326,7 +333,7 @@ int io_uring_poller::remove(std::uint32_t id) noexcept {
 // removal is given up then rather than retried forever.
 void io_uring_poller::on_removed(std::uint32_t id, int res) noexcept {
     if (id >= removals_.size() || removals_[id] == no_token) return;
-    if (res == -EALREADY && remove(id) == 0) {
+    if (res == -EALREADY && remove(id).ok()) {
         unsubmitted_ = true;
         return;
     }
@@ -334,14 +341,15 @@ void io_uring_poller::on_removed(std::uint32_t id, int res) noexcept {
     free_removals_.push_back(id);  // reserved when the id was taken: cannot throw
 }
 
-int io_uring_poller::unwatch(int fd) noexcept {
+result<void> io_uring_poller::unwatch(int fd) noexcept {
     const auto index = static_cast<std::size_t>(fd);
-    if (fd < 0 || index >= watched_.size() || watched_[index] == no_token) return ENOENT;
+    if (fd < 0 || index >= watched_.size() || watched_[index] == no_token)
+        return os_failure(ENOENT);
     const std::uint64_t token = watched_[index];
     std::uint32_t id;
     try {
         if (free_removals_.empty()) {
-            if (removals_.size() >= max_removals) return EBUSY;
+            if (removals_.size() >= max_removals) return os_failure(EBUSY);
             removals_.push_back(no_token);
             free_removals_.reserve(removals_.size());
             id = static_cast<std::uint32_t>(removals_.size() - 1);
@@ -350,15 +358,15 @@ int io_uring_poller::unwatch(int fd) noexcept {
             free_removals_.pop_back();
         }
     } catch (...) {
-        return ENOMEM;
+        return os_failure(ENOMEM);
     }
     removals_[id] = token;
     // Removal is keyed by user_data alone, so an fd number already reused under a newer
     // token keeps its poll. The removed poll's final CQE (-ECANCELED) then finds no record.
-    if (const int err = remove(id)) {
+    if (const result<void> r = remove(id); !r) {
         removals_[id] = no_token;
         free_removals_.push_back(id);
-        return err;
+        return r;
     }
     watched_[index] = no_token;
     std::erase_if(odd_, [fd](const odd_watch& w) { return w.fd == fd; });
@@ -366,28 +374,7 @@ int io_uring_poller::unwatch(int fd) noexcept {
     // the kernel refuse the batch (-EAGAIN), the SQE stays queued and wait() submits it: the
     // unwatch still happens, only the file's release is late.
     (void)io_uring_submit(&ring_);
-    return 0;
-}
-
-// Not unwatch then watch: the removal completes later, its poll's final -ECANCELED CQE
-// would find the same token watched again and re-arm it, and every re-registration would
-// leave one more poll holding the file (a closed connection then never sends its FIN).
-// A poll update replaces the poll in place and polls again, as epoll's ADD does; if the
-// poll has just ended (its final CQE not harvested yet) the update finds nothing and the
-// harvest re-arms it, so there is one poll either way.
-int io_uring_poller::rewatch(int fd, std::uint64_t token) noexcept {
-    if (watched_fd(token) != fd) return ENOENT;
-    io_uring_sqe* sqe = nullptr;
-    if (const int err = next_sqe(sqe)) return err;
-    // new_user_data 0: the kernel refuses one without IORING_POLL_UPDATE_USER_DATA. The
-    // poll keeps its multishot mode; only its event mask is set again.
-    io_uring_prep_poll_update(sqe, token, 0, io_uring_traits::poll_mask,
-                              IORING_POLL_UPDATE_EVENTS);
-    // Its own CQE says 0, or -ENOENT/-EALREADY for a poll that has just ended (the harvest
-    // re-arms it): nothing to act on, so it is dropped like a removal's.
-    io_uring_sqe_set_data64(sqe, udata_update);
-    (void)io_uring_submit(&ring_);
-    return 0;
+    return {};
 }
 
 // One CQE; true when it fills `ev`. Runs inside harvest()'s walk of the CQ ring, which a
@@ -406,7 +393,7 @@ bool io_uring_poller::on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept {
         ev = poll_event{token, to_readiness(static_cast<unsigned>(cqe.res))};
         if (ended) {
             if (const int fd = watched_fd(token); fd >= 0) {
-                if (arm(fd, token) == 0)
+                if (arm(fd, token).ok())
                     unsubmitted_ = true;
                 else
                     ev.ev = ev.ev | readiness::error;  // cannot re-arm: end the fd's ops visibly
@@ -418,7 +405,7 @@ bool io_uring_poller::on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept {
     // lifetime, finds no record and is dropped here.
     const int fd = watched_fd(token);
     if (fd < 0) return false;
-    if (cqe.res == -ECANCELED && arm(fd, token) == 0) {
+    if (cqe.res == -ECANCELED && arm(fd, token).ok()) {
         unsubmitted_ = true;
         return false;  // cancelled by the kernel (its submitting thread exited...): re-armed
     }
@@ -451,7 +438,7 @@ std::size_t io_uring_poller::harvest(std::span<poll_event> out, unsigned& consum
     return n;
 }
 
-int io_uring_poller::wait(std::span<poll_event> out, int timeout_ms) noexcept {
+result<std::size_t> io_uring_poller::wait(std::span<poll_event> out, int timeout_ms) noexcept {
     using clock = std::chrono::steady_clock;
     const clock::time_point deadline =
         timeout_ms > 0 ? clock::now() + std::chrono::milliseconds(timeout_ms) : clock::time_point{};
@@ -474,32 +461,36 @@ int io_uring_poller::wait(std::span<poll_event> out, int timeout_ms) noexcept {
         // (completions backed up) clears once the ring is drained.
         unsigned consumed = 0;
         const std::size_t n = harvest(out, consumed);
-        if (n > 0) return static_cast<int>(n);
-        if (rc == -ETIME || rc == -EINTR) return 0;
+        if (n > 0) return n;
+        if (rc == -ETIME || rc == -EINTR) return std::size_t{0};
         // Only internal CQEs (removes, polls ended by unwatch, re-arms) woke us: wait again
         // for the time left, so that an unwatch() does not cut the caller's wait short. A few
         // rounds drain them all; past that, return 0 like EINTR.
-        if (consumed == 0 || round == io_uring_traits::internal_rounds) return rc < 0 ? rc : 0;
+        if (consumed == 0 || round == io_uring_traits::internal_rounds) {
+            if (rc < 0) return os_failure(-rc);
+            return std::size_t{0};
+        }
     }
 }
 
 } // namespace
 
-std::unique_ptr<poller> make_io_uring_poller(std::string& why, const poller_config& cfg) {
+result<std::unique_ptr<poller>> make_io_uring_poller(std::string& why,
+                                                     const poller_config& cfg) {
     try {
         auto p = std::make_unique<io_uring_poller>(cfg.io_uring_cq_entries);
         std::string step;
-        if (!p->init(step)) {
+        if (const result<void> r = p->init(step); !r) {
             why = "io_uring unavailable: " + step;
-            return nullptr;
+            return r.why();
         }
-        return p;
+        return std::unique_ptr<poller>{std::move(p)};
     } catch (...) {  // std::bad_alloc, from the poller or a message
         try {
             why = "io_uring unavailable: out of memory";
         } catch (...) {
         }
-        return nullptr;
+        return os_failure(ENOMEM);
     }
 }
 

@@ -99,45 +99,47 @@ public:
 
     [[nodiscard]] backend kind() const noexcept override { return backend::kqueue; }
 
-    [[nodiscard]] int watch(int fd, std::uint64_t token) noexcept override {
-        if (fd < 0) return EBADF;
+    [[nodiscard]] result<void> watch(int fd, std::uint64_t token) noexcept override {
+        if (fd < 0) return os_failure(EBADF);
         struct kevent changes[2] = {change(fd, EVFILT_READ, EV_ADD | EV_CLEAR, token),
                                     change(fd, EVFILT_WRITE, EV_ADD | EV_CLEAR, token)};
         struct kevent receipts[2];
         const int n = ::kevent(kq_, changes, 2, receipts, 2, nullptr);
-        if (n < 0) return errno;
+        if (n < 0) return os_failure(errno);
         // Watched if either filter took: some descriptors have no write side (the read end
         // of a pipe whose writer is gone refuses EVFILT_WRITE), which epoll would simply
         // never report.
         int first_error = 0;
         for (int i = 0; i < n; ++i) {
-            if (!(receipts[i].flags & EV_ERROR) || receipts[i].data == 0) return 0;
+            if (!(receipts[i].flags & EV_ERROR) || receipts[i].data == 0) return {};
             if (first_error == 0) first_error = static_cast<int>(receipts[i].data);
         }
-        return first_error != 0 ? first_error : EIO;
+        return os_failure(first_error != 0 ? first_error : EIO);
     }
 
-    [[nodiscard]] int unwatch(int fd) noexcept override {
-        if (fd < 0) return ENOENT;
+    [[nodiscard]] result<void> unwatch(int fd) noexcept override {
+        if (fd < 0) return os_failure(ENOENT);
         // EV_DELETE is keyed by (ident, filter): the udata is not looked at.
         struct kevent changes[2] = {change(fd, EVFILT_READ, EV_DELETE, 0),
                                     change(fd, EVFILT_WRITE, EV_DELETE, 0)};
         struct kevent receipts[2];
         const int n = ::kevent(kq_, changes, 2, receipts, 2, nullptr);
-        if (n < 0) return errno;
+        if (n < 0) return os_failure(errno);
         // A filter that watch() could not add is absent (ENOENT): not an error here. Both
         // absent means the fd was never watched.
         int absent = 0;
         for (int i = 0; i < n; ++i) {
             if (!(receipts[i].flags & EV_ERROR) || receipts[i].data == 0) continue;
             const int err = static_cast<int>(receipts[i].data);
-            if (err != ENOENT) return err;
+            if (err != ENOENT) return os_failure(err);
             ++absent;
         }
-        return absent == 2 ? ENOENT : 0;
+        if (absent == 2) return os_failure(ENOENT);
+        return {};
     }
 
-    [[nodiscard]] int wait(std::span<poll_event> out, int timeout_ms) noexcept override {
+    [[nodiscard]] result<std::size_t> wait(std::span<poll_event> out,
+                                           int timeout_ms) noexcept override {
         struct timespec ts{};
         const struct timespec* tsp = nullptr;
         if (timeout_ms >= 0) {
@@ -148,12 +150,15 @@ public:
         const int cap = static_cast<int>(out.size() < kqueue_traits::batch ? out.size()
                                                                            : kqueue_traits::batch);
         const int n = ::kevent(kq_, nullptr, 0, events_, cap, tsp);
-        if (n < 0) return errno == EINTR ? 0 : -errno;
-        int count = 0;
+        if (n < 0) {
+            if (errno == EINTR) return std::size_t{0};
+            return os_failure(errno);
+        }
+        std::size_t count = 0;
         for (int i = 0; i < n; ++i) {
             const readiness r = to_readiness(events_[i]);
             if (r == readiness::none) continue;
-            out[static_cast<std::size_t>(count++)] = poll_event{from_udata(events_[i].udata), r};
+            out[count++] = poll_event{from_udata(events_[i].udata), r};
         }
         return count;
     }
@@ -165,12 +170,13 @@ private:
 
 } // namespace
 
-std::unique_ptr<poller> make_kqueue_poller(std::string& why) {
+result<std::unique_ptr<poller>> make_kqueue_poller(std::string& why) {
     try {
         const int kq = ::kqueue();
         if (kq < 0) {
-            why = "kqueue unavailable: kqueue: " + std::generic_category().message(errno);
-            return nullptr;
+            const int err = errno;
+            why = "kqueue unavailable: kqueue: " + std::generic_category().message(err);
+            return os_failure(err);
         }
         // A kqueue is not inherited across fork(); across exec it is closed only if asked.
         (void)::fcntl(kq, F_SETFD, FD_CLOEXEC);
@@ -180,11 +186,11 @@ std::unique_ptr<poller> make_kqueue_poller(std::string& why) {
             delete[] buffer;
             ::close(kq);
             why = "kqueue unavailable: out of memory";
-            return nullptr;
+            return os_failure(ENOMEM);
         }
         return std::unique_ptr<poller>(p);
     } catch (...) {  // std::bad_alloc from a message
-        return nullptr;
+        return os_failure(ENOMEM);
     }
 }
 

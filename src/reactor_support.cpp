@@ -37,33 +37,44 @@ namespace detail {
 
 namespace {
 
-std::unique_ptr<poller> make_poller(backend b, const poller_config& cfg, std::string& why) {
+result<std::unique_ptr<poller>> make_poller(backend b, const poller_config& cfg,
+                                            std::string& why) {
     switch (b) {
         case backend::epoll: return make_epoll_poller(why);
         case backend::io_uring: return make_io_uring_poller(why, cfg);
         case backend::kqueue: return make_kqueue_poller(why);
     }
-    return nullptr;
+    return os_failure(EINVAL);
 }
 
 } // namespace
 
-std::unique_ptr<poller> open_poller(backend which, bool fall_back, const poller_config& cfg,
-                                    std::string& note) {
+result<std::unique_ptr<poller>> open_poller(backend which, bool fall_back,
+                                            const poller_config& cfg, std::string& note) {
     std::string why;
-    if (auto p = make_poller(which, cfg, why)) return p;
-    if (!fall_back || which == backend::epoll)
-        throw std::system_error(errno != 0 ? errno : ENOSYS, std::generic_category(), "opreg: " + why);
-    std::string second;
-    if (auto p = make_epoll_poller(second)) {
-        note = why + "; using epoll";
+    result<std::unique_ptr<poller>> p = make_poller(which, cfg, why);
+    if (p || !fall_back || which == backend::epoll) {
+        if (!p) note = why;
         return p;
     }
-    throw std::system_error(errno != 0 ? errno : ENOSYS, std::generic_category(),
-                            "opreg: " + why + "; " + second);
+    std::string second;
+    result<std::unique_ptr<poller>> epoll = make_epoll_poller(second);
+    note = epoll ? why + "; using epoll" : why + "; " + second;
+    return epoll;
 }
 
-int make_wake_fd() noexcept { return ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+std::unique_ptr<poller> open_poller_or_throw(backend which, bool fall_back,
+                                             const poller_config& cfg, std::string& note) {
+    result<std::unique_ptr<poller>> p = open_poller(which, fall_back, cfg, note);
+    if (!p) throw std::system_error(p.os_error(), std::generic_category(), "opreg: " + note);
+    return std::move(p.value());
+}
+
+result<int> make_wake_fd() noexcept {
+    const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) return os_failure(errno);
+    return fd;
+}
 
 void signal_wake_fd(int fd) noexcept {
     const std::uint64_t one = 1;
@@ -87,8 +98,10 @@ void close_fd(int fd) noexcept {
 
 namespace opreg::detail {
 
-int accept_nonblocking(int listen_fd) noexcept {
-    return ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+result<int> accept_nonblocking(int listen_fd) noexcept {
+    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return os_failure(errno);
+    return fd;
 }
 
 int open_spare_fd() noexcept { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }

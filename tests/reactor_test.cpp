@@ -1,6 +1,5 @@
 // The reactor over real fds (socketpairs, loopback TCP), for every backend available here
 // and every registry strategy. Test names carry both: Reactor.X<combo<epoll_backend, ...>>.
-#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -329,62 +328,6 @@ TYPED_TEST(Reactor, BytesThenFinInOneEdgeSayHangup) {
     char buf[8];
     EXPECT_EQ(::read(p.a, buf, sizeof buf), 3);
     EXPECT_EQ(::read(p.a, buf, sizeof buf), 0);
-}
-
-// A registry of its own for a test that builds its own reactor (any_registry: slot_array).
-template <class R>
-R fresh_registry() {
-    constexpr registry_config cfg{.max_fds = 4096};
-    if constexpr (std::is_same_v<R, any_registry>) {
-        return make_registry("slot_array", cfg);
-    } else {
-        return R{cfg};
-    }
-}
-
-// The diagnosis mode that registers the fd with the kernel on every arm: events still
-// arrive, each registration polls the fd again, and after many of them a close still lets
-// the file go (the peer sees end-of-file), so no registration outlived it.
-TYPED_TEST(Reactor, ReRegisteringPerOpDeliversAndTheCloseIsFinal) {
-    using R = typename TypeParam::registry_type;
-    R reg = fresh_registry<R>();
-    reactor<R> loop{
-        reg, reactor_options{.which = TypeParam::which, .fall_back = false, .rearm_per_op = true}};
-    socket_pair p;
-    ASSERT_TRUE(loop.watch(p.a).ok());
-    record rec;
-    constexpr int rounds = 50;
-    for (int i = 1; i <= rounds; ++i) {
-        ASSERT_TRUE(loop.arm(p.a, direction::read, recorder(rec)).ok());
-        ASSERT_EQ(::write(p.b, "x", 1), 1);
-        ASSERT_TRUE(run_loop_until(loop, [&] { return rec.calls == i; })) << "round " << i;
-        EXPECT_EQ(rec.last.result, outcome::ready);
-        char c;
-        ASSERT_EQ(::read(p.a, &c, 1), 1);
-    }
-    // Registering again polls again: bytes already queued, whose edge an earlier op took,
-    // are reported to the next arm. (Without re-registration that arm would wait.)
-    // Each arm must raise a kernel event of its own (the first also has the write's edge;
-    // a latched ready may end an arm at once, but its registration still polls).
-    ASSERT_EQ(::write(p.b, "y", 1), 1);
-    for (int i = rounds + 1; i <= rounds + 3; ++i) {
-        for (int k = 0; k < 3; ++k) loop.run_once(10);  // take every event there is
-        const std::uint64_t before = loop.stats().events;
-        ASSERT_TRUE(loop.arm(p.a, direction::read, recorder(rec)).ok());
-        ASSERT_TRUE(run_loop_until(loop, [&] { return rec.calls == i; }))
-            << "re-registration did not poll the fd again";
-        EXPECT_EQ(rec.last.result, outcome::ready);
-        for (int k = 0; k < 3; ++k) loop.run_once(10);
-        EXPECT_GT(loop.stats().events, before) << "re-registration did not poll the fd again";
-    }
-    char y;
-    ASSERT_EQ(::read(p.a, &y, 1), 1);  // unread bytes would make the close a reset
-    EXPECT_EQ(loop.close(p.take_a()), errc::ok);
-    for (int i = 0; i < 5; ++i) loop.run_once(10);  // let removals reach the kernel
-    pollfd pf{p.b, POLLIN, 0};
-    ASSERT_EQ(::poll(&pf, 1, 1000), 1) << "the closed end is still held open";
-    char c;
-    EXPECT_EQ(::read(p.b, &c, 1), 0);
 }
 
 TYPED_TEST(Reactor, CloseEndsPendingOpsAsClosed) {

@@ -117,7 +117,7 @@ TEST(Acceptor, FdExhaustionIsReportedShedAndDoesNotSpin) {
         int errors_reported = 0;
         acceptor<slot_array> acc{loop, lfd, [&kept](int fd) { kept.push_back(fd); },
                                  [&errors_reported](int) { ++errors_reported; }, 50ms};
-        if (acc.start() != errc::ok) ::_exit(10);
+        if (!acc.start().ok()) ::_exit(10);
         // Room for exactly two more fds: fill the holes below the highest open fd (new
         // fds take the lowest free number), then cap the numbers just above it.
         int highest = 0;

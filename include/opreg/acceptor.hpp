@@ -37,8 +37,8 @@ struct acceptor_stats {
 };
 
 namespace detail {
-int accept_nonblocking(int listen_fd) noexcept;  // fd, or -1 with errno
-int open_spare_fd() noexcept;                    // an fd held in reserve (/dev/null), or -1
+result<int> accept_nonblocking(int listen_fd) noexcept;  // the new connection's fd
+int open_spare_fd() noexcept;  // an fd held in reserve (/dev/null), or -1 (none: not an error)
 } // namespace detail
 
 template <registry R>
@@ -60,9 +60,9 @@ public:
     }
 
     // Reactor thread: watch the listening socket and start accepting.
-    [[nodiscard]] errc start() {
-        auto t = loop_.watch(fd_);
-        if (!t) return t.error();
+    [[nodiscard]] result<void> start() {
+        const result<fd_token> t = loop_.watch(fd_);
+        if (!t) return t.why();
         stopped_ = false;
         return arm();
     }
@@ -84,7 +84,7 @@ public:
     [[nodiscard]] const acceptor_stats& stats() const noexcept { return stats_; }
 
 private:
-    errc arm() {
+    result<void> arm() {
         const std::uint64_t mine = ++arms_;
         acceptor* self = this;
         auto t = loop_.arm(fd_, direction::read, [self](const completion& c) {
@@ -92,11 +92,11 @@ private:
             if (c.result == outcome::cancelled) return;
             self->on_ready(c);
         });
-        if (!t) return t.error();
+        if (!t) return t.why();
         // The op may have ended inside arm() (readiness latched) and its callback armed
         // again meanwhile: then op_ already names that newer op.
         if (arms_ == mine) op_ = t.value();
-        return errc::ok;
+        return {};
     }
 
     void on_ready(const completion& c) {
@@ -108,13 +108,13 @@ private:
     // called directly, since connections that queued meanwhile may have left no new edge.
     void accept_all() {
         for (;;) {
-            const int fd = detail::accept_nonblocking(fd_);
-            if (fd >= 0) {
+            const result<int> fd = detail::accept_nonblocking(fd_);
+            if (fd) {
                 ++stats_.accepted;
-                on_accept_(fd);
+                on_accept_(fd.value());
                 continue;
             }
-            const int err = errno;
+            const int err = fd.os_error();
             if (err == EAGAIN || err == EWOULDBLOCK) break;
             if (err == EINTR) continue;
             if (err == EMFILE || err == ENFILE) {
@@ -139,10 +139,9 @@ private:
     void shed_one() {
         if (spare_ < 0) return;
         detail::close_fd(spare_);
-        const int fd = detail::accept_nonblocking(fd_);
-        if (fd >= 0) {
+        if (const result<int> fd = detail::accept_nonblocking(fd_)) {
             ++stats_.shed;
-            detail::close_fd(fd);
+            detail::close_fd(fd.value());
         }
         spare_ = detail::open_spare_fd();
     }

@@ -69,7 +69,6 @@
 
 #include <atomic>
 #include <cassert>
-#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -87,6 +86,7 @@
 #include <opreg/detail/cache_line.hpp>
 #include <opreg/detail/common.hpp>
 #include <opreg/detail/poller.hpp>
+#include <opreg/detail/timer_heap.hpp>
 #include <opreg/inline_function.hpp>
 #include <opreg/intrusive_mpsc_queue.hpp>
 #include <opreg/object_pool.hpp>
@@ -113,11 +113,6 @@ struct reactor_options {
     std::size_t max_foreign_ops = 4096;
     // io_uring: completion ring entries (a power of 2, at least 2); see detail::poller_config.
     unsigned io_uring_cq_entries = detail::poller_config{}.io_uring_cq_entries;
-    // For measurement only: re-register the fd with the kernel on every arm (epoll: DEL then
-    // ADD, two system calls per operation; io_uring: a poll update, one), as a design that
-    // registers per operation does, instead of once per fd lifetime. Reactor-thread arms
-    // only.
-    bool rearm_per_op = false;
 };
 
 struct reactor_stats {
@@ -133,7 +128,7 @@ struct reactor_stats {
 namespace detail {
 
 // The eventfd and the syscalls around it live in src/reactor_support.cpp.
-int make_wake_fd() noexcept;                 // -1 and errno on failure
+result<int> make_wake_fd() noexcept;
 void signal_wake_fd(int fd) noexcept;        // eventfd += 1
 void drain_wake_fd(int fd) noexcept;         // eventfd = 0
 void close_fd(int fd) noexcept;
@@ -143,129 +138,13 @@ void close_fd(int fd) noexcept;
 inline constexpr std::uint64_t wake_token = 0xffffffffull;
 static_assert(fd_token::from_u64(wake_token).slot() >= token_reserved_slot);
 
-// Timers of one reactor thread: an indexed binary min-heap over pooled entries, so that
-// cancel is O(log n) and a timer id stays valid (index + generation) only while pending.
-template <class Task>
-class timer_heap {
-public:
-    using clock = std::chrono::steady_clock;
-    // A timer: its entry and the entry's generation (64 bits: an id kept after its timer
-    // fired never cancels a later timer in the same entry).
-    struct id {
-        std::uint32_t index = 0xffffffff;
-        std::uint64_t generation = 0;
-        friend bool operator==(const id&, const id&) = default;
-    };
-
-    id add(clock::time_point due, Task fn) {
-        std::uint32_t i;
-        if (!free_.empty()) {
-            i = free_.back();
-            free_.pop_back();
-        } else {
-            i = static_cast<std::uint32_t>(entries_.size());
-            entries_.emplace_back();
-        }
-        entry& e = entries_[i];
-        e.due = due;
-        e.fn = std::move(fn);
-        e.pos = static_cast<std::uint32_t>(heap_.size());
-        heap_.push_back(i);
-        sift_up(e.pos);
-        return {i, e.generation};
-    }
-
-    bool cancel(id t) {
-        if (t.index >= entries_.size()) return false;
-        entry& e = entries_[t.index];
-        if (e.generation != t.generation || e.pos == npos) return false;
-        remove_at(e.pos);
-        release(t.index);
-        return true;
-    }
-
-    [[nodiscard]] bool empty() const noexcept { return heap_.empty(); }
-    [[nodiscard]] std::size_t size() const noexcept { return heap_.size(); }
-    [[nodiscard]] clock::time_point next_due() const noexcept { return entries_[heap_[0]].due; }
-
-    // Removes the earliest timer if it is due at `now`; its task goes to `out`.
-    bool pop_due(clock::time_point now, Task& out) {
-        if (heap_.empty() || entries_[heap_[0]].due > now) return false;
-        const std::uint32_t i = heap_[0];
-        remove_at(0);
-        out = std::move(entries_[i].fn);
-        release(i);
-        return true;
-    }
-
-private:
-    static constexpr std::uint32_t npos = 0xffffffff;
-    struct entry {
-        clock::time_point due{};
-        std::uint64_t generation = 0;
-        std::uint32_t pos = npos;  // place in heap_, npos when not pending
-        Task fn;
-    };
-
-    void release(std::uint32_t i) {
-        entry& e = entries_[i];
-        e.fn.reset();
-        e.pos = npos;
-        ++e.generation;  // a stale id no longer cancels the next timer in this entry
-        free_.push_back(i);
-    }
-
-    void remove_at(std::uint32_t pos) {
-        const std::uint32_t last = static_cast<std::uint32_t>(heap_.size() - 1);
-        entries_[heap_[pos]].pos = npos;
-        if (pos != last) {
-            heap_[pos] = heap_[last];
-            entries_[heap_[pos]].pos = pos;
-        }
-        heap_.pop_back();
-        if (pos < heap_.size()) {
-            sift_up(pos);
-            sift_down(entries_[heap_[pos]].pos);
-        }
-    }
-
-    bool less(std::uint32_t a, std::uint32_t b) const noexcept {
-        return entries_[heap_[a]].due < entries_[heap_[b]].due;
-    }
-    void swap_at(std::uint32_t a, std::uint32_t b) noexcept {
-        std::swap(heap_[a], heap_[b]);
-        entries_[heap_[a]].pos = a;
-        entries_[heap_[b]].pos = b;
-    }
-    void sift_up(std::uint32_t pos) noexcept {
-        while (pos > 0) {
-            const std::uint32_t parent = (pos - 1) / 2;
-            if (!less(pos, parent)) break;
-            swap_at(pos, parent);
-            pos = parent;
-        }
-    }
-    void sift_down(std::uint32_t pos) noexcept {
-        const std::uint32_t n = static_cast<std::uint32_t>(heap_.size());
-        for (;;) {
-            const std::uint32_t l = 2 * pos + 1, r = l + 1;
-            std::uint32_t m = pos;
-            if (l < n && less(l, m)) m = l;
-            if (r < n && less(r, m)) m = r;
-            if (m == pos) return;
-            swap_at(pos, m);
-            pos = m;
-        }
-    }
-
-    std::vector<entry> entries_;
-    std::vector<std::uint32_t> heap_;
-    std::vector<std::uint32_t> free_;
-};
-
-// Opens the backend asked for, falling back to epoll when allowed.
-std::unique_ptr<poller> open_poller(backend which, bool fall_back, const poller_config& cfg,
-                                    std::string& note);
+// Opens the backend asked for, falling back to epoll when allowed; `note` says why the one
+// asked for is not the one returned (or, on an error, why none could be opened).
+result<std::unique_ptr<poller>> open_poller(backend which, bool fall_back,
+                                            const poller_config& cfg, std::string& note);
+// The same for a constructor: throws std::system_error, with the OS error, instead.
+std::unique_ptr<poller> open_poller_or_throw(backend which, bool fall_back,
+                                             const poller_config& cfg, std::string& note);
 
 } // namespace detail
 
@@ -276,23 +155,15 @@ public:
     using timer_id = typename detail::timer_heap<task>::id;
     using clock = std::chrono::steady_clock;
 
-    // Throws std::system_error when no backend can be opened or the eventfd fails.
-    explicit reactor(R& reg, reactor_options opt = {})
-        : reg_{reg},
-          opt_{opt},
-          poller_{detail::open_poller(opt.which, opt.fall_back,
-                                      detail::poller_config{opt.io_uring_cq_entries}, note_)},
-          events_(opt.max_events),
-          posts_{opt.max_posts},
-          carriers_{opt.max_foreign_ops},
-          owner_{std::this_thread::get_id()} {
-        wake_fd_ = detail::make_wake_fd();
-        if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "opreg: eventfd");
-        if (const int e = poller_->watch(wake_fd_, detail::wake_token); e != 0) {
-            detail::close_fd(wake_fd_);
-            throw std::system_error(e, std::generic_category(), "opreg: watching the eventfd");
-        }
-    }
+    // Opens the backend opt.which names. Throws std::system_error, carrying the OS error,
+    // when no backend can be opened or the eventfd fails (ERRORS in registry.hpp).
+    explicit reactor(R& reg, reactor_options opt = {}) : reactor(reg, open(opt), opt) {}
+
+    // Runs on a poller the caller opened (detail::open_poller), or one that wraps it to
+    // observe or change what reaches the kernel (opt.which and fall_back are not used).
+    // Throws std::system_error when the eventfd fails.
+    reactor(R& reg, std::unique_ptr<detail::poller> poller, reactor_options opt = {})
+        : reactor(reg, opened{std::move(poller), {}}, opt) {}
 
     reactor(const reactor&) = delete;
     reactor& operator=(const reactor&) = delete;
@@ -320,14 +191,12 @@ public:
         return owner_.load(std::memory_order_relaxed) == std::this_thread::get_id();
     }
 
-    // Reactor thread. Registers fd with the kernel for its lifetime; returns its token.
+    // Reactor thread. Registers fd with the kernel for its lifetime; returns its token, or
+    // the registry's error, or os_error with the kernel's reason.
     [[nodiscard]] result<fd_token> watch(int fd) {
         result<fd_token> t = reg_.token_of(fd);
         if (!t) return t;
-        if (const int e = poller_->watch(fd, t.value().to_u64()); e != 0) {
-            errno = e;
-            return errc::os_error;
-        }
+        if (const result<void> w = poller_->watch(fd, t.value().to_u64()); !w) return w.why();
         return t;
     }
 
@@ -345,13 +214,7 @@ public:
 
     // Any thread. The registry's arm; the callback runs on the reactor thread (see THREADS).
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
-        if (on_reactor_thread()) {
-            if (opt_.rearm_per_op) {
-                if (const result<fd_token> t = reg_.token_of(fd))
-                    (void)poller_->rewatch(fd, t.value().to_u64());
-            }
-            return reg_.arm(fd, d, std::move(cb));
-        }
+        if (on_reactor_thread()) return reg_.arm(fd, d, std::move(cb));
         if (reg_.hands_off()) {
             result<op_token> r = reg_.arm(fd, d, std::move(cb));
             if (r) wake();  // the owner applies it now, not at the next kernel event
@@ -449,10 +312,12 @@ public:
         if (handled != 0 || registry_busy_ || !queue_.empty_approx() || !handed_.empty_approx())
             wait_ms = 0;
 
-        const int n = poller_->wait(events_, wait_ms);
+        // A failed wait (the kernel refused it: EBADF, ENOMEM) reports nothing this turn; the
+        // timers, posts and hand-offs below still run, and the next turn waits again.
+        const std::size_t n = poller_->wait(events_, wait_ms).value_or(0);
         ++stats_.waits;
-        for (int i = 0; i < n; ++i) {
-            const detail::poll_event& ev = events_[static_cast<std::size_t>(i)];
+        for (std::size_t i = 0; i < n; ++i) {
+            const detail::poll_event& ev = events_[i];
             if (ev.token == detail::wake_token) {
                 detail::drain_wake_fd(wake_fd_);
                 // acq_rel: see WAKE-UP ORDERING in the header comment.
@@ -483,6 +348,39 @@ public:
     }
 
 private:
+    // A poller and the note that says why it is not the backend asked for.
+    struct opened {
+        std::unique_ptr<detail::poller> poller;
+        std::string note;
+    };
+    static opened open(const reactor_options& opt) {
+        opened o;
+        o.poller = detail::open_poller_or_throw(opt.which, opt.fall_back,
+                                                detail::poller_config{opt.io_uring_cq_entries},
+                                                o.note);
+        return o;
+    }
+
+    reactor(R& reg, opened o, reactor_options opt)
+        : reg_{reg},
+          opt_{opt},
+          note_{std::move(o.note)},
+          poller_{std::move(o.poller)},
+          events_(opt.max_events),
+          posts_{opt.max_posts},
+          carriers_{opt.max_foreign_ops},
+          owner_{std::this_thread::get_id()} {
+        assert(poller_ != nullptr);
+        const result<int> wake = detail::make_wake_fd();
+        if (!wake) throw std::system_error(wake.os_error(), std::generic_category(), "opreg: eventfd");
+        wake_fd_ = wake.value();
+        if (const result<void> w = poller_->watch(wake_fd_, detail::wake_token); !w) {
+            detail::close_fd(wake_fd_);
+            throw std::system_error(w.os_error(), std::generic_category(),
+                                    "opreg: watching the eventfd");
+        }
+    }
+
     struct post_node {
         explicit post_node(task&& f) noexcept : fn{std::move(f)} {}
         mpsc_hook hook;

@@ -69,6 +69,21 @@
 //   without running them (nothing can end them any more); the owner must have stopped
 //   every other thread's use of it first.
 
+// ERRORS: one convention for the whole library.
+//   - An operation that can fail returns result<T> (result<void> when there is nothing to
+//     return), errc alone where the answer is a status (close), or cancel_status. Refusals
+//     are reported, never dropped, and never thrown.
+//   - A failed system call is errc::os_error, and the result carries the errno value:
+//     result.os_error() (failure{errc::os_error, err}, made by os_failure(err)). errno is
+//     never the channel: nothing in opreg leaves its answer there. The reactor's backends
+//     (detail/poller.hpp) answer in the same results.
+//   - Only constructors throw, since they cannot return a result: a configuration the caller
+//     got wrong (registry_config::max_fds, a pool's capacity) is std::invalid_argument or
+//     std::length_error; an OS resource a reactor cannot do without (its backend, its
+//     eventfd) is std::system_error with the OS error in code(). Callbacks, tasks and timers
+//     must not throw (above).
+//   - A bug in the caller (value() of an error) aborts with a message, in every build mode.
+//
 // Stats. armed == completed + cancelled + closed + timed_out + errors + in_flight, exactly
 //   at quiescence; a snapshot taken while other threads work is approximate.
 #pragma once

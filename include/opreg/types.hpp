@@ -51,7 +51,7 @@ enum class errc : std::uint8_t {
     busy,             // (fd, direction) already has a pending op
     full,             // no room for another pending op (or for a hand-off command)
     stale,            // a token whose generation no longer matches
-    os_error,         // a system call failed (reactor): errno holds the reason
+    os_error,         // a system call failed: result<T>::os_error() is its errno value
     no_callback,      // arm() was given an empty callback (nullptr, a null function pointer)
 };
 
@@ -90,30 +90,66 @@ namespace detail {
 }
 } // namespace detail
 
-// A value or an errc. (std::expected is C++23; this is the part of it opreg needs.)
-// value() on an error aborts with a message, in release builds too: check ok() first.
+// An error: its errc and, for errc::os_error, the errno value of the system call that
+// failed. Converts to every result<T>.
+struct failure {
+    errc code = errc::ok;
+    int os_error = 0;
+};
+// A system call failed with `err` (an errno value).
+[[nodiscard]] constexpr failure os_failure(int err) noexcept { return {errc::os_error, err}; }
+
+// A value or an error (std::expected is C++23; this is the part of it opreg needs). The one
+// error convention: see ERRORS in registry.hpp. value() on an error aborts with a message,
+// in release builds too: check ok() first.
 template <class T>
 class [[nodiscard]] result {
 public:
     constexpr result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)
         : value_{std::move(value)} {}
-    constexpr result(errc e) noexcept : error_{e} {}
+    constexpr result(errc e) noexcept : error_{e, 0} {}
+    constexpr result(failure f) noexcept : error_{f} {}
 
-    [[nodiscard]] constexpr bool ok() const noexcept { return error_ == errc::ok; }
+    [[nodiscard]] constexpr bool ok() const noexcept { return error_.code == errc::ok; }
     constexpr explicit operator bool() const noexcept { return ok(); }
-    [[nodiscard]] constexpr errc error() const noexcept { return error_; }
+    [[nodiscard]] constexpr errc error() const noexcept { return error_.code; }
+    // The errno value for errc::os_error; 0 otherwise.
+    [[nodiscard]] constexpr int os_error() const noexcept { return error_.os_error; }
+    [[nodiscard]] constexpr failure why() const noexcept { return error_; }
     [[nodiscard]] constexpr const T& value() const& noexcept {
-        if (!ok()) detail::bad_result_access(error_);
+        if (!ok()) detail::bad_result_access(error_.code);
         return value_;
     }
     [[nodiscard]] constexpr T& value() & noexcept {
-        if (!ok()) detail::bad_result_access(error_);
+        if (!ok()) detail::bad_result_access(error_.code);
         return value_;
+    }
+    // The value, or `fallback` on an error.
+    [[nodiscard]] constexpr T value_or(T fallback) const noexcept(std::is_nothrow_copy_constructible_v<T>) {
+        return ok() ? value_ : fallback;
     }
 
 private:
     T value_{};
-    errc error_ = errc::ok;
+    failure error_{};
+};
+
+// Success, or an error: what an operation with nothing to return reports.
+template <>
+class [[nodiscard]] result<void> {
+public:
+    constexpr result() noexcept = default;
+    constexpr result(errc e) noexcept : error_{e, 0} {}
+    constexpr result(failure f) noexcept : error_{f} {}
+
+    [[nodiscard]] constexpr bool ok() const noexcept { return error_.code == errc::ok; }
+    constexpr explicit operator bool() const noexcept { return ok(); }
+    [[nodiscard]] constexpr errc error() const noexcept { return error_.code; }
+    [[nodiscard]] constexpr int os_error() const noexcept { return error_.os_error; }
+    [[nodiscard]] constexpr failure why() const noexcept { return error_; }
+
+private:
+    failure error_{};
 };
 
 // What cancel() did.

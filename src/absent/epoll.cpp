@@ -1,11 +1,13 @@
 // Stand-in for src/backend_epoll.cpp on platforms without epoll: the factory says so.
 #include <opreg/detail/poller.hpp>
 
+#include <cerrno>
+
 namespace opreg::detail {
 
-std::unique_ptr<poller> make_epoll_poller(std::string& why) {
+result<std::unique_ptr<poller>> make_epoll_poller(std::string& why) {
     why = "epoll backend is not built on this platform (Linux only)";
-    return nullptr;
+    return os_failure(ENOSYS);
 }
 
 } // namespace opreg::detail

@@ -2,11 +2,13 @@
 // the factory says so.
 #include <opreg/detail/poller.hpp>
 
+#include <cerrno>
+
 namespace opreg::detail {
 
-std::unique_ptr<poller> make_io_uring_poller(std::string& why, const poller_config&) {
+result<std::unique_ptr<poller>> make_io_uring_poller(std::string& why, const poller_config&) {
     why = "io_uring backend is not built on this platform (Linux with liburing only)";
-    return nullptr;
+    return os_failure(ENOSYS);
 }
 
 } // namespace opreg::detail

@@ -1,11 +1,13 @@
 // Stand-in for src/backend_kqueue.cpp on platforms without kqueue: the factory says so.
 #include <opreg/detail/poller.hpp>
 
+#include <cerrno>
+
 namespace opreg::detail {
 
-std::unique_ptr<poller> make_kqueue_poller(std::string& why) {
+result<std::unique_ptr<poller>> make_kqueue_poller(std::string& why) {
     why = "kqueue backend is not built on this platform (BSD and macOS only)";
-    return nullptr;
+    return os_failure(ENOSYS);
 }
 
 } // namespace opreg::detail

@@ -15,12 +15,15 @@
 //   closed. Events already in flight may still arrive with the old token: the registry
 //   drops them as stale.
 // - wait(out, timeout_ms): block up to timeout_ms (-1: no limit, 0: poll) for events and
-//   fill `out`; returns how many, 0 on timeout or EINTR, or -errno.
+//   fill `out`; returns how many (0 on timeout or EINTR).
+// - Every hook reports a failed system call as os_failure(errno) in its result (the one
+//   error convention: registry.hpp, ERRORS); none throws or leaves errno as the answer.
 // - A backend may report several events for one fd in one batch, and readiness::error for
 //   EPOLLERR-like conditions; hang-up is reported as readable and writable (reads return
 //   0, writes fail), so that the op's own I/O call sees it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -44,16 +47,10 @@ class poller {
 public:
     virtual ~poller() = default;
     [[nodiscard]] virtual backend kind() const noexcept = 0;
-    [[nodiscard]] virtual int watch(int fd, std::uint64_t token) noexcept = 0;    // 0 or errno
-    [[nodiscard]] virtual int unwatch(int fd) noexcept = 0;  // 0 or errno
-    // Registers a watched fd again under the same token (reactor_options::rearm_per_op, a
-    // measurement of per-operation registration). Unwatch then watch where that is exact;
-    // a backend whose removal completes later overrides it.
-    [[nodiscard]] virtual int rewatch(int fd, std::uint64_t token) noexcept {
-        const int e = unwatch(fd);
-        return e != 0 ? e : watch(fd, token);
-    }
-    [[nodiscard]] virtual int wait(std::span<poll_event> out, int timeout_ms) noexcept = 0;
+    [[nodiscard]] virtual result<void> watch(int fd, std::uint64_t token) noexcept = 0;
+    [[nodiscard]] virtual result<void> unwatch(int fd) noexcept = 0;
+    [[nodiscard]] virtual result<std::size_t> wait(std::span<poll_event> out,
+                                                   int timeout_ms) noexcept = 0;
 };
 
 // What a backend may be sized by (reactor_options carries it).
@@ -64,11 +61,12 @@ struct poller_config {
     unsigned io_uring_cq_entries = 4096;
 };
 
-// One factory per backend file. nullptr when the backend is not built on this platform or
-// not usable on this kernel; `why` then says which and why, in one line.
-std::unique_ptr<poller> make_epoll_poller(std::string& why);
-std::unique_ptr<poller> make_io_uring_poller(std::string& why, const poller_config& cfg);
-std::unique_ptr<poller> make_kqueue_poller(std::string& why);
+// One factory per backend file. An error when the backend is not built on this platform
+// (ENOSYS) or not usable on this kernel (the errno of the step that failed); `why` then says
+// which and why, in one line.
+result<std::unique_ptr<poller>> make_epoll_poller(std::string& why);
+result<std::unique_ptr<poller>> make_io_uring_poller(std::string& why, const poller_config& cfg);
+result<std::unique_ptr<poller>> make_kqueue_poller(std::string& why);
 
 } // namespace detail
 } // namespace opreg
