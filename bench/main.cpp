@@ -3,10 +3,13 @@
 // same process. Benchmarks are named registry/<strategy>/<scenario> and
 // reactor/<backend>/<strategy>/<scenario>; see --help for Google Benchmark's flags
 // (--benchmark_filter, --benchmark_format=json, --benchmark_repetitions, ...).
+// --list prints the strategy names, one per line, for scripts.
 #include <cstdio>
 #include <cstring>
 
 #include <benchmark/benchmark.h>
+
+#include <opreg/strategies.hpp>
 
 void register_registry_benchmarks();
 void register_reactor_benchmarks();
@@ -15,17 +18,23 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
             std::puts(
-                "usage: opreg-bench [google benchmark flags]\n\n"
+                "usage: opreg-bench [--list] [google benchmark flags]\n\n"
                 "Benchmarks of opreg's registry strategies (registry/<strategy>/<scenario>,\n"
                 "scenarios arm_fire, arm_cancel, mixed, cross_thread, memory) and reactor\n"
                 "backends (reactor/<backend>/<strategy>/ping_pong). Throughput is reported as\n"
                 "items_per_second; memory as bytes_per_pending_op.\n\n"
                 "Useful flags:\n"
+                "  --list                          the registry strategies, one per line\n"
                 "  --benchmark_filter=REGEX        run only matching benchmarks\n"
                 "  --benchmark_format=json         machine-readable output\n"
                 "  --benchmark_out=FILE            also write results to FILE\n"
                 "  --benchmark_repetitions=N       repeat, and report mean/median/stddev\n"
                 "  --benchmark_min_time=SECONDS    time per benchmark (default 0.5)\n");
+            return 0;
+        }
+        if (std::strcmp(argv[i], "--list") == 0) {
+            for (const auto name : opreg::strategy_names)
+                std::printf("%.*s\n", int(name.size()), name.data());
             return 0;
         }
     }

@@ -16,19 +16,26 @@
 #include <malloc.h>
 
 #include <atomic>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <benchmark/benchmark.h>
 
+#include <opreg/detail/cache_line.hpp>
 #include <opreg/opreg.hpp>
 
 namespace {
 
 using namespace opreg;
+
+// Thread counts of the contended scenarios run 1, 2, 4, 8: up to past this machine's 2
+// cores, where a thread can be descheduled while it holds a lock.
+constexpr int max_threads = 8;
 
 template <class R>
 struct shared_registry {
@@ -49,13 +56,15 @@ struct shared_registry {
     }
 };
 
-struct alignas(64) counter {
+struct alignas(detail::cache_line) counter {
     std::atomic<std::uint64_t> n{0};
 };
 
 template <class R>
 void arm_fire(benchmark::State& state) {
+    // The fds armed in turn; the index is masked, so a power of 2.
     constexpr std::uint32_t fds = 1024;
+    static_assert(std::has_single_bit(fds));
     R reg{registry_config{.max_fds = fds}};
     std::vector<fd_token> tokens;
     for (std::uint32_t fd = 0; fd < fds; ++fd) tokens.push_back(reg.token_of(int(fd)).value());
@@ -73,7 +82,9 @@ void arm_fire(benchmark::State& state) {
 
 template <class R>
 void arm_cancel(benchmark::State& state) {
+    // Each thread's own fds, apart from the others'; masked, so a power of 2.
     constexpr std::uint32_t per_thread = 256;
+    static_assert(std::has_single_bit(per_thread));
     using shared = shared_registry<R>;
     if (state.thread_index() == 0) shared::make(per_thread * std::uint32_t(state.threads()));
     const int base = state.thread_index() * int(per_thread);
@@ -91,7 +102,12 @@ void arm_cancel(benchmark::State& state) {
 
 template <class R>
 void mixed(benchmark::State& state) {
+    // Each thread's own fds to arm, cancel and close; thread 0 dispatches over all of them.
     constexpr std::uint32_t per_thread = 256;
+    // The mix, against a pick uniform in [0, 100): thread 0 dispatches below dispatch_below
+    // (other threads arm there instead); then arm below arm_below, cancel the thread's last
+    // op below cancel_below, close the fd above it.
+    constexpr unsigned dispatch_below = 40, arm_below = 75, cancel_below = 95;
     using shared = shared_registry<R>;
     const std::uint32_t fds = per_thread * std::uint32_t(state.threads());
     if (state.thread_index() == 0) shared::make(fds);
@@ -100,16 +116,16 @@ void mixed(benchmark::State& state) {
     op_token last{};
     for (auto _ : state) {
         R& reg = *shared::reg;
-        const unsigned pick = rng() % 100;
+        const unsigned pick = rng() % 100;  // a percentage
         const int fd = base + int(rng() % per_thread);
-        if (state.thread_index() == 0 && pick < 40) {
+        if (state.thread_index() == 0 && pick < dispatch_below) {
             const int any = int(rng() % fds);
             reg.dispatch(reg.token_of(any).value(), readiness::readable);
-        } else if (pick < 75) {
+        } else if (pick < arm_below) {
             auto t = reg.arm(fd, rng() % 2 ? direction::read : direction::write,
                              [](const completion&) {});
             if (t) last = t.value();
-        } else if (pick < 95) {
+        } else if (pick < cancel_below) {
             reg.cancel(last);
         } else {
             reg.close(fd);
@@ -122,6 +138,7 @@ void mixed(benchmark::State& state) {
 
 template <class R>
 void cross_thread(benchmark::State& state) {
+    // Ops each armer keeps pending, as a server keeps one per idle connection.
     constexpr std::uint32_t in_flight = 1000;
     using shared = shared_registry<R>;
     const int armers = state.threads() > 1 ? state.threads() - 1 : 1;
@@ -171,6 +188,8 @@ void cross_thread(benchmark::State& state) {
 
 template <class R>
 void memory(benchmark::State& state) {
+    // Enough pending ops that a registry's fixed cost (its object, a hash table's first
+    // buckets) is a small share of the per-op figure.
     constexpr std::uint32_t fds = 16384;
     const std::size_t ops = std::size_t{2} * fds;
     double per_op = 0;
@@ -201,19 +220,16 @@ void register_strategy() {
     const std::string n = std::string("registry/") + std::string(R::name()) + "/";
     benchmark::RegisterBenchmark((n + "arm_fire").c_str(), arm_fire<R>);
     benchmark::RegisterBenchmark((n + "arm_cancel").c_str(), arm_cancel<R>)
-        ->ThreadRange(1, 8)->UseRealTime();
-    benchmark::RegisterBenchmark((n + "mixed").c_str(), mixed<R>)->ThreadRange(1, 8)->UseRealTime();
+        ->ThreadRange(1, max_threads)->UseRealTime();
+    benchmark::RegisterBenchmark((n + "mixed").c_str(), mixed<R>)
+        ->ThreadRange(1, max_threads)->UseRealTime();
     benchmark::RegisterBenchmark((n + "cross_thread").c_str(), cross_thread<R>)
-        ->ThreadRange(1, 8)->UseRealTime();
+        ->ThreadRange(1, max_threads)->UseRealTime();
     benchmark::RegisterBenchmark((n + "memory").c_str(), memory<R>)->Iterations(1);
 }
 
 } // namespace
 
 void register_registry_benchmarks() {
-    register_strategy<mutex_map>();
-    register_strategy<sharded_map>();
-    register_strategy<tbb_map>();
-    register_strategy<slot_array>();
-    register_strategy<mpsc_queue>();
+    for_each_strategy([]<class R>(std::type_identity<R>) { register_strategy<R>(); });
 }
