@@ -53,31 +53,5 @@ for ((r = 1; r <= rounds; ++r)); do
     done
 done
 
-python3 - "$out" "$rounds" <<'EOF' | tee "$out/table.md"
-import json, statistics, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
-runs = {"A": {}, "B": {}}
-ctx = None
-for side in "AB":
-    for r in range(1, rounds + 1):
-        data = json.load(open(f"{out}/{side}-{r}.json"))
-        ctx = ctx or data["context"]
-        for bm in data["benchmarks"]:
-            v = bm.get("items_per_second", bm.get("bytes_per_pending_op"))
-            if v is not None:
-                runs[side].setdefault(bm["name"], []).append(v)
-print(f"machine: {ctx.get('host_name')}, {ctx.get('num_cpus')} CPUs; {rounds} alternating rounds; medians\n")
-print("| benchmark | A | B | B/A | B/A per round |")
-print("|---|---:|---:|---:|---|")
-for name in runs["A"]:
-    if name not in runs["B"]:
-        continue
-    a, b = statistics.median(runs["A"][name]), statistics.median(runs["B"][name])
-    mem = "memory" in name
-    fmt = (lambda v: f"{v:.0f} B") if mem else (lambda v: f"{v / 1e6:.2f} M/s" if v >= 1e6 else f"{v / 1e3:.0f} k/s")
-    per = " ".join(f"{y / x:.2f}" for x, y in zip(runs["A"][name], runs["B"][name]))
-    print(f"| {name} | {fmt(a)} | {fmt(b)} | {b / a:.2f} | {per} |")
-print("\nitems per second (memory rows: heap bytes per pending op); B/A above 1 means B is faster "
-      "(memory rows: B uses that much more).")
-EOF
+python3 "$(dirname "${BASH_SOURCE[0]}")/summarize.py" ab "$out" "$rounds" | tee "$out/table.md"
 echo "ab.sh: runs and table in $out" >&2

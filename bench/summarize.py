@@ -1,16 +1,27 @@
 #!/usr/bin/env python3
-"""Turns opreg-bench JSON (run with --benchmark_repetitions and aggregates) into the
-markdown tables bench/results keeps: medians, with ratios to the mutex_map baseline.
+"""The benchmarks' one place for medians and the tables built on them.
 
-usage: bench/summarize.py RESULTS.json > RESULTS.md
+usage:
+  bench/summarize.py RESULTS.json > RESULTS.md
+      opreg-bench JSON (run with --benchmark_repetitions and aggregates) as the markdown
+      tables bench/results keeps: medians, with ratios to the baseline strategy
+  bench/summarize.py demo RUNS.csv > MEDIANS.csv
+      bench/demo.sh's every-run CSV as its medians CSV: one row per implementation, in the
+      order the runs first name them
+  bench/summarize.py ab DIR ROUNDS > table.md
+      bench/ab.sh's runs DIR/{A,B}-{1..ROUNDS}.json as the A/B table: medians and B/A
+
+Strategies, backends and their order come from the data: the benchmarks run the strategies
+in opreg::strategies' order, whose first entry is the baseline (`opreg-bench --list`).
 """
+import csv
 import json
 import re
+import statistics
 import sys
 from collections import defaultdict
 
-
-def main(path):
+def bench_tables(path):
     data = json.load(open(path))
     ctx = data["context"]
     med = {}
@@ -23,44 +34,57 @@ def main(path):
           f"{ctx.get('mhz_per_cpu')} MHz, load average {ctx.get('load_avg')}; "
           f"{ctx.get('date')}; medians of the repetitions\n")
 
+    strategies, backends = [], []  # in the order the benchmarks ran them
     rows = defaultdict(dict)
+    pp = {}
     for name, b in med.items():
         m = re.match(r"registry/([^/]+)/([^/]+)(?:/real_time)?(?:/threads:(\d+))?", name)
-        if not m:
-            continue
-        strategy, scenario, threads = m.group(1), m.group(2), m.group(3) or "1"
-        if scenario == "memory":
-            rows[("memory", "1")][strategy] = b.get("bytes_per_pending_op")
-        else:
-            rows[(scenario, threads)][strategy] = b.get("items_per_second")
-    strategies = ["mutex_map", "sharded_map", "tbb_map", "slot_array", "mpsc_queue"]
-    print("| scenario | threads | " + " | ".join(strategies) + " |")
-    print("|---|---:|" + "---:|" * len(strategies))
-    for (scenario, threads) in sorted(rows, key=lambda k: (k[0], int(k[1]))):
-        r = rows[(scenario, threads)]
-        base = r.get("mutex_map")
-        cells = []
-        for s in strategies:
-            v = r.get(s)
-            if v is None:
-                cells.append("-")
-            elif scenario == "memory":
-                cells.append(f"{v:.0f} B")
+        r = re.match(r"reactor/([^/]+)/([^/]+)/ping_pong", name)
+        if m:
+            strategy, scenario, threads = m.group(1), m.group(2), m.group(3) or "1"
+            if scenario == "memory":
+                rows[("memory", "1")][strategy] = b.get("bytes_per_pending_op")
             else:
-                ratio = f" ({v / base:.1f}x)" if base and s != "mutex_map" else ""
-                cells.append(f"{v / 1e6:.2f} M/s{ratio}")
-        print(f"| {scenario} | {threads} | " + " | ".join(cells) + " |")
-    print("\nitems_per_second (operations armed, or ended ready for cross_thread); ratio to mutex_map; "
-          "memory: heap bytes per pending op with every (fd, direction) pending.\n")
+                rows[(scenario, threads)][strategy] = b.get("items_per_second")
+        elif r:
+            strategy = r.group(2)
+            pp[(r.group(1), strategy)] = b
+            if r.group(1) not in backends:
+                backends.append(r.group(1))
+        else:
+            continue
+        if strategy not in strategies:
+            strategies.append(strategy)
+    baseline = strategies[0] if strategies else None
 
-    pp = {n: b for n, b in med.items() if n.startswith("reactor/")}
+    if rows:
+        print("| scenario | threads | " + " | ".join(strategies) + " |")
+        print("|---|---:|" + "---:|" * len(strategies))
+        for (scenario, threads) in sorted(rows, key=lambda k: (k[0], int(k[1]))):
+            r = rows[(scenario, threads)]
+            base = r.get(baseline)
+            cells = []
+            for s in strategies:
+                v = r.get(s)
+                if v is None:
+                    cells.append("-")
+                elif scenario == "memory":
+                    cells.append(f"{v:.0f} B")
+                else:
+                    ratio = f" ({v / base:.1f}x)" if base and s != baseline else ""
+                    cells.append(f"{v / 1e6:.2f} M/s{ratio}")
+            print(f"| {scenario} | {threads} | " + " | ".join(cells) + " |")
+        print("\nitems_per_second (operations armed, or ended ready for cross_thread); "
+              f"ratio to {baseline}; "
+              "memory: heap bytes per pending op with every (fd, direction) pending.\n")
+
     if pp:
         print("| reactor ping-pong | " + " | ".join(strategies) + " |")
         print("|---|" + "---:|" * len(strategies))
-        for backend in ("epoll", "io_uring"):
+        for backend in backends:
             cells = []
             for s in strategies:
-                b = pp.get(f"reactor/{backend}/{s}/ping_pong")
+                b = pp.get((backend, s))
                 cells.append(f"{b['items_per_second'] / 1e3:.0f} k/s" if b and "items_per_second" in b else "-")
             print(f"| {backend} | " + " | ".join(cells) + " |")
         print("\nmessages per second bounced over a socketpair on one reactor thread.\n")
@@ -69,5 +93,64 @@ def main(path):
             print(f"router: {n}: {b['real_time']:.0f} ns per match (50 routes, /users/123 last but one)")
 
 
+def demo_medians(runs):
+    """The loads are the columns after round and implementation. A load that failed has no
+    number in its cell; its median is over the runs that gave one, 0 when none did."""
+    cells = {}  # implementation -> load -> req/s of each run; insertion order is row order
+    with open(runs) as f:
+        reader = csv.DictReader(f)
+        loads = [k for k in reader.fieldnames if k not in ("round", "implementation")]
+        for r in reader:
+            cell = cells.setdefault(r["implementation"], {k: [] for k in loads})
+            for k, v in cell.items():
+                if r[k].strip().isdigit():
+                    v.append(int(r[k]))
+    print("implementation," + ",".join(loads))
+    for name, c in cells.items():
+        med = [str(int(statistics.median(c[k]))) if c[k] else "0" for k in loads]
+        print(",".join([name] + med))
+
+
+def ab_table(out, rounds):
+    rounds = int(rounds)
+    runs = {"A": {}, "B": {}}
+    ctx = None
+    for side in "AB":
+        for r in range(1, rounds + 1):
+            data = json.load(open(f"{out}/{side}-{r}.json"))
+            ctx = ctx or data["context"]
+            for bm in data["benchmarks"]:
+                v = bm.get("items_per_second", bm.get("bytes_per_pending_op"))
+                if v is not None:
+                    runs[side].setdefault(bm["name"], []).append(v)
+    print(f"machine: {ctx.get('host_name')}, {ctx.get('num_cpus')} CPUs; {rounds} alternating rounds; medians\n")
+    print("| benchmark | A | B | B/A | B/A per round |")
+    print("|---|---:|---:|---:|---|")
+    for name in runs["A"]:
+        if name not in runs["B"]:
+            continue
+        a, b = statistics.median(runs["A"][name]), statistics.median(runs["B"][name])
+        mem = "memory" in name
+        fmt = (lambda v: f"{v:.0f} B") if mem else (lambda v: f"{v / 1e6:.2f} M/s" if v >= 1e6 else f"{v / 1e3:.0f} k/s")
+        per = " ".join(f"{y / x:.2f}" for x, y in zip(runs["A"][name], runs["B"][name]))
+        print(f"| {name} | {fmt(a)} | {fmt(b)} | {b / a:.2f} | {per} |")
+    print("\nitems per second (memory rows: heap bytes per pending op); B/A above 1 means B is faster "
+          "(memory rows: B uses that much more).")
+
+
+def main(argv):
+    commands = {"demo": (demo_medians, 1), "ab": (ab_table, 2)}
+    if len(argv) == 1 and argv[0] not in commands and not argv[0].startswith("-"):
+        return bench_tables(argv[0])
+    if argv and argv[0] in commands and len(argv) == 1 + commands[argv[0]][1]:
+        fn, _ = commands[argv[0]]
+        return fn(*argv[1:])
+    if argv and argv[0] in ("-h", "--help"):
+        sys.stdout.write(__doc__)
+        return 0
+    sys.stderr.write(__doc__)
+    return 2
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    sys.exit(main(sys.argv[1:]))

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Prints a demo CSV as the table the original analysis used, with ratios to the
-# mutex_map baseline, to nginx and to the floor (keep-alive 100 connections; pipelined
-# in brackets). Usage: bench/table.sh FILE.csv
+# Prints a demo CSV as the table the original analysis used, with ratios to the baseline
+# (the first "opreg <strategy>" row: bench/demo.sh writes the strategies in opreg-httpd
+# --list's order, the baseline first), to nginx and to the floor (keep-alive 100
+# connections; pipelined in brackets). Usage: bench/table.sh FILE.csv
 set -euo pipefail
 awk -F, '
 NR == 1 { next }
 { name[NR] = $1; a[NR] = $2; b[NR] = $3; c[NR] = $4; n = NR
-  if ($1 == "opreg mutex_map") { base_a = $2; base_c = $4 }
+  if (base == "" && $1 ~ /^opreg /) { base = $1; sub(/^opreg /, "", base); base_a = $2; base_c = $4 }
   if ($1 ~ /^nginx/) { ng_a = $2; ng_c = $4 }
   if ($1 ~ /^floor/) { fl_a = $2; fl_c = $4 } }
 function ratio(x, y) { return (y > 0 && x > 0) ? sprintf("%.2fx", x / y) : "-" }
 END {
-  printf "\n| implementation | req/s keep-alive 100 | req/s 1000 conns | req/s pipelined 16 | vs mutex_map | vs nginx | vs floor |\n"
+  if (base == "") base = "baseline"
+  printf "\n| implementation | req/s keep-alive 100 | req/s 1000 conns | req/s pipelined 16 | vs %s | vs nginx | vs floor |\n", base
   printf "|---|---:|---:|---:|---:|---:|---:|\n"
   for (i = 2; i <= n; i++)
     printf "| %s | %d | %d | %d | %s (%s) | %s (%s) | %s (%s) |\n", name[i], a[i], b[i], c[i],
