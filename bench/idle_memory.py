@@ -16,6 +16,15 @@ import subprocess
 import tempfile
 import time
 
+# RSS is read this long after the connections are made and answered (and before, after the
+# start), so that the server's allocations for them have happened.
+SETTLE_S = 0.5
+# A server that does not accept within this long after its start is an error.
+START_TIMEOUT_S = 5.0
+# nginx's per-worker connection limit: the open-files limit here (ulimit -n), above any
+# --connections this machine can open.
+NGINX_WORKER_CONNECTIONS = 20000
+
 
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
@@ -30,8 +39,26 @@ def free_port():
     return port
 
 
+def wait_port(proc, port):
+    """Returns once the server on 127.0.0.1:port answers a request (for nginx: once its
+    worker runs); raises when proc exits first or START_TIMEOUT_S passes."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before answering")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
+                c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                if c.recv(4096).startswith(b"HTTP/1.1 "):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{proc.args[0]} did not answer on port {port} within {START_TIMEOUT_S} s")
+
+
 def measure(pid, port, n):
-    time.sleep(0.3)
+    time.sleep(SETTLE_S)
     before = rss_kib(pid)
     conns = []
     for _ in range(n):
@@ -42,8 +69,8 @@ def measure(pid, port, n):
         c.settimeout(5)
         got = b""
         while b"Hello, World!" not in got:
-            got += c.recv(4096)
-    time.sleep(0.5)
+            got += c.recv(4096)  # one response: under 200 bytes
+    time.sleep(SETTLE_S)
     after = rss_kib(pid)
     for c in conns:
         c.close()
@@ -68,12 +95,12 @@ def main():
         conf = os.path.join(work, "nginx.conf")
         with open(conf, "w") as f:
             f.write(f"""worker_processes 1; daemon off; error_log {work}/e.log; pid {work}/n.pid;
-events {{ worker_connections 20000; }}
+events {{ worker_connections {NGINX_WORKER_CONNECTIONS}; }}
 http {{ access_log off; keepalive_timeout 300s; keepalive_requests 1000000;
   server {{ listen 127.0.0.1:{port}; location / {{ return 200 "Hello, World!"; }} }} }}
 """)
         p = subprocess.Popen(["nginx", "-c", conf, "-p", work], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
+        wait_port(p, port)
         worker = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
         rows.append(("nginx (1 worker)",) + measure(int(worker[0]) if worker else p.pid, port, a.connections))
         p.terminate()
