@@ -160,11 +160,11 @@ private:
     std::vector<std::uint64_t> watched_;
     // Watched tokens whose slot is not their fd (the reactor's wake-up token): a re-arm finds
     // its fd here. A handful at most, so a vector searched in order.
-    struct odd_watch {
+    struct unindexed_watch {
         int fd;
         std::uint64_t token;
     };
-    std::vector<odd_watch> odd_;
+    std::vector<unindexed_watch> unindexed_;
 };
 
 result<void> io_uring_poller::init(std::string& why) {
@@ -286,7 +286,7 @@ result<void> io_uring_poller::arm(int fd, std::uint64_t token) noexcept {
 int io_uring_poller::watched_fd(std::uint64_t token) const noexcept {
     const std::uint64_t slot = slot_of(token);
     if (slot < watched_.size() && watched_[slot] == token) return static_cast<int>(slot);
-    for (const odd_watch& w : odd_)
+    for (const unindexed_watch& w : unindexed_)
         if (w.token == token) return w.fd;
     return -1;
 }
@@ -296,12 +296,12 @@ result<void> io_uring_poller::watch(int fd, std::uint64_t token) noexcept {
     if (is_reserved(token)) return os_failure(EINVAL);
     const auto index = static_cast<std::size_t>(fd);
     // A CQE finds its record again through the token's slot, which is the fd for registry
-    // tokens; any other token is also listed in odd_.
-    const bool odd = slot_of(token) != index;
+    // tokens; any other token is also listed in unindexed_.
+    const bool unindexed = slot_of(token) != index;
     try {
         if (index >= watched_.size())
             watched_.resize(std::max({index + 1, watched_.size() * 2, std::size_t{64}}), no_token);
-        if (odd) odd_.reserve(odd_.size() + 1);
+        if (unindexed) unindexed_.reserve(unindexed_.size() + 1);
     } catch (...) {
         return os_failure(ENOMEM);
     }
@@ -313,7 +313,7 @@ result<void> io_uring_poller::watch(int fd, std::uint64_t token) noexcept {
     // the loop's next wait.
     (void)io_uring_submit(&ring_);
     watched_[index] = token;
-    if (odd) odd_.push_back(odd_watch{fd, token});  // reserved above: cannot throw
+    if (unindexed) unindexed_.push_back(unindexed_watch{fd, token});  // reserved above: cannot throw
     return {};
 }
 
@@ -369,7 +369,7 @@ result<void> io_uring_poller::unwatch(int fd) noexcept {
         return r;
     }
     watched_[index] = no_token;
-    std::erase_if(odd_, [fd](const odd_watch& w) { return w.fd == fd; });
+    std::erase_if(unindexed_, [fd](const unindexed_watch& w) { return w.fd == fd; });
     // Submitted now so that the file reference is gone before the caller's ::close(). Should
     // the kernel refuse the batch (-EAGAIN), the SQE stays queued and wait() submits it: the
     // unwatch still happens, only the file's release is late.

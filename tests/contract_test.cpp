@@ -254,8 +254,8 @@ TYPED_TEST(ContractAtTheWrap, OpTokensAcrossTheWrapStayDistinctAndStale) {
 
 // The latch across fd lifetimes at the top of the fd generation: an arm with nothing
 // latched waits, an arm after readiness ends at once, and each lifetime's latch stays its
-// own. (mpsc_queue once stored generation + 1 with 0 meaning "none": at the top every arm
-// ended at once as a latched ready.)
+// own. (A latch stored as generation + 1, with 0 meaning "none", reads every arm at the top
+// of the generation as latched: this catches it.)
 TYPED_TEST(ContractAtTheWrap, LatchAndStalenessHoldAcrossTheFdGenerationWrap) {
     auto& reg = this->reg;
     for (int lifetime = 0; lifetime < 5; ++lifetime) {

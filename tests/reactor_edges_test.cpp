@@ -128,8 +128,8 @@ protected:
 TYPED_TEST_SUITE(ReactorEdges, opreg_test::reactor_combos);
 
 // An idle fd, an op on it with a deadline, and nothing else happening: the timeout must come
-// by itself. (A hand-off registry used to get the timeout's cancel after the loop had polled
-// it, and the loop then slept with no timeout.)
+// by itself. (For a hand-off registry the timeout's cancel is queued after the loop has
+// polled it: a loop that then sleeps with no timeout never applies it.)
 TYPED_TEST(ReactorEdges, ADeadlineOnAnIdleFdFiresUnderRun) {
     socket_pair p;
     seen s;
@@ -245,7 +245,7 @@ TYPED_TEST(ReactorEdges, ACloseAfterAnotherThreadsRegistryCloseReleasesTheFile) 
 }
 
 // An acceptor destroyed while its op is armed: a connection that comes later reaches
-// nothing (it used to reach the destroyed acceptor), and its op has ended.
+// nothing (not the destroyed acceptor), and its op has ended.
 TYPED_TEST(ReactorEdges, AnAcceptorDestroyedWhileArmedLeavesNothingBehind) {
     int port = 0;
     const int lfd = opreg_test::listen_loopback(port);
@@ -306,8 +306,8 @@ TYPED_TEST(ReactorEdges, AnAcceptorStopsAndStartsAgain) {
     this->loop->close(lfd2);
 }
 
-// mpsc_queue's hand-off full when a timeout fires: the timeout must still end its op (it
-// used to be dropped). The cancel pool is filled by a timer due just before.
+// mpsc_queue's hand-off full when a timeout fires: the timeout must still end its op, not
+// be dropped. The cancel pool is filled by a timer due just before.
 TEST(ReactorDeadline, ATimeoutThatFindsTheHandOffFullIsNotLost) {
     for (const backend b : {backend::epoll, backend::io_uring}) {
         SCOPED_TRACE(to_string(b));

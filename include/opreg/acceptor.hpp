@@ -41,11 +41,15 @@ result<int> accept_nonblocking(int listen_fd) noexcept;  // the new connection's
 int open_spare_fd() noexcept;  // an fd held in reserve (/dev/null), or -1 (none: not an error)
 } // namespace detail
 
+// Inline storage of the acceptor's handlers: four pointers of captures (a server object and a
+// little more); the acceptor keeps them for its lifetime, so this is not a per-op cost.
+inline constexpr std::size_t acceptor_fn_capacity = 32;
+
 template <registry R>
 class acceptor {
 public:
-    using accept_fn = inline_function<void(int fd), 32>;
-    using error_fn = inline_function<void(int err), 32>;
+    using accept_fn = inline_function<void(int fd), acceptor_fn_capacity>;
+    using error_fn = inline_function<void(int err), acceptor_fn_capacity>;
 
     acceptor(reactor<R>& loop, int listen_fd, accept_fn on_accept, error_fn on_error = nullptr,
              std::chrono::milliseconds backoff = std::chrono::milliseconds(100))

@@ -271,7 +271,7 @@ private:
                 // An op of an older lifetime still pending: its close is queued behind this
                 // arm (a close() still in progress when the arm read the generation). It
                 // ends now, as that close will find it ended, so busy means one lifetime.
-                // (Found by stress/relacy/close_model.cpp.)
+                // (stress/relacy/close_model.cpp checks this interleaving.)
                 if (e.op != nullptr && e.op->fd_gen.get() != c->fd_gen.get())
                     end(std::exchange(e.op, nullptr), outcome::closed, errc::ok);
                 if (e.op != nullptr) {
@@ -298,8 +298,7 @@ private:
                 // this RMW, which acquires its bump for the generation read next; one that
                 // comes after finds false and queues the command again. (A plain release
                 // store acquires nothing: the owner could read the old generation, leave
-                // that lifetime's op pending and refuse the next arm as busy; seen once
-                // under ASan in RegistryMT.EventsOfAClosedLifetimeNeverReachTheNextOne.)
+                // that lifetime's op pending and refuse the next arm as busy.)
                 if constexpr (Sync::broken(detail::sync_site::close_flag_stored)) {
                     // That bug, which stress/relacy/close_model.cpp must catch.
                     close_queued_[fd].store(false, std::memory_order_release);

@@ -148,10 +148,14 @@ std::unique_ptr<poller> open_poller_or_throw(backend which, bool fall_back,
 
 } // namespace detail
 
+// Inline storage of a posted task or timer: 48 bytes of captures, so that a post node (hook
+// and task) is one 64-byte line, as an op slot is (callback_capacity in types.hpp).
+inline constexpr std::size_t task_capacity = 48;
+
 template <registry R>
 class reactor {
 public:
-    using task = inline_function<void(), 48>;
+    using task = inline_function<void(), task_capacity>;
     using timer_id = typename detail::timer_heap<task>::id;
     using clock = std::chrono::steady_clock;
 
@@ -306,7 +310,7 @@ public:
         if (!timers_.empty()) {
             const auto until = timers_.next_due() - clock::now();
             const auto ms = std::chrono::ceil<std::chrono::milliseconds>(until).count();
-            const int due_ms = ms < 0 ? 0 : ms > 1000000 ? 1000000 : static_cast<int>(ms);
+            const int due_ms = ms < 0 ? 0 : ms > max_wait_ms ? max_wait_ms : static_cast<int>(ms);
             if (wait_ms < 0 || due_ms < wait_ms) wait_ms = due_ms;
         }
         if (handled != 0 || registry_busy_ || !queue_.empty_approx() || !handed_.empty_approx())
@@ -348,6 +352,13 @@ public:
     }
 
 private:
+    // The longest single wait for a timer: far-off timers (days) fit an int of milliseconds.
+    static constexpr int max_wait_ms = 1'000'000;
+    // A timeout that finds the hand-off full polls to make room this many times in its turn
+    // before it tries again next turn: enough to drain a full queue that only this thread
+    // fills, bounded so that producers that never stop cannot hold the loop.
+    static constexpr int expire_tries = 4;
+
     // A poller and the note that says why it is not the backend asked for.
     struct opened {
         std::unique_ptr<detail::poller> poller;
@@ -386,6 +397,7 @@ private:
         mpsc_hook hook;
         task fn;
     };
+    static_assert(sizeof(post_node) == detail::cache_line, "a post node is one line");
 
     // The callback of an op armed from another thread, and its completion once it ended.
     struct carrier_node {
@@ -433,7 +445,7 @@ private:
         // this one, which then stays).
         if (deadlines_[t.slot()].live && deadlines_[t.slot()].op == t)
             deadlines_[t.slot()].live = false;
-        for (int tries = 0; tries < 4; ++tries) {
+        for (int tries = 0; tries < expire_tries; ++tries) {
             if (reg_.cancel(t, outcome::timed_out) != cancel_status::full) return;
             // The hand-off is full: the owner (this thread) makes room, then tries again.
             if (reg_.poll() == 0) break;
