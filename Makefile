@@ -68,6 +68,7 @@ test-install: build
 # and .png. DEMO_ARGS: see bench/demo.sh --help (e.g. DEMO_ARGS=--quick).
 DEMO_ARGS ?=
 demo: build
+	@cmake/deps.sh demo
 	bash bench/demo.sh $(DEMO_ARGS)
 
 # The long stress: every scenario x every strategy under TSan, then under ASan+UBSan+LSan.

@@ -10,6 +10,10 @@ packages=(
   # real clients for opreg-httpd's tests and the demo, and the demo's plot
   curl wrk nghttp2-client python3 gnuplot-nox
 )
+# `deps.sh demo`: also the servers the demo compares against (rows are skipped without them).
+if [ "${1:-}" = demo ]; then
+  packages+=(nginx-light h2o)
+fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "deps: not a Debian-like system; install the equivalents of: ${packages[*]}" >&2
