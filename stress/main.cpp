@@ -5,14 +5,15 @@
 // (pool churn, MPSC with many producers). Each prints one line in the format scripts read:
 //   strategy=NAME armed=.. completed=.. cancelled=.. closed=.. stale_dropped=.. lost=0 duplicated=0 scenario=..
 // and the run ends with "N passed, N failed"; the exit status is non-zero on any failure.
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <opreg/opreg.hpp>
@@ -24,28 +25,91 @@ namespace {
 
 using namespace opreg_stress;
 
-constexpr const char* usage = R"(usage: opreg-stress [options]
+struct named_scenario {
+    std::string_view name;
+    tally (*run)(const options&);
+};
+
+// The registry scenarios, instantiated for strategy R, in the order they run.
+template <class R>
+constexpr std::array<named_scenario, 4> registry_scenarios = {{
+    {"reactor", &reactor_shape<R>},
+    {"cancel_race", &cancel_race<R>},
+    {"close_reuse", &close_reuse<R>},
+    {"generation_wrap", &generation_wrap<R>},
+}};
+
+// The primitives' scenarios, run after the strategies'.
+constexpr std::array<named_scenario, 2> primitive_scenarios = {{
+    {"pool_churn", &pool_churn},
+    {"mpsc_producers", &mpsc_producers},
+}};
+
+// Every scenario name, in the order they run. (The registry scenarios' names are the same
+// for every strategy: any one of them gives the list.)
+std::vector<std::string_view> scenario_names() {
+    std::vector<std::string_view> out;
+    for (const auto& sc : registry_scenarios<opreg::mpsc_queue>) out.push_back(sc.name);
+    for (const auto& sc : primitive_scenarios) out.push_back(sc.name);
+    return out;
+}
+
+bool known_scenario(std::string_view name) {
+    bool known = name == "all";
+    for (const auto n : scenario_names()) known = known || name == n;
+    return known;
+}
+
+// Names joined by ", ", wrapped after `width` columns onto lines that start with `indent`.
+template <class Names>
+std::string joined(const Names& names, std::string_view indent = {}, std::size_t width = 0) {
+    std::string out;
+    std::size_t line = 0;  // where the current line starts in `out`
+    for (const std::string_view name : names) {
+        if (!out.empty()) out += ',';
+        if (width != 0 && !out.empty() && out.size() - line + 1 + name.size() > width) {
+            out.append("\n").append(indent);
+            line = out.size();
+        } else if (!out.empty()) {
+            out += ' ';
+        }
+        out.append(name);
+    }
+    return out;
+}
+
+// Bounds of the numeric options. The reactor scenario's registry has threads x in_flight
+// fds, and each arming thread keeps a token per pending op.
+constexpr int max_threads = 256;
+constexpr int max_in_flight = 100000;
+
+std::string usage() {
+    constexpr std::string_view indent = "                        ";  // the descriptions' column
+    constexpr std::size_t width = 90 - indent.size();
+    return R"(usage: opreg-stress [options]
 
 Runs contention and race scenarios against opreg's registry strategies and primitives,
 checking with a per-operation oracle that every armed operation ends exactly once.
 
 options:
-  --registry NAME|all   strategy to stress (mutex_map, sharded_map, tbb_map, slot_array,
-                        mpsc_queue), a comma-separated list, or all (default: all)
-  --scenario NAME|all   reactor, cancel_race, close_reuse, generation_wrap, pool_churn,
-                        mpsc_producers, a comma-separated list, or all (default: all)
+  --registry NAME|all   a strategy, a comma-separated list, or all (default: all):
+                        )" + joined(opreg::strategy_names, indent, width) + R"(
+  --scenario NAME|all   a scenario, a comma-separated list, or all (default: all):
+                        )" + joined(scenario_names(), indent, width) + R"(
   --threads N           arming/producer threads; the owner thread is one more (default: 4)
   --seconds S           run time of each timed scenario, per strategy (default: 2)
   --in-flight N         ops each thread keeps pending in the reactor scenario (default: 1000)
   --seed X              seed of every thread's random choices (default: from the clock;
                         always printed, so a run's choices can be repeated)
   --progress            print progress to stderr once a second (default: on when S >= 5)
+  --list                print the strategy names, one per line, and exit
   --help                this text
 
 output: one line per strategy and scenario,
   strategy=NAME armed=.. completed=.. cancelled=.. closed=.. stale_dropped=.. lost=0 duplicated=0 scenario=..
 then "N passed, N failed". Exit status 0 only if every check passed.
 )";
+}
 
 std::vector<std::string> split(std::string_view s) {
     std::vector<std::string> out;
@@ -62,39 +126,6 @@ bool wanted(const std::vector<std::string>& list, std::string_view name) {
         if (n == "all" || n == name) return true;
     return false;
 }
-
-template <class R>
-using scenario_fn = tally (*)(const options&);
-
-struct registry_scenario {
-    const char* name;
-    std::function<tally(const options&)> run[5];  // indexed like opreg::registry_names()
-};
-
-template <template <class> class F>
-std::function<tally(const options&)> for_strategy(std::string_view name) {
-    if (name == "mutex_map") return F<opreg::mutex_map>::run;
-    if (name == "sharded_map") return F<opreg::sharded_map>::run;
-    if (name == "tbb_map") return F<opreg::tbb_map>::run;
-    if (name == "slot_array") return F<opreg::slot_array>::run;
-    return F<opreg::mpsc_queue>::run;
-}
-
-template <class R> struct reactor_f { static tally run(const options& o) { return reactor_shape<R>(o); } };
-template <class R> struct cancel_f { static tally run(const options& o) { return cancel_race<R>(o); } };
-template <class R> struct close_f { static tally run(const options& o) { return close_reuse<R>(o); } };
-template <class R> struct wrap_f { static tally run(const options& o) { return generation_wrap<R>(o); } };
-
-struct named_scenario {
-    const char* name;
-    std::function<tally(const options&)> (*pick)(std::string_view);
-};
-constexpr named_scenario registry_scenarios[] = {
-    {"reactor", &for_strategy<reactor_f>},
-    {"cancel_race", &for_strategy<cancel_f>},
-    {"close_reuse", &for_strategy<close_f>},
-    {"generation_wrap", &for_strategy<wrap_f>},
-};
 
 void print(const tally& t) {
     const auto& s = t.stats;
@@ -121,6 +152,7 @@ bool parse_number(const char* text, double& out) {
 
 int main(int argc, char** argv) {
     options o;
+    // A seed from the clock, kept to nine digits so that it is easy to pass back to --seed.
     o.seed = std::uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) % 1000000007u;
     std::vector<std::string> registries{"all"}, scenarios{"all"};
     bool progress_set = false;
@@ -129,49 +161,50 @@ int main(int argc, char** argv) {
         const std::string_view arg = argv[i];
         auto value = [&]() -> const char* {
             if (i + 1 >= argc) {
-                std::fprintf(stderr, "opreg-stress: %s needs a value\n\n%s", argv[i], usage);
+                std::fprintf(stderr, "opreg-stress: %s needs a value\n\n%s", argv[i], usage().c_str());
                 std::exit(2);
             }
             return argv[++i];
         };
         double n = 0;
         if (arg == "--help" || arg == "-h") {
-            std::fputs(usage, stdout);
+            std::fputs(usage().c_str(), stdout);
+            return 0;
+        } else if (arg == "--list") {
+            for (const std::string_view name : opreg::strategy_names)
+                std::printf("%.*s\n", int(name.size()), name.data());
             return 0;
         } else if (arg == "--registry") {
             registries = split(value());
         } else if (arg == "--scenario") {
             scenarios = split(value());
-        } else if (arg == "--threads" && parse_number(value(), n) && n >= 1 && n <= 256) {
+        } else if (arg == "--threads" && parse_number(value(), n) && n >= 1 && n <= max_threads) {
             o.threads = int(n);
         } else if (arg == "--seconds" && parse_number(value(), n) && n > 0) {
             o.seconds = n;
-        } else if (arg == "--in-flight" && parse_number(value(), n) && n >= 1 && n <= 100000) {
+        } else if (arg == "--in-flight" && parse_number(value(), n) && n >= 1 && n <= max_in_flight) {
             o.in_flight = int(n);
         } else if (arg == "--seed" && parse_number(value(), n)) {
             o.seed = std::uint64_t(n);
         } else if (arg == "--progress") {
             o.progress = progress_set = true;
         } else {
-            std::fprintf(stderr, "opreg-stress: bad argument '%s'\n\n%s", argv[i], usage);
+            std::fprintf(stderr, "opreg-stress: bad argument '%s'\n\n%s", argv[i], usage().c_str());
             return 2;
         }
     }
     if (!progress_set) o.progress = o.seconds >= 5;
     for (const auto& r : registries) {
-        bool known = r == "all";
-        for (const auto n : opreg::registry_names()) known = known || r == n;
-        if (!known) {
-            std::fprintf(stderr, "opreg-stress: unknown registry '%s' (known: mutex_map, "
-                                 "sharded_map, tbb_map, slot_array, mpsc_queue, all)\n", r.c_str());
+        if (r != "all" && !opreg::visit_strategy(r, []<class R>(std::type_identity<R>) {})) {
+            std::fprintf(stderr, "opreg-stress: unknown registry '%s' (known: %s, all)\n", r.c_str(),
+                         opreg::joined_registry_names(", ").c_str());
             return 2;
         }
     }
     for (const auto& s : scenarios) {
-        bool known = s == "all" || s == "pool_churn" || s == "mpsc_producers";
-        for (const auto& rs : registry_scenarios) known = known || s == rs.name;
-        if (!known) {
-            std::fprintf(stderr, "opreg-stress: unknown scenario '%s' (see --help)\n", s.c_str());
+        if (!known_scenario(s)) {
+            std::fprintf(stderr, "opreg-stress: unknown scenario '%s' (known: %s, all)\n", s.c_str(),
+                         joined(scenario_names()).c_str());
             return 2;
         }
     }
@@ -184,19 +217,18 @@ int main(int argc, char** argv) {
         print(t);
         (t.ok() ? passed : failed) += 1;
     };
-    for (const std::string_view name : opreg::registry_names()) {
-        if (!wanted(registries, name)) continue;
-        for (const auto& sc : registry_scenarios)
-            if (wanted(scenarios, sc.name)) record(sc.pick(name)(o));
-    }
+    opreg::for_each_strategy([&]<class R>(std::type_identity<R>) {
+        if (!wanted(registries, R::name())) return;
+        for (const auto& sc : registry_scenarios<R>)
+            if (wanted(scenarios, sc.name)) record(sc.run(o));
+    });
     // The primitives mpsc_queue is built from: run with it, or when named.
-    auto primitive_wanted = [&](std::string_view scenario) {
-        for (const auto& s : scenarios)
-            if (s == scenario) return true;
-        return wanted(scenarios, scenario) && wanted(registries, "mpsc_queue");
-    };
-    if (primitive_wanted("pool_churn")) record(pool_churn(o));
-    if (primitive_wanted("mpsc_producers")) record(mpsc_producers(o));
+    for (const auto& sc : primitive_scenarios) {
+        bool named = false;
+        for (const auto& s : scenarios) named = named || s == sc.name;
+        if (named || (wanted(scenarios, sc.name) && wanted(registries, opreg::mpsc_queue::name())))
+            record(sc.run(o));
+    }
 
     std::printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 && passed > 0 ? 0 : 1;
