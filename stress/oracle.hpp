@@ -2,7 +2,9 @@
 // after every thread has joined (the joins order the reads after all writes).
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -14,8 +16,10 @@
 namespace opreg_stress {
 
 struct op_record {
+    static constexpr std::uint8_t no_outcome = 0xff;  // not an opreg::outcome: never ended
+
     std::atomic<std::uint32_t> calls{0};
-    std::atomic<std::uint8_t> result{0xff};
+    std::atomic<std::uint8_t> result{no_outcome};
     bool accepted = false;  // written by the arming thread only, read after the joins
 
     void note(const opreg::completion& c) noexcept {
@@ -30,10 +34,30 @@ struct op_record {
 // Records of one thread. A deque never moves its elements, so callbacks may keep pointers.
 using record_book = std::deque<op_record>;
 
-// The callback for a record: counts into it.
-inline opreg::callback note_into(op_record* r) {
-    return [r](const opreg::completion& c) { r->note(c); };
-}
+// The callback for a record: counts into it. Copyable, so that an arm refused with busy or
+// full can be tried again with the same one.
+struct note_into {
+    explicit note_into(op_record* r) noexcept : rec{r} {}
+    void operator()(const opreg::completion& c) const noexcept { rec->note(c); }
+    op_record* rec;
+};
+
+// How many ops ended with each outcome, indexed by the outcome.
+class outcome_counts {
+public:
+    // error is the last outcome (types.hpp).
+    static constexpr std::size_t size = static_cast<std::size_t>(opreg::outcome::error) + 1;
+
+    [[nodiscard]] static constexpr bool is_outcome(std::uint8_t raw) noexcept { return raw < size; }
+
+    std::uint64_t& operator[](opreg::outcome o) noexcept { return n_[static_cast<std::size_t>(o)]; }
+    std::uint64_t operator[](opreg::outcome o) const noexcept {
+        return n_[static_cast<std::size_t>(o)];
+    }
+
+private:
+    std::array<std::uint64_t, size> n_{};
+};
 
 // What one scenario run found, for one strategy.
 struct tally {
@@ -49,7 +73,7 @@ struct tally {
     std::uint64_t refused_ran = 0;   // refused by arm, callback ran anyway
     std::uint64_t misdelivered = 0;  // ready from an event of another fd lifetime
     std::uint64_t stale_resolved = 0;
-    std::uint64_t outcomes[5] = {};
+    outcome_counts outcomes;
     std::vector<std::string> problems;
 
     [[nodiscard]] bool ok() const noexcept { return problems.empty(); }
@@ -70,7 +94,7 @@ inline void audit(const std::vector<const record_book*>& books, tally& t) {
             if (calls > 1) ++t.duplicated;
             if (calls >= 1) {
                 const std::uint8_t o = r.result.load(std::memory_order_relaxed);
-                if (o < 5) ++t.outcomes[o];
+                if (outcome_counts::is_outcome(o)) ++t.outcomes[static_cast<opreg::outcome>(o)];
             }
         }
     }
@@ -86,11 +110,12 @@ inline void audit(const std::vector<const record_book*>& books, tally& t) {
     expect("stale tokens that resolved", t.stale_resolved, 0);
     expect("stats.armed vs accepted", s.armed, t.accepted);
     expect("stats.in_flight at rest", s.in_flight, 0);
-    expect("stats.completed vs records", s.completed, t.outcomes[0]);
-    expect("stats.cancelled vs records", s.cancelled, t.outcomes[1]);
-    expect("stats.closed vs records", s.closed, t.outcomes[2]);
-    expect("stats.timed_out vs records", s.timed_out, t.outcomes[3]);
-    expect("stats.errors vs records", s.errors, t.outcomes[4]);
+    using opreg::outcome;
+    expect("stats.completed vs records", s.completed, t.outcomes[outcome::ready]);
+    expect("stats.cancelled vs records", s.cancelled, t.outcomes[outcome::cancelled]);
+    expect("stats.closed vs records", s.closed, t.outcomes[outcome::closed]);
+    expect("stats.timed_out vs records", s.timed_out, t.outcomes[outcome::timed_out]);
+    expect("stats.errors vs records", s.errors, t.outcomes[outcome::error]);
 }
 
 } // namespace opreg_stress

@@ -25,7 +25,12 @@ inline tally pool_churn(const options& o) {
         std::uint64_t owner;
         std::uint64_t serial;
     };
-    constexpr std::size_t capacity = 64;  // small, so exhaustion is hit often
+    // Small, so a freed slot is soon handed out again: a slot handed out while live shows.
+    constexpr std::size_t capacity = 64;
+    // Per thread. The pool runs dry (refused=) only when the threads can hold more than
+    // `capacity` together: --threads 8 or more (the threads are --threads + 1).
+    constexpr std::size_t max_held = 8;
+    constexpr int churn_per_check = 256;  // creates and destroys between two clock reads
     opreg::object_pool<item> pool(capacity);
     auto in_use = std::make_unique<std::atomic<bool>[]>(capacity);
     std::atomic<std::uint64_t> created{0}, destroyed{0}, exhausted{0}, double_handout{0},
@@ -35,12 +40,12 @@ inline tally pool_churn(const options& o) {
     std::vector<std::thread> threads;
     for (int t = 0; t < o.threads + 1; ++t) {
         threads.emplace_back([&, t] {
-            std::mt19937_64 rng(thread_seed(o, 4, t));
+            std::mt19937_64 rng(thread_seed(o, seed_stream::pool_churn, t));
             std::vector<item*> held;
             std::uint64_t serial = 0, made = 0, freed = 0, empty = 0;
             while (clock_type::now() < deadline) {
-                for (int i = 0; i < 256; ++i) {
-                    if (held.size() < 8 && rng() % 2) {
+                for (int i = 0; i < churn_per_check; ++i) {
+                    if (held.size() < max_held && rng() % 2) {
                         item* p = pool.try_create(item{std::uint64_t(t), ++serial});
                         if (p == nullptr) {
                             ++empty;
@@ -101,8 +106,10 @@ inline tally mpsc_producers(const options& o) {
         std::uint64_t seq;
     };
     using queue_type = opreg::intrusive_mpsc_queue<node, &node::hook>;
+    constexpr std::size_t pool_nodes = 4096;  // how far producers may run ahead of the consumer
+    constexpr int pushes_per_check = 256;     // pushes between two clock reads
     const int producers = o.threads;
-    opreg::object_pool<node> pool(4096);
+    opreg::object_pool<node> pool(pool_nodes);
     queue_type queue;
     std::atomic<int> done{0};
     std::vector<std::uint64_t> pushed(producers, 0);
@@ -113,7 +120,7 @@ inline tally mpsc_producers(const options& o) {
         threads.emplace_back([&, p] {
             std::uint64_t seq = 0;
             while (clock_type::now() < deadline) {
-                for (int i = 0; i < 256; ++i) {
+                for (int i = 0; i < pushes_per_check; ++i) {
                     node* n = pool.try_create();
                     if (n == nullptr) {  // consumer behind: back off, never drop
                         std::this_thread::yield();

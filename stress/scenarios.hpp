@@ -29,9 +29,15 @@ struct options {
     bool progress = false;
 };
 
+// Which scenario a thread's random choices belong to: part of its seed, so these values
+// are fixed (a --seed repeats a run's choices only while they stay the same).
+enum class seed_stream : int { reactor = 1, close_reuse = 3, pool_churn = 4 };
+
 // A seed per (scenario, thread): the random choices of each thread repeat for a given
-// --seed; the interleaving is the scheduler's.
-inline std::uint64_t thread_seed(const options& o, int scenario, int thread) {
+// --seed; the interleaving is the scheduler's. The owner thread is thread -1. The
+// multipliers (2^64 / golden ratio, then two primes) spread nearby seeds, scenarios and
+// threads apart.
+inline std::uint64_t thread_seed(const options& o, seed_stream scenario, int thread) {
     return o.seed * 0x9e3779b97f4a7c15ull + std::uint64_t(scenario) * 1000003u +
            std::uint64_t(thread) * 7919u;
 }
@@ -65,6 +71,11 @@ inline clock_type::time_point deadline_after(double seconds) {
            std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(seconds));
 }
 
+// Operations a thread runs between two looks at when to stop (the clock; `done`, for an
+// owner), so that looking stays a small part of the loop; one batch past the deadline is
+// nothing.
+constexpr int ops_per_check = 64;
+
 template <class R>
 void drain(R& reg) {
     while (reg.poll() != 0) {
@@ -72,12 +83,13 @@ void drain(R& reg) {
 }
 
 // Arms until it is accepted or refused for good: busy and full are retried while the
-// previous op on the slot is still ending (or a hand-off owner has not caught up).
-template <class R>
-opreg::result<opreg::op_token> arm_retrying(R& reg, int fd, opreg::direction d, op_record* rec,
-                                            clock_type::time_point give_up) {
+// previous op on the slot is still ending (or a hand-off owner has not caught up), until
+// `give_up`. Each try gets its own copy of `cb`: a refused arm consumes the one it got.
+template <class R, class Callback>
+opreg::result<opreg::op_token> arm_retrying(R& reg, int fd, opreg::direction d,
+                                            const Callback& cb, clock_type::time_point give_up) {
     for (;;) {
-        auto t = reg.arm(fd, d, note_into(rec));
+        auto t = reg.arm(fd, d, cb);
         if (t.ok() || (t.error() != opreg::errc::busy && t.error() != opreg::errc::full) ||
             clock_type::now() > give_up)
             return t;
@@ -85,10 +97,35 @@ opreg::result<opreg::op_token> arm_retrying(R& reg, int fd, opreg::direction d, 
     }
 }
 
+// The end of every threaded scenario: joins its threads, which orders their writes to the
+// records (and to `misdelivered`) before the reads here; ends whatever is still pending
+// (hand-offs drained, every fd closed, the closes drained); then audits the records against
+// the registry's stats.
+template <class R>
+tally join_and_audit(R& reg, std::vector<std::thread>& threads, int fds,
+                     const std::vector<record_book>& books, const char* scenario,
+                     const std::atomic<std::uint64_t>* misdelivered = nullptr) {
+    for (auto& th : threads) th.join();
+    drain(reg);
+    for (int fd = 0; fd < fds; ++fd) (void)reg.close(fd);
+    drain(reg);
+
+    tally out{std::string(reg.name()), scenario};
+    out.stats = reg.stats();
+    if (misdelivered != nullptr) out.misdelivered = misdelivered->load();
+    std::vector<const record_book*> all;
+    for (const auto& b : books) all.push_back(&b);
+    audit(all, out);
+    return out;
+}
+
 // (a) The reactor shape: `threads` threads arm and cancel on their own fds, keeping up to
 // `in_flight` ops pending each; one owner thread dispatches readiness for every fd.
 template <class R>
 tally reactor_shape(const options& o) {
+    // An fd closed about once per this many arms: closes race arms and dispatches all the
+    // time, yet most ops still end by dispatch or cancel.
+    constexpr unsigned close_one_in = 512;
     const int per_thread = o.in_flight;
     const int fds = o.threads * per_thread;
     R reg{opreg::registry_config{.max_fds = std::uint32_t(fds), .max_pending = 0}};
@@ -99,13 +136,14 @@ tally reactor_shape(const options& o) {
     std::vector<std::thread> armers;
     for (int t = 0; t < o.threads; ++t) {
         armers.emplace_back([&, t] {
-            std::mt19937_64 rng(thread_seed(o, 1, t));
+            std::mt19937_64 rng(thread_seed(o, seed_stream::reactor, t));
             std::vector<opreg::op_token> live;
             std::size_t oldest = 0;
             record_book& book = books[t];
             while (clock_type::now() < deadline) {
-                for (int burst = 0; burst < 64; ++burst) {
+                for (int burst = 0; burst < ops_per_check; ++burst) {
                     const int fd = t * per_thread + int(rng() % per_thread);
+                    // One op in four waits to write, as in a server most wait to read.
                     const auto d = rng() % 4 == 0 ? opreg::direction::write : opreg::direction::read;
                     // A refused arm's record is reused: refusals can outnumber arms.
                     if (book.empty() || book.back().accepted) book.emplace_back();
@@ -121,18 +159,22 @@ tally reactor_shape(const options& o) {
                         live[oldest] = r.value();
                         oldest = (oldest + 1) % live.size();
                     }
-                    if (rng() % 512 == 0) (void)reg.close(fd);
+                    if (rng() % close_one_in == 0) (void)reg.close(fd);
                 }
             }
             done.fetch_add(1, std::memory_order_release);
         });
     }
 
-    std::mt19937_64 rng(thread_seed(o, 1, -1));
+    // Events the owner dispatches between two looks at `done` and the meter.
+    constexpr int events_per_check = 256;
+    std::mt19937_64 rng(thread_seed(o, seed_stream::reactor, -1));
     progress_meter meter(o, std::string(reg.name()) + " reactor");
     while (done.load(std::memory_order_acquire) < o.threads) {
-        for (int i = 0; i < 256; ++i) {
+        for (int i = 0; i < events_per_check; ++i) {
             const int fd = int(rng() % fds);
+            // Out of 32 events: 1 error (it ends both directions), 19 readable, 8 writable,
+            // 4 both; mostly readable, as a server's events are.
             const unsigned pick = unsigned(rng() % 32);
             const auto ev = pick == 0 ? opreg::readiness::error
                             : pick < 20 ? opreg::readiness::readable
@@ -142,23 +184,16 @@ tally reactor_shape(const options& o) {
         }
         meter.tick(reg);
     }
-    for (auto& th : armers) th.join();
-    drain(reg);
-    for (int fd = 0; fd < fds; ++fd) (void)reg.close(fd);
-    drain(reg);
-
-    tally out{std::string(reg.name()), "reactor"};
-    out.stats = reg.stats();
-    std::vector<const record_book*> all;
-    for (auto& b : books) all.push_back(&b);
-    audit(all, out);
-    return out;
+    return join_and_audit(reg, armers, fds, books, "reactor");
 }
 
 // (b) A cancel racing the owner's dispatch of the same op, over and over, on one fd per
 // thread. Exactly one of them wins each time.
 template <class R>
 tally cancel_race(const options& o) {
+    // An op still pending this long after the deadline is stuck: the racer stops waiting
+    // for it, and it shows as lost rather than hanging the run.
+    constexpr auto stuck_after = std::chrono::seconds(5);
     const int n = o.threads;
     R reg{opreg::registry_config{.max_fds = std::uint32_t(n), .max_pending = 0}};
     std::vector<record_book> books(n);
@@ -172,13 +207,13 @@ tally cancel_race(const options& o) {
             record_book& book = books[t];
             while (clock_type::now() < deadline) {
                 op_record& rec = book.emplace_back();
-                auto r = arm_retrying(reg, t, opreg::direction::read, &rec, deadline);
+                auto r = arm_retrying(reg, t, opreg::direction::read, note_into(&rec), deadline);
                 rec.accepted = r.ok();
                 if (!r.ok()) break;
+                // release: pairs with the owner's acquire exchange, so it dispatches an armed op.
                 published[t].store(true, std::memory_order_release);  // owner: dispatch now
                 (void)reg.cancel(r.value());                            // ... while we cancel
-                // The op ends on one side or the other; a stuck op shows as lost.
-                const auto give_up = deadline + std::chrono::seconds(5);
+                const auto give_up = deadline + stuck_after;
                 while (!rec.ended() && clock_type::now() < give_up) std::this_thread::yield();
             }
             done.fetch_add(1, std::memory_order_release);
@@ -193,20 +228,69 @@ tally cancel_race(const options& o) {
         reg.poll();
         meter.tick(reg);
     }
-    for (auto& th : racers) th.join();
-    drain(reg);
-    for (int fd = 0; fd < n; ++fd) (void)reg.close(fd);
-    drain(reg);
-
-    tally out{std::string(reg.name()), "cancel_race"};
-    out.stats = reg.stats();
-    std::vector<const record_book*> all;
-    for (auto& b : books) all.push_back(&b);
-    audit(all, out);
-    if (out.outcomes[2] + out.outcomes[3] + out.outcomes[4] != 0)
-        out.fail("cancel_race: an outcome other than ready or cancelled");
+    tally out = join_and_audit(reg, racers, n, books, "cancel_race");
+    for (const auto lost_race : {opreg::outcome::closed, opreg::outcome::timed_out, opreg::outcome::error})
+        if (out.outcomes[lost_race] != 0)
+            out.fail("cancel_race: " + std::to_string(out.outcomes[lost_race]) + " ops ended " +
+                     std::string(opreg::to_string(lost_race)) + "; only ready or cancelled may win");
     return out;
 }
+
+// close_reuse's callback: notes how its op ended, and counts a ready that no event of the
+// op's own fd lifetime caused. A ready that was not latched at arm runs inside the owner's
+// dispatch, where *dispatching_gen is the generation of the event being dispatched (read
+// only on the owner, which alone writes it); a latched one was latched by an event of the
+// op's lifetime, since close() clears the latch.
+struct lifetime_checked_note {
+    op_record* rec;
+    const std::uint64_t* dispatching_gen;
+    std::atomic<std::uint64_t>* misdelivered;
+    std::uint64_t armed_gen;
+    std::thread::id owner;
+
+    void operator()(const opreg::completion& c) const noexcept {
+        if (c.result == opreg::outcome::ready && !c.latched &&
+            (std::this_thread::get_id() != owner || *dispatching_gen != armed_gen))
+            misdelivered->fetch_add(1, std::memory_order_relaxed);
+        rec->note(c);
+    }
+};
+
+// close_reuse's tokens, per fd: the current lifetime's, and the last `history` closed ones
+// (0 until that many lifetimes have closed). The fd's reuser stores them, with release:
+// each pairs with the owner's acquire load, so a dispatch of a closed lifetime's token
+// happens after that close() returned, and must be dropped as stale.
+class lifetime_tokens {
+public:
+    static constexpr int history = 4;
+
+    template <class R>
+    lifetime_tokens(R& reg, int fds)
+        : current_{std::make_unique<std::atomic<std::uint64_t>[]>(fds)},
+          closed_{std::make_unique<std::atomic<std::uint64_t>[]>(std::size_t(fds) * history)} {
+        for (int i = 0; i < fds * history; ++i) closed_[i].store(0);
+        for (int fd = 0; fd < fds; ++fd) current_[fd].store(reg.token_of(fd).value().to_u64());
+    }
+
+    // The reuser of `fd`, once close() returned: `lifetime` (its count) is over; `next` is
+    // the fd's token now.
+    void publish_close(int fd, int lifetime, opreg::fd_token ended, opreg::fd_token next) {
+        closed_[fd * history + lifetime % history].store(ended.to_u64(), std::memory_order_release);
+        current_[fd].store(next.to_u64(), std::memory_order_release);
+    }
+
+    // The owner: the token of the fd's current lifetime, and of its k-th kept closed one.
+    [[nodiscard]] std::uint64_t current(int fd) const {
+        return current_[fd].load(std::memory_order_acquire);
+    }
+    [[nodiscard]] std::uint64_t closed_token(int fd, int k) const {
+        return closed_[fd * history + k].load(std::memory_order_acquire);
+    }
+
+private:
+    std::unique_ptr<std::atomic<std::uint64_t>[]> current_;
+    std::unique_ptr<std::atomic<std::uint64_t>[]> closed_;
+};
 
 // (c) fd close and reuse while the owner keeps delivering events, some of them for
 // lifetimes already closed. A ready outcome must come from an event of the op's own
@@ -214,97 +298,62 @@ tally cancel_race(const options& o) {
 template <class R>
 tally close_reuse(const options& o) {
     const int n = o.threads;
-    constexpr int history = 4;
     R reg{opreg::registry_config{.max_fds = std::uint32_t(n), .max_pending = 0}};
     std::vector<record_book> books(n);
-    // Per fd: the current token, and tokens of lifetimes already closed.
-    auto current = std::make_unique<std::atomic<std::uint64_t>[]>(n);
-    auto old = std::make_unique<std::atomic<std::uint64_t>[]>(std::size_t(n) * history);
-    for (int i = 0; i < n * history; ++i) old[i].store(0);
-    for (int t = 0; t < n; ++t) current[t].store(reg.token_of(t).value().to_u64());
+    lifetime_tokens tokens(reg, n);
     std::atomic<int> done{0};
-    std::uint32_t dispatching_gen = 0;  // owner-only: generation of the event being dispatched
-    std::atomic<std::uint64_t> misdelivered{0};
+    std::uint64_t dispatching_gen = 0;  // owner-only: generation of the event being dispatched
+    std::atomic<std::uint64_t> misdelivered{0}, closes_refused{0};
     const std::thread::id owner = std::this_thread::get_id();
     const auto deadline = deadline_after(o.seconds);
 
     std::vector<std::thread> reusers;
     for (int t = 0; t < n; ++t) {
         reusers.emplace_back([&, t] {
-            std::mt19937_64 rng(thread_seed(o, 3, t));
+            std::mt19937_64 rng(thread_seed(o, seed_stream::close_reuse, t));
             record_book& book = books[t];
-            int lifetime = 0;
-            while (clock_type::now() < deadline) {
+            for (int lifetime = 0; clock_type::now() < deadline; ++lifetime) {
                 const opreg::fd_token ft = reg.token_of(t).value();
-                const std::uint32_t mine = ft.generation();
                 for (const auto d : {opreg::direction::read, opreg::direction::write}) {
-                    if (d == opreg::direction::write && rng() % 2) continue;
+                    if (d == opreg::direction::write && rng() % 2) continue;  // in half the lifetimes
                     op_record& rec = book.emplace_back();
-                    std::uint32_t* owner_gen = &dispatching_gen;
-                    auto* bad = &misdelivered;
-                    op_record* r = &rec;
-                    auto arm = [&] {
-                        return reg.arm(t, d, [r, owner_gen, bad, mine, owner](const opreg::completion& c) {
-                            // A ready that was not latched at arm runs inside the owner's
-                            // dispatch, where owner_gen is the generation being dispatched.
-                            // (A latched one was latched by an event of this lifetime.)
-                            if (c.result == opreg::outcome::ready && !c.latched &&
-                                (std::this_thread::get_id() != owner || *owner_gen != mine))
-                                bad->fetch_add(1, std::memory_order_relaxed);
-                            r->note(c);
-                        });
-                    };
-                    auto a = arm();
-                    while (!a.ok() && (a.error() == opreg::errc::busy || a.error() == opreg::errc::full) &&
-                           clock_type::now() < deadline) {
-                        std::this_thread::yield();
-                        a = arm();
-                    }
-                    rec.accepted = a.ok();
+                    const lifetime_checked_note cb{&rec, &dispatching_gen, &misdelivered,
+                                                   ft.generation(), owner};
+                    rec.accepted = arm_retrying(reg, t, d, cb, deadline).ok();
                 }
-                current[t].store(ft.to_u64(), std::memory_order_release);
+                // Now and then the owner gets to dispatch this lifetime's events first.
                 if (rng() % 4 == 0) std::this_thread::yield();
-                while (reg.close(t) == opreg::errc::full) std::this_thread::yield();
-                // That lifetime is over: its token is now known stale. The next lifetime's
-                // token goes out at once, before anything is armed in it, so the owner also
-                // dispatches new-lifetime events while old ops may still be ending.
-                old[t * history + lifetime++ % history].store(ft.to_u64(), std::memory_order_release);
-                current[t].store(reg.token_of(t).value().to_u64(), std::memory_order_release);
+                if (reg.close(t) != opreg::errc::ok) closes_refused.fetch_add(1, std::memory_order_relaxed);
+                // The next lifetime's token goes out at once, before anything is armed in it,
+                // so the owner also dispatches new-lifetime events while old ops may still be
+                // ending.
+                tokens.publish_close(t, lifetime, ft, reg.token_of(t).value());
             }
             done.fetch_add(1, std::memory_order_release);
         });
     }
 
-    std::mt19937_64 rng(thread_seed(o, 3, -1));
+    std::mt19937_64 rng(thread_seed(o, seed_stream::close_reuse, -1));
     std::uint64_t known_stale = 0;
     progress_meter meter(o, std::string(reg.name()) + " close_reuse");
     while (done.load(std::memory_order_acquire) < n) {
-        for (int i = 0; i < 64; ++i) {
+        for (int i = 0; i < ops_per_check; ++i) {
             const int fd = int(rng() % n);
-            std::uint64_t bits = 0;
+            // One event in four is for a closed lifetime, when the fd has had one.
             const bool pick_old = rng() % 4 == 0;
-            if (pick_old) bits = old[fd * history + rng() % history].load(std::memory_order_acquire);
-            if (bits == 0) bits = current[fd].load(std::memory_order_acquire);
+            std::uint64_t bits = pick_old ? tokens.closed_token(fd, int(rng() % lifetime_tokens::history)) : 0;
+            if (bits == 0) bits = tokens.current(fd);
             const opreg::fd_token ft = opreg::fd_token::from_u64(bits);
             dispatching_gen = ft.generation();
-            const std::size_t ended = reg.dispatch(ft, opreg::readiness::readable | opreg::readiness::writable);
-            // A token from `old` was stored after its close() returned: stale for good.
-            if (pick_old && bits != current[fd].load(std::memory_order_acquire)) ++known_stale;
-            (void)ended;
+            (void)reg.dispatch(ft, opreg::readiness::readable | opreg::readiness::writable);
+            // A token from `closed` was stored after its close() returned: stale for good.
+            if (pick_old && bits != tokens.current(fd)) ++known_stale;
         }
         meter.tick(reg);
     }
-    for (auto& th : reusers) th.join();
-    drain(reg);
-    for (int fd = 0; fd < n; ++fd) (void)reg.close(fd);
-    drain(reg);
-
-    tally out{std::string(reg.name()), "close_reuse"};
-    out.stats = reg.stats();
-    out.misdelivered = misdelivered.load();
-    std::vector<const record_book*> all;
-    for (auto& b : books) all.push_back(&b);
-    audit(all, out);
+    tally out = join_and_audit(reg, reusers, n, books, "close_reuse", &misdelivered);
+    if (closes_refused.load() != 0)
+        out.fail("close_reuse: close() of a valid fd refused " + std::to_string(closes_refused.load()) + " times");
     if (out.stats.stale_dropped < known_stale)
         out.fail("close_reuse: stale_dropped " + std::to_string(out.stats.stale_dropped) +
                  " < events of closed lifetimes delivered " + std::to_string(known_stale));
@@ -318,9 +367,14 @@ tally close_reuse(const options& o) {
 template <class R>
 tally generation_wrap(const options&) {
     constexpr int below_top = 2048;
-    constexpr int reuses = 4 * below_top;
-    constexpr int keep_every = 64;
-    R reg{opreg::registry_config{.max_fds = 4, .max_pending = 0,
+    constexpr int reuses = 4 * below_top;  // crosses the top, then runs well past it
+    constexpr int keep_every = 64;         // tokens kept: reuses / keep_every on each side
+    constexpr int op_fd = 0;               // the slot armed and ended over and over
+    constexpr int closed_fd = 1;           // the fd closed over and over
+    // Two fds are used; four size mpsc_queue's command pools (2 x max_fds) for the stale
+    // cancels queued at once below, so fewer of them meet `full`.
+    constexpr int fds = 4;
+    R reg{opreg::registry_config{.max_fds = fds, .max_pending = 0,
                                  .first_generation = ~std::uint64_t{0} - (below_top - 1)}};
     record_book book;
     std::vector<opreg::op_token> old_ops;
@@ -328,10 +382,10 @@ tally generation_wrap(const options&) {
     tally out{std::string(reg.name()), "generation_wrap"};
 
     // One (fd, direction) slot, armed and ended over and over.
-    const opreg::fd_token ft = reg.token_of(0).value();
+    const opreg::fd_token ft = reg.token_of(op_fd).value();
     for (int i = 0; i < reuses; ++i) {
         op_record& rec = book.emplace_back();
-        auto t = reg.arm(0, opreg::direction::read, note_into(&rec));
+        auto t = reg.arm(op_fd, opreg::direction::read, note_into(&rec));
         rec.accepted = t.ok();
         if (!t.ok()) {
             out.fail("generation_wrap: arm refused: " + std::string(opreg::to_string(t.error())));
@@ -356,14 +410,17 @@ tally generation_wrap(const options&) {
 
     // One fd, closed over and over: events of every earlier lifetime stay stale.
     for (int i = 0; i < reuses; ++i) {
-        if (i % keep_every == 0) old_fds.push_back(reg.token_of(1).value());
-        while (reg.close(1) == opreg::errc::full) reg.poll();
+        if (i % keep_every == 0) old_fds.push_back(reg.token_of(closed_fd).value());
+        if (const opreg::errc e = reg.close(closed_fd); e != opreg::errc::ok) {
+            out.fail("generation_wrap: close refused: " + std::string(opreg::to_string(e)));
+            break;
+        }
     }
     if (old_fds.size() < 2 || !(old_fds.front().generation() > old_fds.back().generation()))
         out.fail("generation_wrap: the fd generations did not cross the top of their width");
     reg.poll();
     op_record& last = book.emplace_back();
-    last.accepted = reg.arm(1, opreg::direction::read, note_into(&last)).ok();
+    last.accepted = reg.arm(closed_fd, opreg::direction::read, note_into(&last)).ok();
     reg.poll();
     for (const opreg::fd_token old : old_fds) {
         reg.dispatch(old, opreg::readiness::readable);
@@ -372,7 +429,7 @@ tally generation_wrap(const options&) {
             break;
         }
     }
-    for (int fd = 0; fd < 4; ++fd) (void)reg.close(fd);
+    for (int fd = 0; fd < fds; ++fd) (void)reg.close(fd);
     drain(reg);
 
     out.stats = reg.stats();
