@@ -5,7 +5,9 @@
 
 namespace opreg {
 
-std::span<const std::string_view> registry_names() noexcept { return strategy_names; }
+std::span<const std::string_view> registry_names() noexcept {
+    return strategy_names;
+}
 
 std::string joined_registry_names(std::string_view separator) {
     std::string out;
@@ -24,4 +26,4 @@ any_registry make_registry(std::string_view name, registry_config cfg) {
     return r;
 }
 
-} // namespace opreg
+}  // namespace opreg

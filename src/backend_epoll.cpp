@@ -65,7 +65,7 @@ private:
     std::vector<epoll_event> raw_;
 };
 
-} // namespace
+}  // namespace
 
 result<std::unique_ptr<poller>> make_epoll_poller(std::string& why) {
     const int epfd = ::epoll_create1(EPOLL_CLOEXEC);
@@ -77,4 +77,4 @@ result<std::unique_ptr<poller>> make_epoll_poller(std::string& why) {
     return std::unique_ptr<poller>{std::make_unique<epoll_poller>(epfd)};
 }
 
-} // namespace opreg::detail
+}  // namespace opreg::detail

@@ -42,8 +42,8 @@
 #include <opreg/token.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <system_error>
@@ -313,7 +313,8 @@ result<void> io_uring_poller::watch(int fd, std::uint64_t token) noexcept {
     // the loop's next wait.
     (void)io_uring_submit(&ring_);
     watched_[index] = token;
-    if (unindexed) unindexed_.push_back(unindexed_watch{fd, token});  // reserved above: cannot throw
+    if (unindexed)
+        unindexed_.push_back(unindexed_watch{fd, token});  // reserved above: cannot throw
     return {};
 }
 
@@ -382,7 +383,8 @@ result<void> io_uring_poller::unwatch(int fd) noexcept {
 bool io_uring_poller::on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept {
     const std::uint64_t token = cqe.user_data;
     if (is_reserved(token)) {
-        if (is_removal(token)) on_removed(static_cast<std::uint32_t>(token - udata_remove), cqe.res);
+        if (is_removal(token))
+            on_removed(static_cast<std::uint32_t>(token - udata_remove), cqe.res);
         return false;
     }
     const bool ended = (cqe.flags & IORING_CQE_F_MORE) == 0;
@@ -449,7 +451,8 @@ result<std::size_t> io_uring_poller::wait(std::span<poll_event> out, int timeout
             ts = to_timespec(static_cast<long long>(timeout_ms) * 1'000'000);
             tsp = &ts;
         } else if (timeout_ms >= 0) {
-            const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
+            const auto left =
+                std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
             ts = to_timespec(left.count() > 0 ? left.count() : 0);
             tsp = &ts;
         }
@@ -473,10 +476,9 @@ result<std::size_t> io_uring_poller::wait(std::span<poll_event> out, int timeout
     }
 }
 
-} // namespace
+}  // namespace
 
-result<std::unique_ptr<poller>> make_io_uring_poller(std::string& why,
-                                                     const poller_config& cfg) {
+result<std::unique_ptr<poller>> make_io_uring_poller(std::string& why, const poller_config& cfg) {
     try {
         auto p = std::make_unique<io_uring_poller>(cfg.io_uring_cq_entries);
         std::string step;
@@ -488,10 +490,9 @@ result<std::unique_ptr<poller>> make_io_uring_poller(std::string& why,
     } catch (...) {  // std::bad_alloc, from the poller or a message
         try {
             why = "io_uring unavailable: out of memory";
-        } catch (...) {
-        }
+        } catch (...) {}
         return os_failure(ENOMEM);
     }
 }
 
-} // namespace opreg::detail
+}  // namespace opreg::detail

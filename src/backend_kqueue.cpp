@@ -17,10 +17,10 @@
 //   and FreeBSD have it; other BSDs only in recent releases).
 #include <opreg/detail/poller.hpp>
 
-#include <sys/types.h>
+#include <fcntl.h>
 #include <sys/event.h>
 #include <sys/time.h>
-#include <fcntl.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -67,7 +67,7 @@ using udata_t = decltype(std::declval<struct kevent&>().udata);
 // kevent() from returning, and so consuming, real events in the same call.
 [[nodiscard]] struct kevent change(int fd, short filter, unsigned short flags,
                                    std::uint64_t token) noexcept {
-    struct kevent kev{};  // EV_SET fills the classic six fields; newer BSDs have more
+    struct kevent kev {};  // EV_SET fills the classic six fields; newer BSDs have more
     EV_SET(&kev, fd, filter, flags | EV_RECEIPT, 0, 0, 0);
     kev.udata = to_udata<udata_t>(token);
     return kev;
@@ -140,15 +140,15 @@ public:
 
     [[nodiscard]] result<std::size_t> wait(std::span<poll_event> out,
                                            int timeout_ms) noexcept override {
-        struct timespec ts{};
+        struct timespec ts {};
         const struct timespec* tsp = nullptr;
         if (timeout_ms >= 0) {
             ts.tv_sec = timeout_ms / 1000;
             ts.tv_nsec = static_cast<long>(timeout_ms % 1000) * 1'000'000L;
             tsp = &ts;
         }
-        const int cap = static_cast<int>(out.size() < kqueue_traits::batch ? out.size()
-                                                                           : kqueue_traits::batch);
+        const int cap =
+            static_cast<int>(out.size() < kqueue_traits::batch ? out.size() : kqueue_traits::batch);
         const int n = ::kevent(kq_, nullptr, 0, events_, cap, tsp);
         if (n < 0) {
             if (errno == EINTR) return std::size_t{0};
@@ -168,7 +168,7 @@ private:
     struct kevent* events_;  // kqueue_traits::batch entries, owned
 };
 
-} // namespace
+}  // namespace
 
 result<std::unique_ptr<poller>> make_kqueue_poller(std::string& why) {
     try {
@@ -194,4 +194,4 @@ result<std::unique_ptr<poller>> make_kqueue_poller(std::string& why) {
     }
 }
 
-} // namespace opreg::detail
+}  // namespace opreg::detail

@@ -41,4 +41,4 @@ std::string_view to_string(cancel_status s) noexcept {
     return "?";
 }
 
-} // namespace opreg
+}  // namespace opreg

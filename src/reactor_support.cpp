@@ -37,8 +37,7 @@ namespace detail {
 
 namespace {
 
-result<std::unique_ptr<poller>> make_poller(backend b, const poller_config& cfg,
-                                            std::string& why) {
+result<std::unique_ptr<poller>> make_poller(backend b, const poller_config& cfg, std::string& why) {
     switch (b) {
         case backend::epoll: return make_epoll_poller(why);
         case backend::io_uring: return make_io_uring_poller(why, cfg);
@@ -47,10 +46,10 @@ result<std::unique_ptr<poller>> make_poller(backend b, const poller_config& cfg,
     return os_failure(EINVAL);
 }
 
-} // namespace
+}  // namespace
 
-result<std::unique_ptr<poller>> open_poller(backend which, bool fall_back,
-                                            const poller_config& cfg, std::string& note) {
+result<std::unique_ptr<poller>> open_poller(backend which, bool fall_back, const poller_config& cfg,
+                                            std::string& note) {
     std::string why;
     result<std::unique_ptr<poller>> p = make_poller(which, cfg, why);
     if (p || !fall_back || which == backend::epoll) {
@@ -79,22 +78,20 @@ result<int> make_wake_fd() noexcept {
 void signal_wake_fd(int fd) noexcept {
     const std::uint64_t one = 1;
     // EAGAIN only when the counter would overflow, i.e. the wake-up is already pending.
-    while (::write(fd, &one, sizeof one) < 0 && errno == EINTR) {
-    }
+    while (::write(fd, &one, sizeof one) < 0 && errno == EINTR) {}
 }
 
 void drain_wake_fd(int fd) noexcept {
     std::uint64_t value;
-    while (::read(fd, &value, sizeof value) < 0 && errno == EINTR) {
-    }
+    while (::read(fd, &value, sizeof value) < 0 && errno == EINTR) {}
 }
 
 void close_fd(int fd) noexcept {
     if (fd >= 0) ::close(fd);  // POSIX leaves the fd closed even on EINTR here (Linux)
 }
 
-} // namespace detail
-} // namespace opreg
+}  // namespace detail
+}  // namespace opreg
 
 namespace opreg::detail {
 
@@ -104,6 +101,8 @@ result<int> accept_nonblocking(int listen_fd) noexcept {
     return fd;
 }
 
-int open_spare_fd() noexcept { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
+int open_spare_fd() noexcept {
+    return ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
 
-} // namespace opreg::detail
+}  // namespace opreg::detail

@@ -290,9 +290,9 @@ TYPED_TEST(Conformance, FdOutOfRangeIsReported) {
     EXPECT_EQ(this->reg.stats().failures, 2u);
     EXPECT_EQ(this->reg.stats().armed, 0u);
     // An event naming an fd the registry never had is stale, not a crash.
-    EXPECT_EQ(this->reg.dispatch(fd_token{static_cast<std::uint32_t>(too_big), 0},
-                                 readiness::readable),
-              0u);
+    EXPECT_EQ(
+        this->reg.dispatch(fd_token{static_cast<std::uint32_t>(too_big), 0}, readiness::readable),
+        0u);
     EXPECT_EQ(this->reg.stats().stale_dropped, 1u);
 }
 
@@ -327,9 +327,9 @@ TYPED_TEST(Conformance, FullRegistryIsReportedNeverDropped) {
             EXPECT_EQ(t.error(), errc::busy);
         }
         for (int fd = 0; fd < 2; ++fd)
-            EXPECT_EQ(reg.dispatch(reg.token_of(fd).value(),
-                                   readiness::readable | readiness::writable),
-                      2u);
+            EXPECT_EQ(
+                reg.dispatch(reg.token_of(fd).value(), readiness::readable | readiness::writable),
+                2u);
         for (const record& r : recs) EXPECT_EQ(r.calls, 1);
         EXPECT_EQ(extra.calls, 0);
     }
@@ -363,12 +363,12 @@ TYPED_TEST(Conformance, StatsAddUp) {
     this->arm_ok(4, direction::write, r[5]);
     EXPECT_FALSE(this->reg.arm(99, direction::read, recorder(refused)).ok());
 
-    this->reg.dispatch(this->tok(0), readiness::readable);  // ready: r0
-    this->cancel(a);                                         // stale: nothing
-    this->close(0);                                          // closed: r1
-    this->cancel(d);                                         // cancelled: r3
-    this->reg.dispatch(this->tok(1), readiness::error);      // error: r2
-    this->reg.dispatch(fd_token{0, 0}, readiness::readable); // stale event: dropped
+    this->reg.dispatch(this->tok(0), readiness::readable);    // ready: r0
+    this->cancel(a);                                          // stale: nothing
+    this->close(0);                                           // closed: r1
+    this->cancel(d);                                          // cancelled: r3
+    this->reg.dispatch(this->tok(1), readiness::error);       // error: r2
+    this->reg.dispatch(fd_token{0, 0}, readiness::readable);  // stale event: dropped
     this->expect_balanced();
 
     const registry_stats s = this->reg.stats();

@@ -45,11 +45,10 @@ struct tracked {
 // owner applies it.
 template <class R>
 void settle(R& reg) {
-    while (reg.poll() != 0) {
-    }
+    while (reg.poll() != 0) {}
 }
 
-} // namespace
+}  // namespace
 
 template <class R>
 class Contract : public ::testing::Test {
@@ -121,11 +120,13 @@ TYPED_TEST(Contract, AReadCallbackThatClosesEndsTheWriteOpAsClosed) {
     auto& reg = this->reg;
     bool closed_in_callback = false;
     record wr;
-    ASSERT_TRUE(reg.arm(5, direction::read, [&](const completion& c) {
-                       EXPECT_EQ(c.result, outcome::ready);
-                       EXPECT_EQ(reg.close(c.fd), errc::ok);
-                       closed_in_callback = true;
-                   }).ok());
+    ASSERT_TRUE(reg.arm(5, direction::read,
+                        [&](const completion& c) {
+                            EXPECT_EQ(c.result, outcome::ready);
+                            EXPECT_EQ(reg.close(c.fd), errc::ok);
+                            closed_in_callback = true;
+                        })
+                    .ok());
     ASSERT_TRUE(reg.arm(5, direction::write, recorder(wr)).ok());
     settle(reg);
     const fd_token t = this->tok(5);
@@ -150,10 +151,12 @@ TYPED_TEST(Contract, AReadCallbackThatClosesEndsTheWriteOpAsClosed) {
 TYPED_TEST(Contract, AnErrorCallbackThatClosesEndsTheOtherOpAsClosed) {
     auto& reg = this->reg;
     record wr;
-    ASSERT_TRUE(reg.arm(6, direction::read, [&](const completion& c) {
-                       EXPECT_EQ(c.result, outcome::error);
-                       EXPECT_EQ(reg.close(c.fd), errc::ok);
-                   }).ok());
+    ASSERT_TRUE(reg.arm(6, direction::read,
+                        [&](const completion& c) {
+                            EXPECT_EQ(c.result, outcome::error);
+                            EXPECT_EQ(reg.close(c.fd), errc::ok);
+                        })
+                    .ok());
     ASSERT_TRUE(reg.arm(6, direction::write, recorder(wr)).ok());
     settle(reg);
     reg.dispatch(this->tok(6), readiness::error);
@@ -295,10 +298,12 @@ TYPED_TEST(ContractAtTheWrap, LatchAndStalenessHoldAcrossTheFdGenerationWrap) {
 TYPED_TEST(Contract, ACancelFromAnotherThreadRunsTheCallbackWhereTheContractSays) {
     auto& reg = this->reg;
     std::atomic<std::thread::id> ran_on{};
-    const op_token t = reg.arm(3, direction::read, [&ran_on](const completion& c) {
-                              EXPECT_EQ(c.result, outcome::cancelled);
-                              ran_on.store(std::this_thread::get_id());
-                          }).value();
+    const op_token t = reg.arm(3, direction::read,
+                               [&ran_on](const completion& c) {
+                                   EXPECT_EQ(c.result, outcome::cancelled);
+                                   ran_on.store(std::this_thread::get_id());
+                               })
+                           .value();
     settle(reg);
     std::thread::id canceller;
     std::thread other([&] {
@@ -319,10 +324,12 @@ TYPED_TEST(Contract, ALatchedArmFromAnotherThreadRunsTheCallbackWhereTheContract
     std::thread::id armer;
     std::thread other([&] {
         armer = std::this_thread::get_id();
-        ASSERT_TRUE(reg.arm(4, direction::write, [&ran_on](const completion& c) {
-                           EXPECT_TRUE(c.latched);
-                           ran_on.store(std::this_thread::get_id());
-                       }).ok());
+        ASSERT_TRUE(reg.arm(4, direction::write,
+                            [&ran_on](const completion& c) {
+                                EXPECT_TRUE(c.latched);
+                                ran_on.store(std::this_thread::get_id());
+                            })
+                        .ok());
     });
     other.join();
     settle(reg);
@@ -341,9 +348,9 @@ TYPED_TEST(ContractDeathTest, ACallbackThatThrowsTerminates) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
     auto& reg = this->reg;
     record wr;
-    ASSERT_TRUE(reg.arm(8, direction::read, [](const completion&) {
-                       throw std::runtime_error("callback threw");
-                   }).ok());
+    ASSERT_TRUE(reg.arm(8, direction::read,
+                        [](const completion&) { throw std::runtime_error("callback threw"); })
+                    .ok());
     ASSERT_TRUE(reg.arm(8, direction::write, recorder(wr)).ok());
     settle(reg);
     const fd_token t = this->tok(8);

@@ -42,7 +42,7 @@ std::unique_ptr<detail::poller> open_only(backend which, std::string& why) {
     return std::move(p.value());
 }
 
-} // namespace
+}  // namespace
 
 TEST(Errors, AResultCarriesTheOsErrorBesideItsErrc) {
     const result<int> r = os_failure(EMFILE);
@@ -98,7 +98,8 @@ TEST(Errors, BackendHooksAnswerInResults) {
         std::unique_ptr<detail::poller> p = open_only(which, why);
         if (!p) {
             // Reported, not passed silently: io_uring may be refused by this kernel.
-            std::printf("[  SKIPPED ] %s: %s\n", std::string(to_string(which)).c_str(), why.c_str());
+            std::printf("[  SKIPPED ] %s: %s\n", std::string(to_string(which)).c_str(),
+                        why.c_str());
             continue;
         }
         socket_pair sp;
@@ -128,7 +129,8 @@ TEST(Errors, ABackendNotBuiltHereIsENOSYSAndTheConstructorThrowsIt) {
     EXPECT_NE(why.find("kqueue"), std::string::npos) << why;
     slot_array reg{registry_config{.max_fds = 64}};
     try {
-        reactor<slot_array> loop{reg, reactor_options{.which = backend::kqueue, .fall_back = false}};
+        reactor<slot_array> loop{reg,
+                                 reactor_options{.which = backend::kqueue, .fall_back = false}};
         ADD_FAILURE() << "the constructor did not throw";
     } catch (const std::system_error& e) {
         EXPECT_EQ(e.code().value(), ENOSYS);

@@ -41,7 +41,7 @@ TEST(IntrusiveMpscQueue, EmptyQueuePopsNullptr) {
 }
 
 TEST(IntrusiveMpscQueue, SingleThreadIsFifo) {
-    std::vector<job> jobs(10); // nodes are not movable (the hook is atomic)
+    std::vector<job> jobs(10);  // nodes are not movable (the hook is atomic)
     for (int i = 0; i < 10; ++i) {
         jobs[static_cast<std::size_t>(i)].value = i;
     }
@@ -79,7 +79,7 @@ TEST(IntrusiveMpscQueue, NodeCanBePushedAgainAfterPop) {
         q.push(&a);
         q.push(&b);
         EXPECT_EQ(q.try_pop(), &a) << "round " << round;
-        q.push(&a); // a is out of the queue again, so it may go back in behind b
+        q.push(&a);  // a is out of the queue again, so it may go back in behind b
         EXPECT_EQ(q.try_pop(), &b) << "round " << round;
         EXPECT_EQ(q.try_pop(), &a) << "round " << round;
         EXPECT_EQ(q.try_pop(), nullptr) << "round " << round;
@@ -87,7 +87,7 @@ TEST(IntrusiveMpscQueue, NodeCanBePushedAgainAfterPop) {
 }
 
 TEST(IntrusiveMpscQueue, InterleavedPushAndPopKeepOrder) {
-    std::vector<job> jobs(100); // nodes are not movable (the hook is atomic)
+    std::vector<job> jobs(100);  // nodes are not movable (the hook is atomic)
     for (int i = 0; i < 100; ++i) {
         jobs[static_cast<std::size_t>(i)].value = i;
     }
@@ -145,4 +145,4 @@ TEST(IntrusiveMpscQueue, AbstractNodeTypeThroughItsBase) {
     EXPECT_EQ(q.try_pop(), nullptr);
 }
 
-} // namespace
+}  // namespace

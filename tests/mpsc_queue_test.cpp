@@ -43,9 +43,9 @@ TEST(MpscQueueStrategy, CallbacksRunOnTheOwnerThread) {
     std::thread::id ran_on;
     std::thread other([&] {
         const op_token t =
-            reg.arm(2, direction::write, [&ran_on](const completion&) {
-                   ran_on = std::this_thread::get_id();
-               }).value();
+            reg.arm(2, direction::write,
+                    [&ran_on](const completion&) { ran_on = std::this_thread::get_id(); })
+                .value();
         reg.cancel(t);
     });
     other.join();
@@ -131,7 +131,8 @@ TEST(MpscQueueStrategy, PollAppliesAtMostABatchPerCall) {
     mpsc_queue reg{registry_config{.max_fds = 8, .max_pending = 4096}};
     const op_token nothing{op_slot(1, direction::read), 12345};
     constexpr std::size_t pushed = 3000;
-    for (std::size_t i = 0; i < pushed; ++i) ASSERT_EQ(reg.cancel(nothing), cancel_status::requested);
+    for (std::size_t i = 0; i < pushed; ++i)
+        ASSERT_EQ(reg.cancel(nothing), cancel_status::requested);
     EXPECT_EQ(reg.poll(), mpsc_queue::poll_batch);
     EXPECT_EQ(reg.poll(), mpsc_queue::poll_batch);
     EXPECT_EQ(reg.poll(), pushed - 2 * mpsc_queue::poll_batch);

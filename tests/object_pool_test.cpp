@@ -39,7 +39,7 @@ struct pool_test_access<object_pool<T>> {
     static std::uint64_t tag(const pool& p) { return p.tag_of(p.head_.load()); }
 };
 
-} // namespace opreg::detail
+}  // namespace opreg::detail
 
 namespace {
 
@@ -49,8 +49,8 @@ using pool_access = opreg::detail::pool_test_access<opreg::object_pool<int>>;
 TEST(ObjectPoolTag, TakesTheBitsTheIndexDoesNotNeed) {
     EXPECT_EQ(opreg::object_pool<int>(0).tag_bits(), 63);
     EXPECT_EQ(opreg::object_pool<int>(3).tag_bits(), 62);
-    EXPECT_EQ(opreg::object_pool<int>(4096).tag_bits(), 51);  // the reactor's post pool
-    EXPECT_EQ(opreg::object_pool<int>(131072).tag_bits(), 46); // 2 * the default max_fds
+    EXPECT_EQ(opreg::object_pool<int>(4096).tag_bits(), 51);    // the reactor's post pool
+    EXPECT_EQ(opreg::object_pool<int>(131072).tag_bits(), 46);  // 2 * the default max_fds
 }
 
 // A popper stalled between its load of the head and its CAS while exactly 2^32 CASes
@@ -58,11 +58,11 @@ TEST(ObjectPoolTag, TakesTheBitsTheIndexDoesNotNeed) {
 // stale link, and the next create hands out a slot that is still live. The tag is wider
 // now: the CAS fails.
 TEST(ObjectPoolTag, APopperStalledFor2To32CasesFailsItsCas) {
-    opreg::object_pool<int> pool(2);  // free list: 0 -> 1
+    opreg::object_pool<int> pool(2);                    // free list: 0 -> 1
     const auto stalled = pool_access::begin_pop(pool);  // reads head = 0, next = 1
-    int* a = pool.try_create(1);  // pops 0
-    int* b = pool.try_create(2);  // pops 1: live
-    pool.destroy(a);              // pushes 0: the head is 0 again, its link now the end
+    int* a = pool.try_create(1);                        // pops 0
+    int* b = pool.try_create(2);                        // pops 1: live
+    pool.destroy(a);  // pushes 0: the head is 0 again, its link now the end
     pool_access::advance_tag(pool, (std::uint64_t{1} << 32) - 3);  // 2^32 CASes in all
     EXPECT_FALSE(pool_access::finish_pop(pool, stalled))
         << "a popper stalled for 2^32 CASes took a slot with a stale link";
@@ -206,8 +206,8 @@ TEST(ObjectPool, IndexOfAtAndOwnsRoundTrip) {
     auto* inside_but_misaligned =
         reinterpret_cast<const pending_op*>(reinterpret_cast<const char*>(pool.at(0)) + 1);
     EXPECT_FALSE(pool.owns(inside_but_misaligned));
-    const auto stride = reinterpret_cast<std::uintptr_t>(pool.at(1)) -
-                        reinterpret_cast<std::uintptr_t>(pool.at(0));
+    const auto stride =
+        reinterpret_cast<std::uintptr_t>(pool.at(1)) - reinterpret_cast<std::uintptr_t>(pool.at(0));
     const auto* past_the_end = reinterpret_cast<const pending_op*>(
         reinterpret_cast<std::uintptr_t>(pool.at(kCapacity - 1)) + stride);
     EXPECT_FALSE(pool.owns(past_the_end)) << "where a slot after the last one would be";
@@ -281,7 +281,7 @@ struct naive_pool {
 // two pending operations would share one record. opreg::object_pool of the same size
 // reports exhaustion there instead, and never returns an address that is live.
 TEST(ObjectPool, OriginalAnalysisPoolHandsOutSlotStillInUse) {
-    constexpr int kSize = 10000; // the analysis's size
+    constexpr int kSize = 10000;  // the analysis's size
 
     auto naive = std::make_unique<naive_pool<pending_op, kSize>>();
     pending_op* first = naive->alloc();
@@ -324,4 +324,4 @@ TEST(ObjectPool, OriginalAnalysisPoolHandsOutSlotStillInUse) {
     EXPECT_EQ(pool.size_approx(), 0u);
 }
 
-} // namespace
+}  // namespace

@@ -77,7 +77,7 @@ R make_reg() {
         return R{cfg};
 }
 
-} // namespace
+}  // namespace
 
 template <class C>
 class ReactorEdges : public ::testing::Test {
@@ -252,8 +252,7 @@ TYPED_TEST(ReactorEdges, AnAcceptorDestroyedWhileArmedLeavesNothingBehind) {
     ASSERT_GE(lfd, 0);
     int accepted = 0;
     {
-        acceptor<typename TypeParam::registry_type> acc{*this->loop, lfd,
-                                                        [&accepted](int fd) {
+        acceptor<typename TypeParam::registry_type> acc{*this->loop, lfd, [&accepted](int fd) {
                                                             ++accepted;
                                                             ::close(fd);
                                                         }};
@@ -351,7 +350,8 @@ TEST(ReactorIoUring, PollsReArmedInATurnThatClosesTheirFdsLetTheFilesGo) {
     slot_array reg{registry_config{.max_fds = 4096}};
     std::string why;
     auto loop = opreg_test::open_reactor(
-        reg, reactor_options{.which = backend::io_uring, .max_events = 8, .io_uring_cq_entries = 64},
+        reg,
+        reactor_options{.which = backend::io_uring, .max_events = 8, .io_uring_cq_entries = 64},
         why);
     if (!loop) GTEST_SKIP() << why;
     constexpr int n = 200;
@@ -364,14 +364,15 @@ TEST(ReactorIoUring, PollsReArmedInATurnThatClosesTheirFdsLetTheFilesGo) {
     int closed = 0;
     for (auto& sp : pairs) {
         socket_pair* q = sp.get();
-        ASSERT_TRUE(loop->arm(q->a, direction::read, [&loop, q, &closed](const completion& c) {
-                            if (c.result != outcome::ready) return;
-                            char buf[8];
-                            while (::read(q->a, buf, sizeof buf) > 0) {
-                            }
-                            loop->close(q->take_a());
-                            ++closed;
-                        }).ok());
+        ASSERT_TRUE(loop->arm(q->a, direction::read,
+                              [&loop, q, &closed](const completion& c) {
+                                  if (c.result != outcome::ready) return;
+                                  char buf[8];
+                                  while (::read(q->a, buf, sizeof buf) > 0) {}
+                                  loop->close(q->take_a());
+                                  ++closed;
+                              })
+                        .ok());
     }
     for (auto& sp : pairs) ASSERT_EQ(::write(sp->b, "x", 1), 1);
     for (int k = 0; k < 1000 && closed < n; ++k) loop->run_once(10);
@@ -391,14 +392,16 @@ TEST(ReactorIoUring, PollsReArmedInATurnThatClosesTheirFdsLetTheFilesGo) {
 // removal failed with -EALREADY, and the poll kept the file.
 TEST(IoUringPoller, APollReArmedAndUnwatchedInTheSameTurnLetsTheFileGo) {
     std::string why;
-    auto opened = detail::make_io_uring_poller(why, detail::poller_config{.io_uring_cq_entries = 4});
+    auto opened =
+        detail::make_io_uring_poller(why, detail::poller_config{.io_uring_cq_entries = 4});
     if (!opened) GTEST_SKIP() << "io_uring is not usable here: " << why;
     const std::unique_ptr<detail::poller> p = std::move(opened.value());
     constexpr int n = 6;
     std::vector<std::unique_ptr<socket_pair>> pairs;
     for (int i = 0; i < n; ++i) {
         pairs.push_back(std::make_unique<socket_pair>());
-        ASSERT_TRUE(p->watch(pairs.back()->a, fd_token{std::uint32_t(pairs.back()->a), 0}.to_u64()).ok());
+        ASSERT_TRUE(
+            p->watch(pairs.back()->a, fd_token{std::uint32_t(pairs.back()->a), 0}.to_u64()).ok());
     }
     detail::poll_event out[16];
     std::vector<int> first;
@@ -411,7 +414,8 @@ TEST(IoUringPoller, APollReArmedAndUnwatchedInTheSameTurnLetsTheFileGo) {
         for (std::size_t i = 0; i < got; ++i) {
             const int fd = int(fd_token::from_u64(out[i].token).slot());
             for (auto& sp : pairs) {
-                if (sp->a != fd || std::find(first.begin(), first.end(), fd) != first.end()) continue;
+                if (sp->a != fd || std::find(first.begin(), first.end(), fd) != first.end())
+                    continue;
                 ASSERT_TRUE(p->unwatch(fd).ok());
                 ::close(sp->take_a());
                 closed.push_back(sp.get());

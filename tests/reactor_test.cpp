@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <future>
 #include <memory>
 #include <system_error>
@@ -68,7 +68,8 @@ template <>
 class Reactor<combo<epoll_backend, any_registry>> : public ::testing::Test {
 protected:
     void SetUp() override {
-        loop = std::make_unique<reactor<any_registry>>(reg, reactor_options{.which = backend::epoll});
+        loop =
+            std::make_unique<reactor<any_registry>>(reg, reactor_options{.which = backend::epoll});
     }
     template <class Pred>
     bool run_until(Pred pred) {
@@ -141,23 +142,25 @@ TYPED_TEST(Reactor, FdReuseInsideOneBatchSkipsTheOldEvent) {
     for (int i = 0; i < 2; ++i) {
         const int mine = fds[i], other = fds[1 - i];
         record* me = &ends[i];
-        ASSERT_TRUE(loop.arm(mine, direction::read, [&, me, other](const completion& c) {
-                            me->calls++;
-                            me->last = c;
-                            if (swapped || c.result != outcome::ready) return;
-                            swapped = true;
-                            ASSERT_EQ(loop.close(other), errc::ok);
-                            replacement = std::make_unique<socket_pair>();
-                            // Put the new socket on the old number, as accept() would
-                            // (socketpair usually picks it by itself: lowest free fd).
-                            if (replacement->a != other) {
-                                ASSERT_EQ(::dup2(replacement->a, other), other);
-                                ::close(replacement->a);
-                                replacement->a = other;
-                            }
-                            ASSERT_TRUE(loop.watch(other).ok()) << std::strerror(errno);
-                            ASSERT_TRUE(loop.arm(other, direction::read, recorder(reused)).ok());
-                        })
+        ASSERT_TRUE(loop.arm(mine, direction::read,
+                             [&, me, other](const completion& c) {
+                                 me->calls++;
+                                 me->last = c;
+                                 if (swapped || c.result != outcome::ready) return;
+                                 swapped = true;
+                                 ASSERT_EQ(loop.close(other), errc::ok);
+                                 replacement = std::make_unique<socket_pair>();
+                                 // Put the new socket on the old number, as accept() would
+                                 // (socketpair usually picks it by itself: lowest free fd).
+                                 if (replacement->a != other) {
+                                     ASSERT_EQ(::dup2(replacement->a, other), other);
+                                     ::close(replacement->a);
+                                     replacement->a = other;
+                                 }
+                                 ASSERT_TRUE(loop.watch(other).ok()) << std::strerror(errno);
+                                 ASSERT_TRUE(
+                                     loop.arm(other, direction::read, recorder(reused)).ok());
+                             })
                         .ok());
     }
     this->loop->run_once(0);  // apply hand-offs, if any, before the data arrives

@@ -80,7 +80,7 @@ void two_reactors_echo(std::vector<std::unique_ptr<R>>& regs) {
     for (int i = 0; i < 2; ++i) loops[i]->close(pairs[i].take_a());
 }
 
-} // namespace
+}  // namespace
 
 TEST(ReactorThreads, TwoReactorsShareOneSlotArray) {
     std::vector<std::unique_ptr<slot_array>> regs;

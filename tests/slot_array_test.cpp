@@ -38,8 +38,9 @@ TEST(SlotArrayWord, EndingAnOpBumpsTheOpGenerationGoesIdleAndKeepsTheLatch) {
 }
 
 TEST(SlotArrayWord, CloseBumpsTheFdGenerationAndForgetsTheLatch) {
-    const slot_word w = slot_word{(std::uint64_t{3} << slot_word::fd_gen_shift) | (std::uint64_t{9} << 3) | 1}
-                            .with_latch(true);
+    const slot_word w =
+        slot_word{(std::uint64_t{3} << slot_word::fd_gen_shift) | (std::uint64_t{9} << 3) | 1}
+            .with_latch(true);
     const slot_word n = w.next_fd();
     EXPECT_EQ(n.fd_gen(), 4u);
     EXPECT_EQ(n.op_gen(), 9u);
@@ -48,7 +49,8 @@ TEST(SlotArrayWord, CloseBumpsTheFdGenerationAndForgetsTheLatch) {
 }
 
 TEST(SlotArrayWord, OpGenerationWrapsInsideItsFieldWithoutTouchingTheFdGeneration) {
-    const slot_word w{(std::uint64_t{1} << slot_word::fd_gen_shift) | (slot_word::op_gen_mask << 3) | 3};
+    const slot_word w{(std::uint64_t{1} << slot_word::fd_gen_shift) |
+                      (slot_word::op_gen_mask << 3) | 3};
     const slot_word n = w.next_op();
     EXPECT_EQ(n.op_gen(), 0u);
     EXPECT_EQ(n.fd_gen(), 1u);

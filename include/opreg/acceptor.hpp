@@ -39,7 +39,7 @@ struct acceptor_stats {
 namespace detail {
 result<int> accept_nonblocking(int listen_fd) noexcept;  // the new connection's fd
 int open_spare_fd() noexcept;  // an fd held in reserve (/dev/null), or -1 (none: not an error)
-} // namespace detail
+}  // namespace detail
 
 // Inline storage of the acceptor's handlers: four pointers of captures (a server object and a
 // little more); the acceptor keeps them for its lifetime, so this is not a per-op cost.
@@ -53,8 +53,12 @@ public:
 
     acceptor(reactor<R>& loop, int listen_fd, accept_fn on_accept, error_fn on_error = nullptr,
              std::chrono::milliseconds backoff = std::chrono::milliseconds(100))
-        : loop_{loop}, fd_{listen_fd}, on_accept_{std::move(on_accept)},
-          on_error_{std::move(on_error)}, backoff_{backoff}, spare_{detail::open_spare_fd()} {}
+        : loop_{loop},
+          fd_{listen_fd},
+          on_accept_{std::move(on_accept)},
+          on_error_{std::move(on_error)},
+          backoff_{backoff},
+          spare_{detail::open_spare_fd()} {}
 
     acceptor(const acceptor&) = delete;
     acceptor& operator=(const acceptor&) = delete;
@@ -157,11 +161,11 @@ private:
     std::chrono::milliseconds backoff_;
     int spare_;
     acceptor_stats stats_;
-    op_token op_{};                 // the op armed last (it may have ended)
-    std::uint64_t arms_ = 0;        // arm() calls, to tell a nested one
+    op_token op_{};           // the op armed last (it may have ended)
+    std::uint64_t arms_ = 0;  // arm() calls, to tell a nested one
     typename reactor<R>::timer_id pause_{};
-    bool paused_ = false;           // accepting is paused for lack of fds (pause_ pending)
+    bool paused_ = false;  // accepting is paused for lack of fds (pause_ pending)
     bool stopped_ = true;
 };
 
-} // namespace opreg
+}  // namespace opreg

@@ -58,7 +58,7 @@ private:
     R r_;
 };
 
-} // namespace detail
+}  // namespace detail
 
 class any_registry {
 public:
@@ -102,4 +102,4 @@ static_assert(registry<any_registry>);
 // false) when no strategy has that name: list registry_names() in the error message.
 [[nodiscard]] any_registry make_registry(std::string_view name, registry_config cfg = {});
 
-} // namespace opreg
+}  // namespace opreg

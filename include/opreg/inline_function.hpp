@@ -27,7 +27,8 @@ class inline_function;
 
 template <class R, class... Args, std::size_t Capacity>
 class inline_function<R(Args...), Capacity> {
-    static_assert(Capacity % alignof(void*) == 0, "Capacity must be a multiple of the pointer size");
+    static_assert(Capacity % alignof(void*) == 0,
+                  "Capacity must be a multiple of the pointer size");
 
 public:
     static constexpr std::size_t capacity = Capacity;
@@ -36,9 +37,9 @@ public:
     inline_function(std::nullptr_t) noexcept {}
 
     template <class F>
-        requires(!std::is_same_v<std::remove_cvref_t<F>, inline_function> &&
-                 std::is_invocable_r_v<R, std::decay_t<F>&, Args...>)
-    inline_function(F&& f) noexcept(std::is_nothrow_constructible_v<std::decay_t<F>, F&&>) {
+    requires(!std::is_same_v<std::remove_cvref_t<F>, inline_function> &&
+             std::is_invocable_r_v<R, std::decay_t<F>&, Args...>) inline_function(F&& f)
+    noexcept(std::is_nothrow_constructible_v<std::decay_t<F>, F&&>) {
         using Fn = std::decay_t<F>;
         static_assert(sizeof(Fn) <= Capacity,
                       "callable too large for inline storage: capture less (a pointer to "
@@ -114,4 +115,4 @@ private:
     const ops* ops_ = nullptr;
 };
 
-} // namespace opreg
+}  // namespace opreg

@@ -89,11 +89,11 @@ template <class T, auto Hook>
     }
 }
 
-} // namespace detail
+}  // namespace detail
 
 // Hook: &T::member, where the member is an mpsc_hook (or a basic_mpsc_hook of another policy).
 template <class T, auto Hook>
-    requires detail::mpsc_hook_of<Hook, T>
+requires detail::mpsc_hook_of<Hook, T>
 class intrusive_mpsc_queue {
     using hook_type = typename detail::mpsc_member<decltype(Hook)>::hook;
     using sync = typename hook_type::sync;
@@ -119,12 +119,12 @@ public:
                 return nullptr;
             }
             // Skip the stub; it is never handed out.
-            tail_.store(next, std::memory_order_relaxed); // relaxed: consumer-owned cursor
+            tail_.store(next, std::memory_order_relaxed);  // relaxed: consumer-owned cursor
             tail = next;
-            next = tail->next.load(std::memory_order_acquire); // acquire: as above
+            next = tail->next.load(std::memory_order_acquire);  // acquire: as above
         }
         if (next != nullptr) {
-            tail_.store(next, std::memory_order_relaxed); // relaxed: consumer-owned cursor
+            tail_.store(next, std::memory_order_relaxed);  // relaxed: consumer-owned cursor
             return owner_of(tail);
         }
         // tail is the last linked node. It can only be handed out with a successor behind
@@ -136,12 +136,12 @@ public:
             return nullptr;
         }
         link(&stub_);
-        next = tail->next.load(std::memory_order_acquire); // acquire: as above
+        next = tail->next.load(std::memory_order_acquire);  // acquire: as above
         if (next != nullptr) {
-            tail_.store(next, std::memory_order_relaxed); // relaxed: consumer-owned cursor
+            tail_.store(next, std::memory_order_relaxed);  // relaxed: consumer-owned cursor
             return owner_of(tail);
         }
-        return nullptr; // a producer exchanged between our load of head_ and the stub's push
+        return nullptr;  // a producer exchanged between our load of head_ and the stub's push
     }
 
     // Any thread; an estimate unless the consumer calls it with no push in flight. A node
@@ -186,4 +186,4 @@ private:
     alignas(detail::cache_line) hook_type stub_;
 };
 
-} // namespace opreg
+}  // namespace opreg

@@ -83,7 +83,7 @@ namespace detail {
 template <class Registry>
 struct mpsc_queue_test_access;
 
-} // namespace detail
+}  // namespace detail
 
 // `Sync`: the synchronisation policy (detail/sync.hpp); use mpsc_queue, its default.
 template <class Sync = detail::std_sync>
@@ -108,11 +108,13 @@ public:
         // relaxed: no other thread sees the registry before the constructor returns.
         const std::uint64_t first = cfg.first_generation & token_generation_mask;
         for (std::uint32_t fd = 0; fd < cfg.max_fds; ++fd) {
-            closes_[fd].k = kind::close;
+            closes_[fd].what = kind::close;
             closes_[fd].slot = op_slot(static_cast<int>(fd), direction::read);
             fd_gen_[fd].store(first, std::memory_order_relaxed);
-            tickets_[op_slot(static_cast<int>(fd), direction::read)].store(first, std::memory_order_relaxed);
-            tickets_[op_slot(static_cast<int>(fd), direction::write)].store(first, std::memory_order_relaxed);
+            tickets_[op_slot(static_cast<int>(fd), direction::read)].store(
+                first, std::memory_order_relaxed);
+            tickets_[op_slot(static_cast<int>(fd), direction::write)].store(
+                first, std::memory_order_relaxed);
         }
     }
 
@@ -223,26 +225,30 @@ private:
 
     struct command {
         command() noexcept = default;
-        command(kind k_, std::uint32_t slot_, std::uint64_t gen_, std::uint64_t fd_gen_,
-                callback&& cb_) noexcept
-            : k{k_}, slot{slot_}, gen{gen_}, fd_gen{fd_gen_}, cb{std::move(cb_)} {}
+        command(kind what_it_is, std::uint32_t op_slot, std::uint64_t generation,
+                std::uint64_t fd_generation, callback&& on_end) noexcept
+            : what{what_it_is},
+              slot{op_slot},
+              gen{generation},
+              fd_gen{fd_generation},
+              cb{std::move(on_end)} {}
 
         basic_mpsc_hook<Sync> hook;
-        kind k = kind::close;
+        kind what = kind::close;
         outcome why = outcome::cancelled;  // cancel: the outcome requested
         std::uint32_t slot = 0;            // op slot (fd * 2 + direction; close: the read slot)
         std::uint64_t gen = 0;             // arm: the op's generation; cancel: the op it names
         // arm: the fd lifetime it was armed under, compared with the fd's generation now
         typename Sync::template cell<std::uint64_t> fd_gen{0};
-        callback cb;                       // arm: the op's callback
+        callback cb;  // arm: the op's callback
     };
     using queue_type = intrusive_mpsc_queue<command, &command::hook>;
 
-    struct entry {                       // the owner's, per op slot: 16 bytes
-        command* op = nullptr;           // the pending op, if any
+    struct entry {              // the owner's, per op slot: 16 bytes
+        command* op = nullptr;  // the pending op, if any
         // Latched readiness: the fd generation it came under, with latch_bit set; 0 when
-        // none. (Generations stay below 2^38, so no generation reads as "none": the old
-        // encoding, generation + 1 in 32 bits, did at generation 0xffffffff.)
+        // none. (Generations stay below 2^38, so no generation, 0 and the top included,
+        // reads as "none".)
         std::uint64_t latch_word = 0;
         static constexpr std::uint64_t latch_bit = std::uint64_t{1} << 63;
         static_assert(token_generation_bits < 63);
@@ -261,7 +267,7 @@ private:
     }
 
     void apply(command* c) noexcept {
-        switch (c->k) {
+        switch (c->what) {
             case kind::arm: {
                 entry& e = table_[c->slot];
                 if (c->fd_gen.get() != generation(op_fd(op_token{c->slot, 0}))) {
@@ -319,8 +325,7 @@ private:
 
     // Ends an op: its record goes back to the pool before the callback runs, so a callback
     // that re-arms finds room.
-    void end(command* op, outcome o, errc e, bool latched = false,
-             bool hangup = false) noexcept {
+    void end(command* op, outcome o, errc e, bool latched = false, bool hangup = false) noexcept {
         const op_token t{op->slot, op->gen};
         callback cb = std::move(op->cb);
         ops_.destroy(op);
@@ -329,20 +334,20 @@ private:
     }
 
     void release(command* c) noexcept {
-        if (c->k == kind::arm) ops_.destroy(c);
-        if (c->k == kind::cancel) cancels_.destroy(c);
+        if (c->what == kind::arm) ops_.destroy(c);
+        if (c->what == kind::cancel) cancels_.destroy(c);
         // close commands are the per-fd ones in closes_
     }
 
     registry_config cfg_;
-    object_pool<command, Sync> ops_;      // arm commands, then pending-op records
-    object_pool<command, Sync> cancels_;  // cancel commands
-    std::unique_ptr<command[]> closes_;                       // one close command per fd
-    std::unique_ptr<atomic<bool>[]> close_queued_;            // per fd: its close is queued
+    object_pool<command, Sync> ops_;                // arm commands, then pending-op records
+    object_pool<command, Sync> cancels_;            // cancel commands
+    std::unique_ptr<command[]> closes_;             // one close command per fd
+    std::unique_ptr<atomic<bool>[]> close_queued_;  // per fd: its close is queued
     queue_type queue_;
-    std::unique_ptr<entry[]> table_;                          // owner only, per op slot
-    std::unique_ptr<atomic<std::uint64_t>[]> tickets_;        // per op slot: next op generation
-    std::unique_ptr<atomic<std::uint64_t>[]> fd_gen_;         // per fd: its generation
+    std::unique_ptr<entry[]> table_;                    // owner only, per op slot
+    std::unique_ptr<atomic<std::uint64_t>[]> tickets_;  // per op slot: next op generation
+    std::unique_ptr<atomic<std::uint64_t>[]> fd_gen_;   // per fd: its generation
     detail::stat_counters stats_;
 };
 
@@ -350,4 +355,4 @@ using mpsc_queue = basic_mpsc_queue<>;
 
 static_assert(registry<mpsc_queue>);
 
-} // namespace opreg
+}  // namespace opreg

@@ -162,8 +162,8 @@ public:
             }
         }
         for (auto& op : doomed)
-            run(*op, detail::make_completion(op_token{op_slot(fd, op->dir), op->gen},
-                                             outcome::closed));
+            run(*op,
+                detail::make_completion(op_token{op_slot(fd, op->dir), op->gen}, outcome::closed));
         return errc::ok;
     }
 
@@ -192,8 +192,8 @@ private:
     static void run(pending_op& op, const completion& c) noexcept { op.fn(c); }
 
     static completion completion_of(int fd, const pending_op& op, const detail::delivery& plan) {
-        return detail::make_completion(op_token{op_slot(fd, op.dir), op.gen}, plan.result,
-                                       errc::ok, false, plan.hangup);
+        return detail::make_completion(op_token{op_slot(fd, op.dir), op.gen}, plan.result, errc::ok,
+                                       false, plan.hangup);
     }
 
     generations& gens(int fd) {  // ops_mutex_ held
@@ -215,7 +215,8 @@ private:
 
     // Takes fd's op in direction d for a kernel event, or latches the readiness when none
     // waits. ops_mutex_ held.
-    std::unique_ptr<pending_op> take_ready_locked(int fd, direction d, const detail::delivery& plan) {
+    std::unique_ptr<pending_op> take_ready_locked(int fd, direction d,
+                                                  const detail::delivery& plan) {
         auto it = pending_ops_.find(fd);
         if (it != pending_ops_.end()) {
             auto& ops = it->second;
@@ -257,4 +258,4 @@ private:
 
 static_assert(registry<mutex_map>);
 
-} // namespace opreg
+}  // namespace opreg

@@ -77,7 +77,7 @@ inline constexpr std::uint32_t pool_end = std::numeric_limits<std::uint32_t>::ma
 template <class Pool>
 struct pool_test_access;
 
-} // namespace detail
+}  // namespace detail
 
 template <class T, class Sync = detail::std_sync>
 class object_pool {
@@ -194,9 +194,9 @@ private:
     // One slot: the object's storage first, so a T* and its slot share an address.
     struct slot {
         union {
-            T value; // constructed by try_create, destroyed by destroy; never by the slot
+            T value;  // constructed by try_create, destroyed by destroy; never by the slot
         };
-        atomic<std::uint32_t> next{detail::pool_end}; // free-list link, valid while free
+        atomic<std::uint32_t> next{detail::pool_end};  // free-list link, valid while free
         slot() noexcept {}
         ~slot() {}
     };
@@ -300,4 +300,4 @@ private:
     static_assert(sizeof(std::atomic<std::uint64_t>) == sizeof(std::uint64_t));
 };
 
-} // namespace opreg
+}  // namespace opreg

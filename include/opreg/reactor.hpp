@@ -67,12 +67,12 @@
 // over, push their node and wake the same way.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <memory>
 #include <span>
 #include <stdexcept>
@@ -116,10 +116,10 @@ struct reactor_options {
 };
 
 struct reactor_stats {
-    std::uint64_t waits = 0;         // kernel waits
-    std::uint64_t events = 0;        // kernel events dispatched to the registry
-    std::uint64_t posts = 0;         // tasks run from post()
-    std::uint64_t wakeups = 0;       // eventfd writes (coalesced)
+    std::uint64_t waits = 0;    // kernel waits
+    std::uint64_t events = 0;   // kernel events dispatched to the registry
+    std::uint64_t posts = 0;    // tasks run from post()
+    std::uint64_t wakeups = 0;  // eventfd writes (coalesced)
     std::uint64_t timers_fired = 0;
     std::uint64_t timers_pending = 0;  // timers in the heap now (deadlines included)
     std::uint64_t handed_over = 0;     // completions a carrier brought from another thread
@@ -129,8 +129,8 @@ namespace detail {
 
 // The eventfd and the syscalls around it live in src/reactor_support.cpp.
 result<int> make_wake_fd() noexcept;
-void signal_wake_fd(int fd) noexcept;        // eventfd += 1
-void drain_wake_fd(int fd) noexcept;         // eventfd = 0
+void signal_wake_fd(int fd) noexcept;  // eventfd += 1
+void drain_wake_fd(int fd) noexcept;   // eventfd = 0
 void close_fd(int fd) noexcept;
 
 // The wake-up eventfd's token: its slot field (token.hpp) is above token_reserved_slot, so
@@ -140,13 +140,13 @@ static_assert(fd_token::from_u64(wake_token).slot() >= token_reserved_slot);
 
 // Opens the backend asked for, falling back to epoll when allowed; `note` says why the one
 // asked for is not the one returned (or, on an error, why none could be opened).
-result<std::unique_ptr<poller>> open_poller(backend which, bool fall_back,
-                                            const poller_config& cfg, std::string& note);
+result<std::unique_ptr<poller>> open_poller(backend which, bool fall_back, const poller_config& cfg,
+                                            std::string& note);
 // The same for a constructor: throws std::system_error, with the OS error, instead.
 std::unique_ptr<poller> open_poller_or_throw(backend which, bool fall_back,
                                              const poller_config& cfg, std::string& note);
 
-} // namespace detail
+}  // namespace detail
 
 // Inline storage of a posted task or timer: 48 bytes of captures, so that a post node (hook
 // and task) is one 64-byte line, as an op slot is (callback_capacity in types.hpp).
@@ -180,8 +180,9 @@ public:
         detail::close_fd(wake_fd_);
         while (post_node* n = queue_.try_pop()) posts_.destroy(n);
         while (carrier_node* n = handed_.try_pop()) carriers_.destroy(n);
-        assert(carriers_.size_approx() == 0 && "reactor destroyed with ops armed from other "
-                                               "threads still pending");
+        assert(carriers_.size_approx() == 0 &&
+               "reactor destroyed with ops armed from other "
+               "threads still pending");
     }
 
     [[nodiscard]] backend active_backend() const noexcept { return poller_->kind(); }
@@ -209,8 +210,7 @@ public:
     errc close(int fd) {
         const errc e = reg_.close(fd);
         if (e != errc::ok) return e;
-        for (const direction d : {direction::read, direction::write})
-            drop_deadline(op_slot(fd, d));
+        for (const direction d : {direction::read, direction::write}) drop_deadline(op_slot(fd, d));
         (void)poller_->unwatch(fd);
         detail::close_fd(fd);
         return errc::ok;
@@ -241,7 +241,7 @@ public:
         }
         R* reg = &reg_;
         return post([reg, t, why] { (void)reg->cancel(t, why); }) ? cancel_status::requested
-                                                                 : cancel_status::full;
+                                                                  : cancel_status::full;
     }
 
     // Reactor thread. Runs fn on the reactor thread after `delay`.
@@ -260,7 +260,8 @@ public:
     timer_id expire_after(op_token t, clock::duration delay) {
         const std::uint32_t slot = t.slot();
         if (!t.valid()) return timer_id{};
-        if (slot >= deadlines_.size()) deadlines_.resize(std::max<std::size_t>(slot + 1, deadlines_.size() * 2));
+        if (slot >= deadlines_.size())
+            deadlines_.resize(std::max<std::size_t>(slot + 1, deadlines_.size() * 2));
         deadline& dl = deadlines_[slot];
         if (dl.live) {
             if (dl.op != t && !newer(t, dl.op)) return timer_id{};
@@ -366,9 +367,8 @@ private:
     };
     static opened open(const reactor_options& opt) {
         opened o;
-        o.poller = detail::open_poller_or_throw(opt.which, opt.fall_back,
-                                                detail::poller_config{opt.io_uring_cq_entries},
-                                                o.note);
+        o.poller = detail::open_poller_or_throw(
+            opt.which, opt.fall_back, detail::poller_config{opt.io_uring_cq_entries}, o.note);
         return o;
     }
 
@@ -383,7 +383,8 @@ private:
           owner_{std::this_thread::get_id()} {
         assert(poller_ != nullptr);
         const result<int> wake = detail::make_wake_fd();
-        if (!wake) throw std::system_error(wake.os_error(), std::generic_category(), "opreg: eventfd");
+        if (!wake)
+            throw std::system_error(wake.os_error(), std::generic_category(), "opreg: eventfd");
         wake_fd_ = wake.value();
         if (const result<void> w = poller_->watch(wake_fd_, detail::wake_token); !w) {
             detail::close_fd(wake_fd_);
@@ -560,4 +561,4 @@ private:
     reactor_stats stats_;  // reactor thread only
 };
 
-} // namespace opreg
+}  // namespace opreg

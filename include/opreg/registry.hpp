@@ -9,8 +9,8 @@
 //
 // Tokens. token_of(fd) returns the fd_token naming the fd's current lifetime; the reactor
 //   hands it to the kernel once per fd (epoll data.u64, kevent udata, io_uring user_data).
-//   arm() returns an op_token naming one operation. A token whose generation no longer matches is stale and
-//   resolves to nothing, never to a newer operation or fd lifetime.
+//   arm() returns an op_token naming one operation. A token whose generation no longer matches is
+//   stale and resolves to nothing, never to a newer operation or fd lifetime.
 //
 // arm(fd, dir, cb)          any thread. Registers one operation waiting for `dir` readiness
 //   on fd, with its callback. One pending op per (fd, direction). Reported errors, never a
@@ -142,7 +142,9 @@ struct registry_stats {
     static_assert(std::uint64_t{registry_config::max_fds_limit} * 2 <= token_reserved_slot);
     return static_cast<std::uint32_t>(fd) * 2 + static_cast<std::uint32_t>(d);
 }
-[[nodiscard]] constexpr int op_fd(op_token t) noexcept { return static_cast<int>(t.slot() / 2); }
+[[nodiscard]] constexpr int op_fd(op_token t) noexcept {
+    return static_cast<int>(t.slot() / 2);
+}
 [[nodiscard]] constexpr direction op_direction(op_token t) noexcept {
     return static_cast<direction>(t.slot() & 1);
 }
@@ -163,4 +165,4 @@ concept registry = requires(R& r, const R& cr, int fd, direction d, callback cb,
     { cr.stats() } -> std::same_as<registry_stats>;
 };
 
-} // namespace opreg
+}  // namespace opreg

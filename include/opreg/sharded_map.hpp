@@ -32,7 +32,8 @@ public:
     static constexpr std::size_t shard_count = 64;
 
     explicit sharded_map(registry_config cfg = {})
-        : fd_record_map{cfg}, shards_{std::make_unique<shard[]>(shard_count)} {}
+        : fd_record_map{cfg},
+          shards_{std::make_unique<shard[]>(shard_count)} {}
 
 private:
     friend class detail::fd_record_map<sharded_map>;
@@ -68,4 +69,4 @@ private:
 
 static_assert(registry<sharded_map>);
 
-} // namespace opreg
+}  // namespace opreg

@@ -123,7 +123,7 @@ struct slot_word {
 template <class Registry>
 struct slot_array_test_access;
 
-} // namespace detail
+}  // namespace detail
 
 // `Sync`: the synchronisation policy (detail/sync.hpp); use slot_array, its default.
 template <class Sync = detail::std_sync>
@@ -134,7 +134,8 @@ public:
     static constexpr bool bounded_pending() noexcept { return false; }
 
     explicit basic_slot_array(registry_config cfg = {})
-        : cfg_{detail::validated(cfg)}, slots_{std::make_unique<slot[]>(std::size_t{cfg.max_fds} * 2)} {
+        : cfg_{detail::validated(cfg)},
+          slots_{std::make_unique<slot[]>(std::size_t{cfg.max_fds} * 2)} {
         const word first = word::initial(cfg.first_generation);
         for (std::size_t i = 0; i < std::size_t{cfg.max_fds} * 2; ++i)
             // relaxed: no other thread sees the registry before the constructor returns.
@@ -177,8 +178,7 @@ public:
             // acquire (D): pairs with the completer's release (C); the old callback has been
             // moved out before we write the new one.
             if (s.word.compare_exchange_weak(w.bits, w.with(word::state::arming).bits,
-                                             std::memory_order_acquire,
-                                             std::memory_order_relaxed))
+                                             std::memory_order_acquire, std::memory_order_relaxed))
                 break;
         }
         const word armed_at = w.with(word::state::arming);
@@ -196,8 +196,7 @@ public:
                 // release: the emptied callback storage is handed back like in (C).
                 while (!s.word.compare_exchange_weak(cur.bits, cur.with(word::state::idle).bits,
                                                      std::memory_order_release,
-                                                     std::memory_order_relaxed)) {
-                }
+                                                     std::memory_order_relaxed)) {}
                 return stats_.refuse(errc::stale);
             }
             if (cur.latched()) {
@@ -207,9 +206,10 @@ public:
                 // event of the next lifetime got in meanwhile, that latch is theirs.
                 while (!s.word.compare_exchange_weak(
                     cur.bits,
-                    cur.next_op().with_latch(cur.latched() && cur.fd_gen() != armed_at.fd_gen()).bits,
-                    std::memory_order_release, std::memory_order_relaxed)) {
-                }
+                    cur.next_op()
+                        .with_latch(cur.latched() && cur.fd_gen() != armed_at.fd_gen())
+                        .bits,
+                    std::memory_order_release, std::memory_order_relaxed)) {}
                 return end_at_once(token, std::move(now));
             }
         }
@@ -252,8 +252,7 @@ public:
                 if (!plan.dir[static_cast<int>(d)]) break;
                 if (w.st() == word::state::pending) {
                     // acquire (B): pairs with arm's release (A).
-                    if (s.word.compare_exchange_weak(w.bits,
-                                                     w.with(word::state::completing).bits,
+                    if (s.word.compare_exchange_weak(w.bits, w.with(word::state::completing).bits,
                                                      std::memory_order_acquire,
                                                      std::memory_order_relaxed)) {
                         won = true;
@@ -263,9 +262,8 @@ public:
                 }
                 // No op pending: keep the readiness for the next arm. relaxed: the latch
                 // publishes no data, and every reader of it RMWs this same word.
-                if (w.latched() ||
-                    s.word.compare_exchange_weak(w.bits, w.with_latch(true).bits,
-                                                 std::memory_order_relaxed))
+                if (w.latched() || s.word.compare_exchange_weak(w.bits, w.with_latch(true).bits,
+                                                                std::memory_order_relaxed))
                     break;
             }
             if (stale) break;
@@ -292,8 +290,8 @@ public:
                 // op; release publishes the new fd generation to token_of()'s acquire load.
             } while (!s.word.compare_exchange_weak(w.bits, next.bits, std::memory_order_acq_rel,
                                                    std::memory_order_relaxed));
-            if (w.st() == word::state::pending) finish(s, op_token{index, w.op_gen()},
-                                                      outcome::closed);
+            if (w.st() == word::state::pending)
+                finish(s, op_token{index, w.op_gen()}, outcome::closed);
         }
         return errc::ok;
     }
@@ -330,8 +328,7 @@ private:
         // release (C): pairs with the next arm's acquire (D). The loop keeps an fd
         // generation that close() bumped while we owned the slot.
         while (!s.word.compare_exchange_weak(cur.bits, cur.next_op().bits, finish_order,
-                                             std::memory_order_relaxed)) {
-        }
+                                             std::memory_order_relaxed)) {}
         stats_.add(detail::stat_for(o));
         detail::invoke(cb, detail::make_completion(t, o, errc::ok, false, hangup));
     }
@@ -353,4 +350,4 @@ using slot_array = basic_slot_array<>;
 
 static_assert(registry<slot_array>);
 
-} // namespace opreg
+}  // namespace opreg

@@ -48,7 +48,7 @@ template <class F, class... R>
 constexpr bool visit_of(type_list<R...>, std::string_view name, F& f) {
     return ((name == R::name() ? (f(std::type_identity<R>{}), true) : false) || ...);
 }
-} // namespace detail
+}  // namespace detail
 
 // The strategies' names, in list order: "mutex_map", "sharded_map", "tbb_map", "slot_array",
 // "mpsc_queue".
@@ -67,4 +67,4 @@ constexpr bool visit_strategy(std::string_view name, F&& f) {
     return detail::visit_of(strategies{}, name, f);
 }
 
-} // namespace opreg
+}  // namespace opreg

@@ -59,4 +59,4 @@ private:
 
 static_assert(registry<tbb_map>);
 
-} // namespace opreg
+}  // namespace opreg

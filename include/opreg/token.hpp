@@ -91,4 +91,4 @@ static_assert(sizeof(fd_token) == sizeof(std::uint64_t));
 static_assert(sizeof(op_token) == sizeof(std::uint64_t));
 static_assert(!op_token{}.valid() && op_token{}.slot() >= token_reserved_slot);
 
-} // namespace opreg
+}  // namespace opreg

@@ -23,7 +23,7 @@ enum class readiness : std::uint8_t {
     none = 0,
     readable = 1,
     writable = 2,
-    error = 4,  // EPOLLERR and the like: every pending op on the fd ends with outcome::error
+    error = 4,   // EPOLLERR and the like: every pending op on the fd ends with outcome::error
     hangup = 8,  // the peer shut down its sending side or the connection is gone (EPOLLRDHUP,
                  // EPOLLHUP, POLLRDHUP, EV_EOF): a read reaches end-of-file once the bytes
                  // already queued are read. Comes with readable; ends nothing by itself.
@@ -88,7 +88,7 @@ namespace detail {
                  static_cast<int>(e));
     std::abort();
 }
-} // namespace detail
+}  // namespace detail
 
 // An error: its errc and, for errc::os_error, the errno value of the system call that
 // failed. Converts to every result<T>.
@@ -97,7 +97,9 @@ struct failure {
     int os_error = 0;
 };
 // A system call failed with `err` (an errno value).
-[[nodiscard]] constexpr failure os_failure(int err) noexcept { return {errc::os_error, err}; }
+[[nodiscard]] constexpr failure os_failure(int err) noexcept {
+    return {errc::os_error, err};
+}
 
 // A value or an error (std::expected is C++23; this is the part of it opreg needs). The one
 // error convention: see ERRORS in registry.hpp. value() on an error aborts with a message,
@@ -125,7 +127,8 @@ public:
         return value_;
     }
     // The value, or `fallback` on an error.
-    [[nodiscard]] constexpr T value_or(T fallback) const noexcept(std::is_nothrow_copy_constructible_v<T>) {
+    [[nodiscard]] constexpr T value_or(T fallback) const
+        noexcept(std::is_nothrow_copy_constructible_v<T>) {
         return ok() ? value_ : fallback;
     }
 
@@ -162,4 +165,4 @@ enum class cancel_status : std::uint8_t {
 };
 [[nodiscard]] std::string_view to_string(cancel_status s) noexcept;
 
-} // namespace opreg
+}  // namespace opreg

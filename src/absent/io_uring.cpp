@@ -11,4 +11,4 @@ result<std::unique_ptr<poller>> make_io_uring_poller(std::string& why, const pol
     return os_failure(ENOSYS);
 }
 
-} // namespace opreg::detail
+}  // namespace opreg::detail

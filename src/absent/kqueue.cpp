@@ -10,4 +10,4 @@ result<std::unique_ptr<poller>> make_kqueue_poller(std::string& why) {
     return os_failure(ENOSYS);
 }
 
-} // namespace opreg::detail
+}  // namespace opreg::detail

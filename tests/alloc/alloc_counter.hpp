@@ -16,4 +16,4 @@ namespace opreg_test {
 // another thread between them counts too.
 [[nodiscard]] std::size_t allocations() noexcept;
 
-} // namespace opreg_test
+}  // namespace opreg_test

@@ -86,7 +86,7 @@ TEST(PrimitivesAlloc, PoolCreateDestroyNeverAllocates) {
 }
 
 TEST(PrimitivesAlloc, QueueConstructionAndPushPopNeverAllocate) {
-    std::deque<op> nodes; // nodes are not movable (the hook is atomic)
+    std::deque<op> nodes;  // nodes are not movable (the hook is atomic)
     for (std::uint32_t s = 0; s < 16; ++s) {
         nodes.emplace_back(0u, s);
     }
@@ -156,4 +156,4 @@ TEST(PrimitivesAlloc, CrossThreadHandOffNeverAllocates) {
     EXPECT_EQ(pool.size_approx(), 0u);
 }
 
-} // namespace
+}  // namespace

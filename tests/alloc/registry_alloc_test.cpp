@@ -49,7 +49,7 @@ std::pair<std::size_t, std::size_t> allocations_per_churn(R& reg) {
     return {after - before, ran};
 }
 
-} // namespace
+}  // namespace
 
 TEST(RegistryAlloc, SlotArrayAllocatesNothingPerOp) {
     slot_array reg{registry_config{.max_fds = 8}};

@@ -1,10 +1,10 @@
 // The README's first use: arm a read on a socketpair, write to the other end, let epoll
 // carry the registry's token back, dispatch, and see the callback run once.
-#include <opreg/opreg.hpp>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cstdio>
+#include <opreg/opreg.hpp>
 
 int main() {
     int sv[2];
@@ -12,7 +12,8 @@ int main() {
     opreg::slot_array reg;  // or opreg::make_registry("mpsc_queue"), etc.
 
     int ep = epoll_create1(0);  // the kernel carries the fd's token: once per fd lifetime
-    epoll_event ev{.events = EPOLLIN | EPOLLET, .data = {.u64 = reg.token_of(sv[0]).value().to_u64()}};
+    epoll_event ev{.events = EPOLLIN | EPOLLET,
+                   .data = {.u64 = reg.token_of(sv[0]).value().to_u64()}};
     epoll_ctl(ep, EPOLL_CTL_ADD, sv[0], &ev);
 
     int calls = 0;

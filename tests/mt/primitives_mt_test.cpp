@@ -135,7 +135,7 @@ TEST(IntrusiveMpscQueueMt, EveryNodeExactlyOnceInPerProducerOrder) {
     constexpr std::uint32_t kPerProducer = 5'000 * kScale;
     constexpr std::size_t kTotal = std::size_t{kProducers} * kPerProducer;
 
-    std::vector<message> nodes(kTotal); // preallocated: nothing allocates while threads run
+    std::vector<message> nodes(kTotal);  // preallocated: nothing allocates while threads run
     message_queue queue;
     std::latch start(kProducers + 1);
 
@@ -163,7 +163,7 @@ TEST(IntrusiveMpscQueueMt, EveryNodeExactlyOnceInPerProducerOrder) {
     while (received < kTotal) {
         message* m = queue.try_pop();
         if (m == nullptr) {
-            std::this_thread::yield(); // empty, or a producer is between exchange and link
+            std::this_thread::yield();  // empty, or a producer is between exchange and link
             continue;
         }
         if (m->producer >= kProducers || m->seq >= kPerProducer ||
@@ -211,7 +211,7 @@ using pooled_queue = opreg::intrusive_mpsc_queue<pooled_message, &pooled_message
 TEST(PrimitivesMt, PoolSlotsHandedThroughQueueAndFreedByConsumer) {
     constexpr std::uint32_t kProducers = 3;
     constexpr std::uint32_t kPerProducer = 5'000 * kScale;
-    constexpr std::size_t kCapacity = 32; // small, so producers wait on exhaustion
+    constexpr std::size_t kCapacity = 32;  // small, so producers wait on exhaustion
 
     opreg::object_pool<pooled_message> pool(kCapacity);
     pooled_queue queue;
@@ -224,7 +224,7 @@ TEST(PrimitivesMt, PoolSlotsHandedThroughQueueAndFreedByConsumer) {
             for (std::uint32_t s = 0; s < kPerProducer; ++s) {
                 pooled_message* m;
                 while ((m = pool.try_create(p, s)) == nullptr) {
-                    std::this_thread::yield(); // every slot is in the queue or the consumer
+                    std::this_thread::yield();  // every slot is in the queue or the consumer
                 }
                 queue.push(m);
             }
@@ -242,7 +242,8 @@ TEST(PrimitivesMt, PoolSlotsHandedThroughQueueAndFreedByConsumer) {
             std::this_thread::yield();
             continue;
         }
-        if (m->producer >= kProducers || static_cast<std::int64_t>(m->seq) <= last_seq[m->producer]) {
+        if (m->producer >= kProducers ||
+            static_cast<std::int64_t>(m->seq) <= last_seq[m->producer]) {
             ++out_of_order;
         } else {
             last_seq[m->producer] = m->seq;
@@ -262,4 +263,4 @@ TEST(PrimitivesMt, PoolSlotsHandedThroughQueueAndFreedByConsumer) {
     EXPECT_TRUE(queue.empty_approx());
 }
 
-} // namespace
+}  // namespace

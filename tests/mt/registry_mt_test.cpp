@@ -37,7 +37,7 @@ callback count_into(op_record* records, std::size_t id) {
     };
 }
 
-} // namespace
+}  // namespace
 
 template <class R>
 class RegistryMT : public ::testing::Test {};
@@ -80,15 +80,15 @@ TYPED_TEST(RegistryMT, ManyArmersOneDispatcherEveryOpEndsExactlyOnce) {
     std::minstd_rand rng(99);
     while (armers_done.load(std::memory_order_acquire) < arming_threads) {
         const int fd = int(rng() % total_fds);
-        const readiness ev = rng() % 16 == 0 ? readiness::error
-                                             : (rng() % 2 ? readiness::readable : readiness::writable);
+        const readiness ev = rng() % 16 == 0
+                                 ? readiness::error
+                                 : (rng() % 2 ? readiness::readable : readiness::writable);
         reg.dispatch(reg.token_of(fd).value(), ev);
     }
     for (auto& th : armers) th.join();
     reg.poll();
     for (int fd = 0; fd < total_fds; ++fd) ASSERT_EQ(reg.close(fd), errc::ok);
-    while (reg.poll() != 0) {
-    }
+    while (reg.poll() != 0) {}
 
     std::size_t n_accepted = 0, lost = 0, duplicated = 0, ran_refused = 0;
     for (std::size_t id = 0; id < total_ops; ++id) {
@@ -181,15 +181,16 @@ TYPED_TEST(RegistryMT, EventsOfAClosedLifetimeNeverReachTheNextOne) {
             op_record* rec = &records[i];
             const std::uint32_t mine = ft.generation();
             auto arm = [&] {
-                return reg.arm(2, direction::read, [rec, dgen, bad, mine, owner](const completion& c) {
-                    // A ready not latched at arm runs inside the owner's dispatch, where
-                    // dgen is the generation being dispatched.
-                    if (c.result == outcome::ready && !c.latched &&
-                        (std::this_thread::get_id() != owner || *dgen != mine))
-                        bad->fetch_add(1);
-                    rec->result.store(static_cast<int>(c.result), std::memory_order_relaxed);
-                    rec->calls.fetch_add(1, std::memory_order_relaxed);
-                });
+                return reg.arm(
+                    2, direction::read, [rec, dgen, bad, mine, owner](const completion& c) {
+                        // A ready not latched at arm runs inside the owner's dispatch, where
+                        // dgen is the generation being dispatched.
+                        if (c.result == outcome::ready && !c.latched &&
+                            (std::this_thread::get_id() != owner || *dgen != mine))
+                            bad->fetch_add(1);
+                        rec->result.store(static_cast<int>(c.result), std::memory_order_relaxed);
+                        rec->calls.fetch_add(1, std::memory_order_relaxed);
+                    });
             };
             // busy is the truth while the previous lifetime's op is still being ended by
             // the owner (its callback has not run yet); it passes as soon as that ends.
@@ -216,8 +217,7 @@ TYPED_TEST(RegistryMT, EventsOfAClosedLifetimeNeverReachTheNextOne) {
         reg.dispatch(ft, readiness::readable);
     }
     reuser.join();
-    while (reg.poll() != 0) {
-    }
+    while (reg.poll() != 0) {}
 
     EXPECT_EQ(misdelivered.load(), 0);
     for (int i = 0; i < lifetimes; ++i) ASSERT_EQ(records[i].calls.load(), 1) << "lifetime " << i;

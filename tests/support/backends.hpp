@@ -43,10 +43,9 @@ struct concat<opreg::type_list<A...>, opreg::type_list<B...>, opreg::type_list<C
 
 // Every strategy on every Linux backend, and any_registry on epoll (each suite gives it a
 // strategy).
-using reactor_combos =
-    concat<combos_of<epoll_backend, opreg::strategies>::type,
-           opreg::type_list<combo<epoll_backend, opreg::any_registry>>,
-           combos_of<io_uring_backend, opreg::strategies>::type>::type;
+using reactor_combos = concat<combos_of<epoll_backend, opreg::strategies>::type,
+                              opreg::type_list<combo<epoll_backend, opreg::any_registry>>,
+                              combos_of<io_uring_backend, opreg::strategies>::type>::type;
 
 // A reactor on opt.which and nothing else (no fall-back); nullptr, with the reason in `why`,
 // when this kernel refuses that backend: the caller reports a skip, never a pass.
@@ -62,4 +61,4 @@ std::unique_ptr<opreg::reactor<R>> open_reactor(R& reg, opreg::reactor_options o
     }
 }
 
-} // namespace opreg_test
+}  // namespace opreg_test

@@ -60,4 +60,4 @@ inline int connect_loopback(int port) {
     return fd;
 }
 
-} // namespace opreg_test
+}  // namespace opreg_test

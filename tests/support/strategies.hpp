@@ -31,9 +31,8 @@ using direct_strategies = gtest_types<opreg::strategies>::type;
 
 // Every strategy, and three reached through any_registry: the baseline, the array and the
 // hand-off (a lock, atomics, a queue behind the virtual interface).
-using all_strategies =
-    gtest_types<opreg::strategies, via_any<opreg::mutex_map>, via_any<opreg::slot_array>,
-                via_any<opreg::mpsc_queue>>::type;
+using all_strategies = gtest_types<opreg::strategies, via_any<opreg::mutex_map>,
+                                   via_any<opreg::slot_array>, via_any<opreg::mpsc_queue>>::type;
 
 // Records how one op ended. Callbacks capture a pointer to one of these.
 struct record {
@@ -48,4 +47,4 @@ inline opreg::callback recorder(record& r) {
     };
 }
 
-} // namespace opreg_test
+}  // namespace opreg_test

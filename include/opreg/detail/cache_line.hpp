@@ -13,4 +13,4 @@ namespace opreg::detail {
 // about its use in headers for this reason), and clang 14's library does not define it.
 inline constexpr std::size_t cache_line = 64;
 
-} // namespace opreg::detail
+}  // namespace opreg::detail

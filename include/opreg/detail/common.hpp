@@ -18,7 +18,8 @@ struct delivery {
 
 [[nodiscard]] constexpr delivery plan_delivery(readiness ev) noexcept {
     if (has(ev, readiness::error)) return {{true, true}, outcome::error, false};
-    return {{has(ev, readiness::readable), has(ev, readiness::writable)}, outcome::ready,
+    return {{has(ev, readiness::readable), has(ev, readiness::writable)},
+            outcome::ready,
             has(ev, readiness::hangup)};
 }
 
@@ -46,11 +47,13 @@ struct delivery {
 // Runs an op's callback. noexcept on purpose: callbacks must not throw (registry.hpp), and
 // one that does ends the program here, through std::terminate, in every strategy alike,
 // rather than unwinding through a registry that has half-ended a batch of ops.
-inline void invoke(callback& cb, const completion& c) noexcept { cb(c); }
+inline void invoke(callback& cb, const completion& c) noexcept {
+    cb(c);
+}
 
 // The arm-time end of an op that found readiness latched.
 [[nodiscard]] inline completion latched_completion(op_token t) noexcept {
     return make_completion(t, outcome::ready, errc::ok, true);
 }
 
-} // namespace opreg::detail
+}  // namespace opreg::detail

@@ -130,4 +130,4 @@ inline result<op_token> conclude_arm(stat_counters& stats, result<op_token> r,
     return r;
 }
 
-} // namespace opreg::detail
+}  // namespace opreg::detail

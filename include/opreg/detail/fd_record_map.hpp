@@ -52,7 +52,8 @@ public:
         if (!fd_in_range(fd, cfg_)) return cancel_status::stale;
         taken_ops taken;
         taken.result = why;
-        if (!store().with_existing(fd, [&](fd_ops* r) { return r != nullptr && r->take(t, taken); }))
+        if (!store().with_existing(fd,
+                                   [&](fd_ops* r) { return r != nullptr && r->take(t, taken); }))
             return cancel_status::stale;
         conclude(stats_, taken);
         return cancel_status::done;
@@ -116,4 +117,4 @@ private:
     stat_counters stats_;
 };
 
-} // namespace opreg::detail
+}  // namespace opreg::detail

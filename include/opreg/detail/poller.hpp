@@ -68,5 +68,5 @@ result<std::unique_ptr<poller>> make_epoll_poller(std::string& why);
 result<std::unique_ptr<poller>> make_io_uring_poller(std::string& why, const poller_config& cfg);
 result<std::unique_ptr<poller>> make_kqueue_poller(std::string& why);
 
-} // namespace detail
-} // namespace opreg
+}  // namespace detail
+}  // namespace opreg

@@ -21,7 +21,15 @@
 namespace opreg::detail {
 
 enum class stat : std::uint8_t {
-    armed, completed, cancelled, closed, timed_out, errors, stale_dropped, failures, count
+    armed,
+    completed,
+    cancelled,
+    closed,
+    timed_out,
+    errors,
+    stale_dropped,
+    failures,
+    count
 };
 
 [[nodiscard]] constexpr stat stat_for(outcome o) noexcept {
@@ -97,4 +105,4 @@ private:
     shard shards_[shard_count];
 };
 
-} // namespace opreg::detail
+}  // namespace opreg::detail

@@ -71,4 +71,4 @@ struct std_sync {
     static consteval bool broken(sync_site) noexcept { return false; }
 };
 
-} // namespace opreg::detail
+}  // namespace opreg::detail

@@ -132,4 +132,4 @@ private:
     std::vector<std::uint32_t> free_;
 };
 
-} // namespace opreg::detail
+}  // namespace opreg::detail
