@@ -34,6 +34,11 @@ struct outcome {
     std::string report;              // Relacy's own output: the failing history, if any
 };
 
+// Schedules one random search tries: under a second for each model, while every weakened
+// variant is caught within its first few dozen.
+constexpr rl::iteration_t random_schedules = 200000;
+constexpr search random_search{"random", rl::sched_random, random_schedules, 0};
+
 // The command line of a model: [--weakened] [--deep] [--verbose]. --deep runs a deeper
 // bounded search where a model has one (too slow for every CI run). false, with the usage
 // printed, on anything else.

@@ -42,12 +42,15 @@ namespace {
 
 using opreg::detail::sync_site;
 
+// Unlike any node index and the -1 of nothing written: a payload read from the wrong node
+// fails the check.
 constexpr int payload_of(int node) { return 1000 + node; }
 
 template <class Sync, int Producers, int PerProducer>
 struct mpsc_model : rl::test_suite<mpsc_model<Sync, Producers, PerProducer>, Producers + 1> {
     static constexpr int nodes = Producers * PerProducer;
     static constexpr unsigned consumer = Producers;   // thread index
+    // Bounded, so that the consumer's script ends; after() pops what it did not get.
     static constexpr int consumer_attempts = 3 * nodes;
 
     using hook_type = opreg::basic_mpsc_hook<Sync>;
@@ -140,16 +143,14 @@ int main(int argc, char** argv) {
     const bool verbose = opt.verbose;
 
     if (!opt.weakened) {
-        bool ok = model::expect_holds<two_by_two>(
-            "mpsc 2x2", {"random", rl::sched_random, 200000, 0}, verbose);
+        bool ok = model::expect_holds<two_by_two>("mpsc 2x2", model::random_search, verbose);
         ok = model::expect_holds<two_by_two>(
                  "mpsc 2x2", {"context bound 2", rl::sched_bound, 0, 2}, verbose) && ok;
-        ok = model::expect_holds<three_by_one>(
-                 "mpsc 3x1", {"random", rl::sched_random, 200000, 0}, verbose) && ok;
+        ok = model::expect_holds<three_by_one>("mpsc 3x1", model::random_search, verbose) && ok;
         return ok ? 0 : 1;
     }
 
-    const model::search searches[] = {{"random", rl::sched_random, 200000, 0},
+    const model::search searches[] = {model::random_search,
                                       {"context bound 1", rl::sched_bound, 0, 1}};
     return model::expect_caught<mpsc_model<link_relaxed, 2, 2>>(
                "mpsc 2x2", "link store relaxed", searches, verbose)

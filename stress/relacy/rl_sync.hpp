@@ -38,6 +38,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <opreg/detail/cache_line.hpp>
 #include <opreg/detail/sync.hpp>
 
 #include <relacy/relacy.hpp>
@@ -48,15 +49,18 @@ namespace model {
 // ("basic_slot_array<Sync>::arm"), kept for the life of the program: Relacy prints it in
 // every step of a failing history.
 inline const char* short_name(const char* pretty) {
+    // A fixed table, not a map: Relacy counts heap blocks per iteration. More entries than
+    // the headers have functions that touch an atomic; past them, the full name is printed.
+    constexpr int max_names = 64;
     struct entry {
         const char* pretty;
-        char name[80];
+        char name[80];  // longer names are cut; the header's line number still places them
     };
-    static entry names[64];  // fixed: Relacy counts heap blocks per iteration
+    static entry names[max_names];
     static int used = 0;
     for (int i = 0; i != used; ++i)
         if (names[i].pretty == pretty) return names[i].name;
-    if (used == 64) return pretty;
+    if (used == max_names) return pretty;
     const char* end = std::strchr(pretty, '(');
     if (end == nullptr) return pretty;
     const char* begin = end;
@@ -118,8 +122,9 @@ enum class access : std::uint8_t {
 // operator new, which Relacy does not replace. Relacy makes every free of its own heap a
 // branch of the search (it varies address reuse), and these arrays are freed after every
 // check, at the end of each iteration: each would double a bounded search for nothing.
+// (Any alignment above the default new's would do; the headers' padding constant is one.)
 template <class T>
-class alignas(64) rl_atomic {
+class alignas(opreg::detail::cache_line) rl_atomic {
 public:
     using location = std::source_location;
 
@@ -228,6 +233,9 @@ private:
     static inline watcher watcher_ = nullptr;
     static inline void* watched_by_ = nullptr;
 };
+
+static_assert(alignof(rl_atomic<int>) > __STDCPP_DEFAULT_NEW_ALIGNMENT__,
+              "rl_atomic must be over-aligned, so that Relacy's heap does not serve it");
 
 // Sets the watcher of every rl_atomic<T> for as long as it lives: a member of a model,
 // constructed with it at the start of each iteration.

@@ -53,6 +53,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string_view>
 #include <utility>
 
 #include "rl_sync.hpp"
@@ -80,12 +81,13 @@ constexpr std::uint32_t read_slot = 0, write_slot = 1;  // op_slot(fd, read / wr
 constexpr int max_arms = 3;           // arm calls in the script
 constexpr std::uint64_t max_ops = 8;  // op generations: more than the script can reach
 constexpr unsigned no_thread = ~0u;
+constexpr unsigned threads = 3;  // the application, the reactor, the closer (the scripts)
 
 // What each model thread is inside of, so that the watcher knows who changed the word.
 enum class call : std::uint8_t { none, arm, cancel, dispatch, close };
 
 template <class Sync>
-struct slot_model : rl::test_suite<slot_model<Sync>, 3> {
+struct slot_model : rl::test_suite<slot_model<Sync>, threads> {
     using registry = opreg::basic_slot_array<Sync>;
     using white_box = opreg::detail::slot_array_test_access<registry>;
 
@@ -109,7 +111,7 @@ struct slot_model : rl::test_suite<slot_model<Sync>, 3> {
 
     // Bookkeeping for the checks, not part of the algorithm. Relacy runs the threads as
     // fibers of one OS thread, so these plain members cannot race.
-    call doing_[3] = {};
+    call doing_[threads] = {};
     std::uint64_t dispatch_gen_ = 0;         // fd generation of the reactor's current event
     int live_ = 0;                           // op_callbacks alive
     // Per arm call.
@@ -120,8 +122,8 @@ struct slot_model : rl::test_suite<slot_model<Sync>, 3> {
     opreg::completion how_[max_arms] = {};
     // From the watched word.
     unsigned owner_ = no_thread;             // the thread that owns `arming` or `completing`
-    word armed_at_[3] = {};                  // per thread: its arm's word in `arming`
-    bool saw_latch_[3] = {};                 // per thread: its arm saw its lifetime's latch
+    word armed_at_[threads] = {};            // per thread: its arm's word in `arming`
+    bool saw_latch_[threads] = {};           // per thread: its arm saw its lifetime's latch
     bool published_[max_ops] = {};           // per op generation
     std::uint64_t published_fd_gen_[max_ops] = {};
     std::uint64_t ops_ended_ = 0;            // op generation bumps
@@ -386,9 +388,10 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--weakened") == 0) {
             weakened = true;
-        } else if (std::strncmp(argv[i], "--weakened=", 11) == 0) {
+        } else if (constexpr std::string_view prefix = "--weakened=";
+                   std::string_view(argv[i]).starts_with(prefix)) {
             weakened = true;
-            only = argv[i] + 11;
+            only = argv[i] + prefix.size();
             if (std::strcmp(only, "publish") != 0 && std::strcmp(only, "finish") != 0) {
                 std::fprintf(stderr, "unknown variant '%s' (publish or finish)\n", only);
                 return 2;
@@ -403,14 +406,13 @@ int main(int argc, char** argv) {
     }
 
     if (!weakened) {
-        bool ok = model::expect_holds<slot_model<shipped>>(
-            "slot", {"random", rl::sched_random, 200000, 0}, verbose);
+        bool ok = model::expect_holds<slot_model<shipped>>("slot", model::random_search, verbose);
         ok = model::expect_holds<slot_model<shipped>>(
                  "slot", {"context bound 2", rl::sched_bound, 0, 2}, verbose) && ok;
         return ok ? 0 : 1;
     }
 
-    const model::search searches[] = {{"random", rl::sched_random, 200000, 0},
+    const model::search searches[] = {model::random_search,
                                       {"context bound 1", rl::sched_bound, 0, 1}};
     bool all_caught = true;
     if (only == nullptr || std::strcmp(only, "publish") == 0) {
