@@ -86,6 +86,9 @@ constexpr int max_in_flight = 100000;
 std::string usage() {
     constexpr std::string_view indent = "                        ";  // the descriptions' column
     constexpr std::size_t width = 90 - indent.size();
+    const std::string strategies = joined(opreg::strategy_names, indent, width);
+    const std::string scenarios = joined(scenario_names(), indent, width);
+    // clang-format off
     return R"(usage: opreg-stress [options]
 
 Runs contention and race scenarios against opreg's registry strategies and primitives,
@@ -93,9 +96,9 @@ checking with a per-operation oracle that every armed operation ends exactly onc
 
 options:
   --registry NAME|all   a strategy, a comma-separated list, or all (default: all):
-                        )" + joined(opreg::strategy_names, indent, width) + R"(
+                        )" + strategies + R"(
   --scenario NAME|all   a scenario, a comma-separated list, or all (default: all):
-                        )" + joined(scenario_names(), indent, width) + R"(
+                        )" + scenarios + R"(
   --threads N           arming/producer threads; the owner thread is one more (default: 4)
   --seconds S           run time of each timed scenario, per strategy (default: 2)
   --in-flight N         ops each thread keeps pending in the reactor scenario (default: 1000)
@@ -109,6 +112,7 @@ output: one line per strategy and scenario,
   strategy=NAME armed=.. completed=.. cancelled=.. closed=.. stale_dropped=.. lost=0 duplicated=0 scenario=..
 then "N passed, N failed". Exit status 0 only if every check passed.
 )";
+    // clang-format on
 }
 
 std::vector<std::string> split(std::string_view s) {
@@ -161,7 +165,8 @@ int main(int argc, char** argv) {
         const std::string_view arg = argv[i];
         auto value = [&]() -> const char* {
             if (i + 1 >= argc) {
-                std::fprintf(stderr, "opreg-stress: %s needs a value\n\n%s", argv[i], usage().c_str());
+                std::fprintf(stderr, "opreg-stress: %s needs a value\n\n%s", argv[i],
+                             usage().c_str());
                 std::exit(2);
             }
             return argv[++i];
@@ -182,7 +187,8 @@ int main(int argc, char** argv) {
             o.threads = int(n);
         } else if (arg == "--seconds" && parse_number(value(), n) && n > 0) {
             o.seconds = n;
-        } else if (arg == "--in-flight" && parse_number(value(), n) && n >= 1 && n <= max_in_flight) {
+        } else if (arg == "--in-flight" && parse_number(value(), n) && n >= 1 &&
+                   n <= max_in_flight) {
             o.in_flight = int(n);
         } else if (arg == "--seed" && parse_number(value(), n)) {
             o.seed = std::uint64_t(n);
@@ -196,15 +202,15 @@ int main(int argc, char** argv) {
     if (!progress_set) o.progress = o.seconds >= 5;
     for (const auto& r : registries) {
         if (r != "all" && !opreg::visit_strategy(r, []<class R>(std::type_identity<R>) {})) {
-            std::fprintf(stderr, "opreg-stress: unknown registry '%s' (known: %s, all)\n", r.c_str(),
-                         opreg::joined_registry_names(", ").c_str());
+            std::fprintf(stderr, "opreg-stress: unknown registry '%s' (known: %s, all)\n",
+                         r.c_str(), opreg::joined_registry_names(", ").c_str());
             return 2;
         }
     }
     for (const auto& s : scenarios) {
         if (!known_scenario(s)) {
-            std::fprintf(stderr, "opreg-stress: unknown scenario '%s' (known: %s, all)\n", s.c_str(),
-                         joined(scenario_names()).c_str());
+            std::fprintf(stderr, "opreg-stress: unknown scenario '%s' (known: %s, all)\n",
+                         s.c_str(), joined(scenario_names()).c_str());
             return 2;
         }
     }

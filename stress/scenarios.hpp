@@ -86,8 +86,8 @@ void drain(R& reg) {
 // previous op on the slot is still ending (or a hand-off owner has not caught up), until
 // `give_up`. Each try gets its own copy of `cb`: a refused arm consumes the one it got.
 template <class R, class Callback>
-opreg::result<opreg::op_token> arm_retrying(R& reg, int fd, opreg::direction d,
-                                            const Callback& cb, clock_type::time_point give_up) {
+opreg::result<opreg::op_token> arm_retrying(R& reg, int fd, opreg::direction d, const Callback& cb,
+                                            clock_type::time_point give_up) {
     for (;;) {
         auto t = reg.arm(fd, d, cb);
         if (t.ok() || (t.error() != opreg::errc::busy && t.error() != opreg::errc::full) ||
@@ -229,10 +229,12 @@ tally cancel_race(const options& o) {
         meter.tick(reg);
     }
     tally out = join_and_audit(reg, racers, n, books, "cancel_race");
-    for (const auto lost_race : {opreg::outcome::closed, opreg::outcome::timed_out, opreg::outcome::error})
+    for (const auto lost_race :
+         {opreg::outcome::closed, opreg::outcome::timed_out, opreg::outcome::error})
         if (out.outcomes[lost_race] != 0)
             out.fail("cancel_race: " + std::to_string(out.outcomes[lost_race]) + " ops ended " +
-                     std::string(opreg::to_string(lost_race)) + "; only ready or cancelled may win");
+                     std::string(opreg::to_string(lost_race)) +
+                     "; only ready or cancelled may win");
     return out;
 }
 
@@ -315,7 +317,8 @@ tally close_reuse(const options& o) {
             for (int lifetime = 0; clock_type::now() < deadline; ++lifetime) {
                 const opreg::fd_token ft = reg.token_of(t).value();
                 for (const auto d : {opreg::direction::read, opreg::direction::write}) {
-                    if (d == opreg::direction::write && rng() % 2) continue;  // in half the lifetimes
+                    // The write direction is armed in half the lifetimes.
+                    if (d == opreg::direction::write && rng() % 2) continue;
                     op_record& rec = book.emplace_back();
                     const lifetime_checked_note cb{&rec, &dispatching_gen, &misdelivered,
                                                    ft.generation(), owner};
@@ -323,7 +326,8 @@ tally close_reuse(const options& o) {
                 }
                 // Now and then the owner gets to dispatch this lifetime's events first.
                 if (rng() % 4 == 0) std::this_thread::yield();
-                if (reg.close(t) != opreg::errc::ok) closes_refused.fetch_add(1, std::memory_order_relaxed);
+                if (reg.close(t) != opreg::errc::ok)
+                    closes_refused.fetch_add(1, std::memory_order_relaxed);
                 // The next lifetime's token goes out at once, before anything is armed in it,
                 // so the owner also dispatches new-lifetime events while old ops may still be
                 // ending.
@@ -341,7 +345,8 @@ tally close_reuse(const options& o) {
             const int fd = int(rng() % n);
             // One event in four is for a closed lifetime, when the fd has had one.
             const bool pick_old = rng() % 4 == 0;
-            std::uint64_t bits = pick_old ? tokens.closed_token(fd, int(rng() % lifetime_tokens::history)) : 0;
+            std::uint64_t bits =
+                pick_old ? tokens.closed_token(fd, int(rng() % lifetime_tokens::history)) : 0;
             // A kept closed token was stored after its close() returned: stale for good. (A
             // current token may go stale during the dispatch, or not: it is not counted.)
             known_stale += bits != 0;
@@ -354,7 +359,8 @@ tally close_reuse(const options& o) {
     }
     tally out = join_and_audit(reg, reusers, n, books, "close_reuse", &misdelivered);
     if (closes_refused.load() != 0)
-        out.fail("close_reuse: close() of a valid fd refused " + std::to_string(closes_refused.load()) + " times");
+        out.fail("close_reuse: close() of a valid fd refused " +
+                 std::to_string(closes_refused.load()) + " times");
     if (out.stats.stale_dropped < known_stale)
         out.fail("close_reuse: stale_dropped " + std::to_string(out.stats.stale_dropped) +
                  " < events of closed lifetimes delivered " + std::to_string(known_stale));
@@ -375,8 +381,8 @@ tally generation_wrap(const options&) {
     // Two fds are used; four size mpsc_queue's command pools (2 x max_fds) for the stale
     // cancels queued at once below, so fewer of them meet `full`.
     constexpr int fds = 4;
-    R reg{opreg::registry_config{.max_fds = fds, .max_pending = 0,
-                                 .first_generation = ~std::uint64_t{0} - (below_top - 1)}};
+    R reg{opreg::registry_config{
+        .max_fds = fds, .max_pending = 0, .first_generation = ~std::uint64_t{0} - (below_top - 1)}};
     record_book book;
     std::vector<opreg::op_token> old_ops;
     std::vector<opreg::fd_token> old_fds;
