@@ -1,9 +1,9 @@
 // Registry benchmarks: registry/<strategy>/<scenario>, every strategy in the same process.
 //
 //   arm_fire      one thread arms a read and dispatches its readiness, over and over
-//   arm_cancel    each thread arms and cancels on its own fds (thread 0 also polls, so a
+//   arm_cancel    each thread arms and cancels on its own fds (thread 0 also applies the hand-off, so a
 //                 hand-off strategy's owner work is inside the timed region)
-//   mixed         thread 0 dispatches and polls; the others arm, cancel and close
+//   mixed         thread 0 dispatches and applies the hand-off; the others arm, cancel and close
 //   cross_thread  threads 1..n-1 arm, keeping up to 1000 ops in flight each (an fd is
 //                 armed again only once its op has ended); thread 0 dispatches readiness
 //                 round-robin over their fds (alone, it does both); items are ops ended
@@ -50,7 +50,7 @@ struct shared_registry {
     // Thread 0, after the run: lets a hand-off registry apply what is still queued, then
     // frees it.
     static void release() {
-        while (reg->poll() != 0) {
+        while (reg->apply_handed_off() != 0) {
         }
         reg.reset();
     }
@@ -94,7 +94,7 @@ void arm_cancel(benchmark::State& state) {
         const int fd = base + int(i++ & (per_thread - 1));
         auto t = reg.arm(fd, direction::read, [](const completion&) {});
         if (t) reg.cancel(t.value());
-        if (state.thread_index() == 0) reg.poll();
+        if (state.thread_index() == 0) reg.apply_handed_off();
     }
     state.SetItemsProcessed(state.iterations());
     if (state.thread_index() == 0) shared::release();
@@ -130,7 +130,7 @@ void mixed(benchmark::State& state) {
         } else {
             reg.close(fd);
         }
-        if (state.thread_index() == 0) reg.poll();
+        if (state.thread_index() == 0) reg.apply_handed_off();
     }
     state.SetItemsProcessed(state.iterations());
     if (state.thread_index() == 0) shared::release();
@@ -180,7 +180,7 @@ void cross_thread(benchmark::State& state) {
     if (!dispatcher || alone)
         state.SetItemsProcessed(std::int64_t(ready[armer].n.load(std::memory_order_relaxed)));
     if (dispatcher) {
-        while (shared::reg->poll() != 0) {
+        while (shared::reg->apply_handed_off() != 0) {
         }
     }
     // The registry stays until the next run makes a new one.
@@ -205,11 +205,11 @@ void memory(benchmark::State& state) {
             for (std::uint32_t fd = 0; fd < fds; ++fd)
                 for (const direction d : {direction::read, direction::write})
                     (void)reg.arm(int(fd), d, [](const completion&) {});
-            reg.poll();
+            reg.apply_handed_off();
             const std::size_t after = in_use();
             per_op = double(after - before) / double(ops);
             for (std::uint32_t fd = 0; fd < fds; ++fd) reg.close(int(fd));
-            reg.poll();
+            reg.apply_handed_off();
         }
     }
     state.counters["bytes_per_pending_op"] = per_op;

@@ -78,7 +78,7 @@ constexpr int ops_per_check = 64;
 
 template <class R>
 void drain(R& reg) {
-    while (reg.poll() != 0) {
+    while (reg.apply_handed_off() != 0) {
     }
 }
 
@@ -225,7 +225,7 @@ tally cancel_race(const options& o) {
         for (int t = 0; t < n; ++t)
             if (published[t].exchange(false, std::memory_order_acquire))
                 reg.dispatch(reg.token_of(t).value(), opreg::readiness::readable);
-        reg.poll();
+        reg.apply_handed_off();
         meter.tick(reg);
     }
     tally out = join_and_audit(reg, racers, n, books, "cancel_race");
@@ -398,12 +398,12 @@ tally generation_wrap(const options&) {
             out.fail("generation_wrap: arm refused: " + std::string(opreg::to_string(t.error())));
             break;
         }
-        reg.poll();
+        reg.apply_handed_off();
         if (i % keep_every == 0) {
             // Every token kept so far is stale now: cancelling it must not touch this op.
             for (const opreg::op_token old : old_ops)
-                while (reg.cancel(old) == opreg::cancel_status::full) reg.poll();
-            reg.poll();
+                while (reg.cancel(old) == opreg::cancel_status::full) reg.apply_handed_off();
+            reg.apply_handed_off();
             if (rec.ended()) ++out.stale_resolved;
             old_ops.push_back(t.value());
         }
@@ -425,10 +425,10 @@ tally generation_wrap(const options&) {
     }
     if (old_fds.size() < 2 || !(old_fds.front().generation() > old_fds.back().generation()))
         out.fail("generation_wrap: the fd generations did not cross the top of their width");
-    reg.poll();
+    reg.apply_handed_off();
     op_record& last = book.emplace_back();
     last.accepted = reg.arm(closed_fd, opreg::direction::read, note_into(&last)).ok();
-    reg.poll();
+    reg.apply_handed_off();
     for (const opreg::fd_token old : old_fds) {
         reg.dispatch(old, opreg::readiness::readable);
         if (last.ended()) {

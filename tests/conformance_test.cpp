@@ -1,5 +1,5 @@
 // The registry contract (include/opreg/registry.hpp), clause by clause, for every strategy.
-// Strategies that hand work to their owner thread (hands_off()) are polled where the
+// Strategies that hand work to their owner thread (hands_off()) apply their hand-off where the
 // contract says the owner applies it; everything else is asserted the same for all.
 #include <cstdint>
 #include <vector>
@@ -30,7 +30,7 @@ protected:
     op_token arm_ok(int fd, direction d, record& rec) {
         auto t = reg.arm(fd, d, recorder(rec));
         EXPECT_TRUE(t.ok()) << to_string(t.error());
-        reg.poll();
+        reg.apply_handed_off();
         return t.value();
     }
 
@@ -39,14 +39,14 @@ protected:
         const cancel_status s = reg.cancel(t, why);
         if (reg.hands_off()) {
             EXPECT_EQ(s, cancel_status::requested);
-            reg.poll();
+            reg.apply_handed_off();
         }
         return s;
     }
 
     void close(int fd) {
         EXPECT_EQ(reg.close(fd), errc::ok);
-        reg.poll();
+        reg.apply_handed_off();
     }
 
     void expect_balanced() {
@@ -258,7 +258,7 @@ TYPED_TEST(Conformance, BusyDirectionIsReportedAndTheFirstOpIsUnharmed) {
     if (this->reg.hands_off()) {
         // The owner sees the clash: the second op ends there with error/busy.
         ASSERT_TRUE(again.ok());
-        this->reg.poll();
+        this->reg.apply_handed_off();
         ASSERT_EQ(second.calls, 1);
         EXPECT_EQ(second.last.result, outcome::error);
         EXPECT_EQ(second.last.error, errc::busy);
@@ -285,7 +285,7 @@ TYPED_TEST(Conformance, FdOutOfRangeIsReported) {
         EXPECT_EQ(this->reg.token_of(fd).error(), errc::fd_out_of_range);
         EXPECT_EQ(this->reg.close(fd), errc::fd_out_of_range);
     }
-    this->reg.poll();
+    this->reg.apply_handed_off();
     EXPECT_EQ(rec.calls, 0);
     EXPECT_EQ(this->reg.stats().failures, 2u);
     EXPECT_EQ(this->reg.stats().armed, 0u);
@@ -306,7 +306,7 @@ TYPED_TEST(Conformance, FullRegistryIsReportedNeverDropped) {
         ASSERT_FALSE(t.ok());
         EXPECT_EQ(t.error(), errc::full);
         EXPECT_EQ(reg.stats().failures, 1u);
-        reg.poll();
+        reg.apply_handed_off();
         EXPECT_EQ(reg.dispatch(reg.token_of(0).value(), readiness::readable), 1u);
         EXPECT_EQ(reg.dispatch(reg.token_of(1).value(), readiness::readable), 1u);
         EXPECT_EQ(a.calls + b.calls, 2);
@@ -345,10 +345,10 @@ TYPED_TEST(Conformance, CallbackMayReArmTheSameSlot) {
         EXPECT_TRUE(r.ok());
     });
     ASSERT_TRUE(t.ok());
-    reg.poll();
+    reg.apply_handed_off();
     EXPECT_EQ(reg.dispatch(this->tok(12), readiness::readable), 1u);
     EXPECT_EQ(calls, 1);
-    reg.poll();
+    reg.apply_handed_off();
     EXPECT_EQ(reg.dispatch(this->tok(12), readiness::readable), 1u);
     EXPECT_EQ(calls, 2);
 }

@@ -41,11 +41,11 @@ struct tracked {
     void operator()(const completion&) { ++c->runs; }
 };
 
-// Where each hands-off strategy's owner work runs: poll it where the contract says the
+// Where each hands-off strategy's owner work runs: apply it where the contract says the
 // owner applies it.
 template <class R>
 void settle(R& reg) {
-    while (reg.poll() != 0) {}
+    while (reg.apply_handed_off() != 0) {}
 }
 
 }  // namespace
@@ -294,7 +294,7 @@ TYPED_TEST(ContractAtTheWrap, LatchAndStalenessHoldAcrossTheFdGenerationWrap) {
 // --- the thread each callback runs on ----------------------------------------------
 
 // A cancel from another thread: for hands_off() strategies the callback runs on the owner
-// (here, the thread that polls); for the others on the cancelling thread.
+// (here, the thread that applies the hand-off); for the others on the cancelling thread.
 TYPED_TEST(Contract, ACancelFromAnotherThreadRunsTheCallbackWhereTheContractSays) {
     auto& reg = this->reg;
     std::atomic<std::thread::id> ran_on{};

@@ -17,10 +17,10 @@ TEST(MpscQueueStrategy, NothingIsAppliedUntilTheOwnerPolls) {
     const op_token t = reg.arm(3, direction::read, recorder(rec)).value();
     EXPECT_EQ(reg.cancel(t), cancel_status::requested);
     EXPECT_EQ(rec.calls, 0);
-    EXPECT_EQ(reg.poll(), 2u);  // the arm, then the cancel
+    EXPECT_EQ(reg.apply_handed_off(), 2u);  // the arm, then the cancel
     EXPECT_EQ(rec.calls, 1);
     EXPECT_EQ(rec.last.result, outcome::cancelled);
-    EXPECT_EQ(reg.poll(), 0u);
+    EXPECT_EQ(reg.apply_handed_off(), 0u);
 }
 
 TEST(MpscQueueStrategy, CommandsApplyInTheOrderTheyWerePushed) {
@@ -29,7 +29,7 @@ TEST(MpscQueueStrategy, CommandsApplyInTheOrderTheyWerePushed) {
     const op_token a = reg.arm(3, direction::read, recorder(first)).value();
     reg.cancel(a);
     const op_token b = reg.arm(3, direction::read, recorder(second)).value();
-    reg.poll();
+    reg.apply_handed_off();
     EXPECT_EQ(first.calls, 1);
     EXPECT_EQ(first.last.result, outcome::cancelled);
     EXPECT_EQ(second.calls, 0);  // not busy: the cancel was applied before it
@@ -49,7 +49,7 @@ TEST(MpscQueueStrategy, CallbacksRunOnTheOwnerThread) {
         reg.cancel(t);
     });
     other.join();
-    reg.poll();
+    reg.apply_handed_off();
     EXPECT_EQ(ran_on, std::this_thread::get_id());
 }
 
@@ -72,7 +72,7 @@ TEST(MpscQueueStrategy, FullCancelPoolIsReportedAndCloseNeverFails) {
     // close has its own preallocated command per fd; repeated closes coalesce.
     for (int i = 0; i < 5; ++i) EXPECT_EQ(reg.close(1), errc::ok);
     EXPECT_EQ(reg.token_of(1).value().generation(), 5u);
-    reg.poll();
+    reg.apply_handed_off();
     EXPECT_EQ(rec.calls, 1);
     EXPECT_EQ(reg.cancel(t), cancel_status::requested);  // room again once applied
 }
@@ -80,24 +80,24 @@ TEST(MpscQueueStrategy, FullCancelPoolIsReportedAndCloseNeverFails) {
 // The owner may apply a close late (the queue withholds nodes behind a push in flight);
 // an event of the new lifetime must still never end an op of the old one. Simulated here
 // by dispatching a token of the new lifetime while the old op is still in the table: the
-// close is queued but deliberately not polled, through a second registry-level view.
+// close is queued but deliberately not applied, through a second registry-level view.
 TEST(MpscQueueStrategy, NewLifetimeEventNeverEndsAnOldLifetimeOp) {
     mpsc_queue reg{registry_config{.max_fds = 8}};
     record old_op, new_op;
     ASSERT_TRUE(reg.arm(5, direction::read, recorder(old_op)).ok());
-    reg.poll();
+    reg.apply_handed_off();
     const fd_token before = reg.token_of(5).value();
-    ASSERT_EQ(reg.close(5), errc::ok);  // queued, applied by the next poll
+    ASSERT_EQ(reg.close(5), errc::ok);  // queued, applied by the next apply_handed_off()
     const fd_token after = reg.token_of(5).value();
     ASSERT_NE(before, after);
-    // dispatch polls first, so here the close is applied before the event; the stress
-    // (close_reuse) covers the interleaving where the owner cannot see it yet.
+    // dispatch applies the hand-off first, so here the close is applied before the event; the
+    // stress (close_reuse) covers the interleaving where the owner cannot see it yet.
     EXPECT_EQ(reg.dispatch(after, readiness::readable), 0u);
     EXPECT_EQ(old_op.calls, 1);
     EXPECT_EQ(old_op.last.result, outcome::closed);
     // The readiness belongs to the new lifetime: its first arm gets it.
     ASSERT_TRUE(reg.arm(5, direction::read, recorder(new_op)).ok());
-    reg.poll();
+    reg.apply_handed_off();
     EXPECT_EQ(new_op.calls, 1);
     EXPECT_EQ(new_op.last.result, outcome::ready);
     EXPECT_TRUE(new_op.last.latched);
@@ -109,7 +109,7 @@ TEST(MpscQueueStrategy, ArmUnderAClosedLifetimeEndsClosed) {
     // Armed under generation 0, then the fd is closed before the owner applies the arm.
     ASSERT_TRUE(reg.arm(6, direction::write, recorder(rec)).ok());
     ASSERT_EQ(reg.close(6), errc::ok);
-    reg.poll();
+    reg.apply_handed_off();
     EXPECT_EQ(rec.calls, 1);
     EXPECT_EQ(rec.last.result, outcome::closed);
     EXPECT_EQ(reg.stats().in_flight, 0u);
@@ -120,21 +120,21 @@ TEST(MpscQueueStrategy, DestroyingWithPendingOpsFreesThemWithoutRunningCallbacks
     {
         mpsc_queue reg{registry_config{.max_fds = 8}};
         ASSERT_TRUE(reg.arm(1, direction::read, recorder(rec)).ok());
-        reg.poll();
+        reg.apply_handed_off();
         ASSERT_TRUE(reg.arm(2, direction::read, recorder(rec)).ok());  // still queued
     }
     EXPECT_EQ(rec.calls, 0);
 }
 
-// poll() is bounded: producers that never stop cannot keep the owner in one call.
+// apply_handed_off() is bounded: producers that never stop cannot keep the owner in one call.
 TEST(MpscQueueStrategy, PollAppliesAtMostABatchPerCall) {
     mpsc_queue reg{registry_config{.max_fds = 8, .max_pending = 4096}};
     const op_token nothing{op_slot(1, direction::read), 12345};
     constexpr std::size_t pushed = 3000;
     for (std::size_t i = 0; i < pushed; ++i)
         ASSERT_EQ(reg.cancel(nothing), cancel_status::requested);
-    EXPECT_EQ(reg.poll(), mpsc_queue::poll_batch);
-    EXPECT_EQ(reg.poll(), mpsc_queue::poll_batch);
-    EXPECT_EQ(reg.poll(), pushed - 2 * mpsc_queue::poll_batch);
-    EXPECT_EQ(reg.poll(), 0u);
+    EXPECT_EQ(reg.apply_handed_off(), mpsc_queue::apply_batch);
+    EXPECT_EQ(reg.apply_handed_off(), mpsc_queue::apply_batch);
+    EXPECT_EQ(reg.apply_handed_off(), pushed - 2 * mpsc_queue::apply_batch);
+    EXPECT_EQ(reg.apply_handed_off(), 0u);
 }

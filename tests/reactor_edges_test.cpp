@@ -129,7 +129,7 @@ TYPED_TEST_SUITE(ReactorEdges, opreg_test::reactor_combos);
 
 // An idle fd, an op on it with a deadline, and nothing else happening: the timeout must come
 // by itself. (For a hand-off registry the timeout's cancel is queued after the loop has
-// polled it: a loop that then sleeps with no timeout never applies it.)
+// applied its hand-off: a loop that then sleeps with no timeout never applies it.)
 TYPED_TEST(ReactorEdges, ADeadlineOnAnIdleFdFiresUnderRun) {
     socket_pair p;
     seen s;
@@ -343,9 +343,9 @@ TEST(ReactorDeadline, ATimeoutThatFindsTheHandOffFullIsNotLost) {
 
 // io_uring end to end with a completion ring smaller than the events of one burst: polls end
 // on the overflow and are re-armed, callbacks close their fds in the turns that harvest them,
-// and every closed socket must let its file go (the peer reads end-of-file). On the kernel
-// this was written on, the old submit order did not lose a file here (a poll that survived
-// its removal ended at the next overflow); IoUringPoller below reproduces that race exactly.
+// and every closed socket must let its file go (the peer reads end-of-file). This end-to-end
+// run may not hit the race in which a re-arm and its removal meet in one batch (a poll that
+// survives its removal ends at the next overflow); IoUringPoller below reproduces it exactly.
 TEST(ReactorIoUring, PollsReArmedInATurnThatClosesTheirFdsLetTheFilesGo) {
     slot_array reg{registry_config{.max_fds = 4096}};
     std::string why;

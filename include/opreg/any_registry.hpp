@@ -32,7 +32,7 @@ struct registry_iface {
     virtual cancel_status cancel(op_token t, outcome why) = 0;
     virtual std::size_t dispatch(fd_token t, readiness ev) = 0;
     virtual errc close(int fd) = 0;
-    virtual std::size_t poll() = 0;
+    virtual std::size_t apply_handed_off() = 0;
     virtual registry_stats stats() const = 0;
 };
 
@@ -51,7 +51,7 @@ public:
     cancel_status cancel(op_token t, outcome why) override { return r_.cancel(t, why); }
     std::size_t dispatch(fd_token t, readiness ev) override { return r_.dispatch(t, ev); }
     errc close(int fd) override { return r_.close(fd); }
-    std::size_t poll() override { return r_.poll(); }
+    std::size_t apply_handed_off() override { return r_.apply_handed_off(); }
     registry_stats stats() const override { return r_.stats(); }
 
 private:
@@ -83,7 +83,7 @@ public:
     }
     std::size_t dispatch(fd_token t, readiness ev) { return impl_->dispatch(t, ev); }
     errc close(int fd) { return impl_->close(fd); }
-    std::size_t poll() { return impl_->poll(); }
+    std::size_t apply_handed_off() { return impl_->apply_handed_off(); }
     [[nodiscard]] registry_stats stats() const { return impl_->stats(); }
 
 private:

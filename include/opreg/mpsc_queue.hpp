@@ -2,10 +2,10 @@
 //
 // WHAT: arm, cancel and close from any thread become commands pushed onto an intrusive
 // MPSC queue (arm and cancel commands come from lock-free object_pools; each fd has one
-// preallocated close command); the owning reactor thread drains the queue (poll(), and at
-// the start of every dispatch()) and applies the commands to a table that only it
-// touches, so the table needs no atomics and no locks. An arm command becomes the pending
-// op's record in place: the callback is moved once, into the pool slot.
+// preallocated close command); the owning reactor thread drains the queue (apply_handed_off(), and
+// at the start of every dispatch()) and applies the commands to a table that only it touches, so
+// the table needs no atomics and no locks. An arm command becomes the pending op's record in place:
+// the callback is moved once, into the pool slot.
 //
 // GUARANTEES
 // - arm/cancel/close are lock-free for the caller (a pool CAS loop and a wait-free push);
@@ -20,10 +20,11 @@
 // - Because the owner alone sees the table, `busy` is detected there: the second op ends
 //   on the owner with outcome::error and errc::busy. Callbacks always run on the owner.
 // - cancel() returns cancel_status::requested: the outcome is decided on the owner.
-// - The owner is whichever thread calls poll()/dispatch(); one at a time. poll() applies at
-//   most poll_batch commands per call, so that producers that never stop cannot keep the
-//   owner in one call: a reactor polls once per loop turn, and does not sleep while the last
-//   poll() applied anything.
+// - The owner is whichever thread calls apply_handed_off()/dispatch(); one at a time.
+// apply_handed_off() applies at
+//   most apply_batch commands per call, so that producers that never stop cannot keep the
+//   owner in one call: a reactor applies it once per loop turn, and does not sleep while the last
+//   apply_handed_off() applied anything.
 //
 // FD LIFETIMES WITHOUT WAITING FOR THE QUEUE. close() bumps the fd's generation at once
 // (token_of() after close() returns names the new lifetime), but the owner may apply the
@@ -93,8 +94,8 @@ public:
     static constexpr bool hands_off() noexcept { return true; }
     static constexpr bool bounded_pending() noexcept { return true; }
 
-    // Commands poll() applies at most per call.
-    static constexpr std::size_t poll_batch = 1024;
+    // Commands apply_handed_off() applies at most per call.
+    static constexpr std::size_t apply_batch = 1024;
 
     explicit basic_mpsc_queue(registry_config cfg = {})
         : cfg_{detail::validated(cfg)},
@@ -170,11 +171,11 @@ public:
         return errc::ok;
     }
 
-    // Owner thread: applies the commands pushed so far, at most poll_batch of them. Returns
-    // how many it applied (poll_batch: there may be more).
-    std::size_t poll() noexcept {
+    // Owner thread: applies the commands pushed so far, at most apply_batch of them. Returns
+    // how many it applied (apply_batch: there may be more).
+    std::size_t apply_handed_off() noexcept {
         std::size_t n = 0;
-        while (n < poll_batch) {
+        while (n < apply_batch) {
             command* c = queue_.try_pop();
             if (c == nullptr) break;
             apply(c);
@@ -185,7 +186,7 @@ public:
 
     // Owner thread.
     std::size_t dispatch(fd_token t, readiness ev) noexcept {
-        poll();
+        apply_handed_off();
         const int fd = static_cast<int>(t.slot());
         if (!detail::fd_in_range(fd, cfg_) || generation(fd) != t.generation()) {
             stats_.add(detail::stat::stale_dropped);
@@ -197,7 +198,7 @@ public:
             if (!plan.dir[static_cast<int>(d)]) continue;
             // Closed wins: once the fd is closed (by the read callback, or by another thread
             // meanwhile) its ops are the close's, which ends them as closed when the owner
-            // applies it (next poll).
+            // applies it (next apply_handed_off).
             if (d == direction::write && generation(fd) != t.generation()) break;
             entry& e = table_[op_slot(fd, d)];
             if (e.op != nullptr && e.op->fd_gen.get() == t.generation()) {

@@ -167,7 +167,7 @@ public:
         return errc::ok;
     }
 
-    std::size_t poll() noexcept { return 0; }
+    std::size_t apply_handed_off() noexcept { return 0; }
 
     [[nodiscard]] registry_stats stats() const {
         std::lock_guard<std::mutex> lock(ops_mutex_);

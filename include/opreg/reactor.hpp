@@ -38,16 +38,17 @@
 // ended (close their fds first): their callbacks wait in its carrier pool.
 //
 // HAND-OFF REGISTRIES: work handed to a hands_off() registry is applied in the same loop turn
-// it was made in, never left for an unrelated kernel event: each turn polls the registry
-// before it waits and again after its timers and posts (so a timeout's cancel, or a callback's
-// re-arm that finds readiness latched, ends its op in that turn), and does not sleep while the
-// last poll applied anything. Other threads' arms and cancels through the reactor wake it.
+// it was made in, never left for an unrelated kernel event: each turn applies the registry's
+// hand-off before it waits and again after its timers and posts (so a timeout's cancel, or a
+// callback's re-arm that finds readiness latched, ends its op in that turn), and does not sleep
+// while the last apply_handed_off() applied anything. Other threads' arms and cancels through the
+// reactor wake it.
 //
 // DEADLINES: expire_after(op, d) keeps at most one deadline timer per (fd, direction): a
 // deadline for a newer op on the same (fd, direction) replaces the older op's timer (that op
 // has ended), close(fd) drops both of the fd's, and a timeout that finds the hand-off full
-// (cancel_status::full) polls to make room and tries again, next turn at the latest, so a
-// real timeout is never lost and timers of ended ops do not pile up.
+// (cancel_status::full) applies the hand-off to make room and tries again, next turn at the latest,
+// so a real timeout is never lost and timers of ended ops do not pile up.
 //
 // CALLBACKS, TASKS AND TIMERS MUST NOT THROW: an exception that leaves one ends the program
 // (std::terminate), as for the registries' callbacks.
@@ -306,7 +307,7 @@ public:
         owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
         // Work handed to the registry since the last turn (an arm made on this thread outside
         // run_once, which may end at once on a latch) is applied before any wait.
-        std::size_t handled = reg_.poll();
+        std::size_t handled = reg_.apply_handed_off();
         int wait_ms = timeout_ms;
         if (!timers_.empty()) {
             const auto until = timers_.next_due() - clock::now();
@@ -340,7 +341,7 @@ public:
         // (an arm or cancel, a timeout's cancel, a re-arm on a latched fd) ends its ops in
         // this turn, not after the next wait; if that applied anything, more may be queued
         // behind it: no sleeping yet.
-        const std::size_t late = reg_.poll();
+        const std::size_t late = reg_.apply_handed_off();
         registry_busy_ = late != 0;
         return handled + late;
     }
@@ -355,7 +356,7 @@ public:
 private:
     // The longest single wait for a timer: far-off timers (days) fit an int of milliseconds.
     static constexpr int max_wait_ms = 1'000'000;
-    // A timeout that finds the hand-off full polls to make room this many times in its turn
+    // A timeout that finds the hand-off full applies it to make room this many times in its turn
     // before it tries again next turn: enough to drain a full queue that only this thread
     // fills, bounded so that producers that never stop cannot hold the loop.
     static constexpr int expire_tries = 4;
@@ -449,7 +450,7 @@ private:
         for (int tries = 0; tries < expire_tries; ++tries) {
             if (reg_.cancel(t, outcome::timed_out) != cancel_status::full) return;
             // The hand-off is full: the owner (this thread) makes room, then tries again.
-            if (reg_.poll() == 0) break;
+            if (reg_.apply_handed_off() == 0) break;
         }
         // Still no room (other threads keep it full): again next turn, as the slot's
         // deadline unless a newer op has one by now.
@@ -552,7 +553,7 @@ private:
     intrusive_mpsc_queue<carrier_node, &carrier_node::hook> handed_;
     detail::timer_heap<task> timers_;
     std::vector<deadline> deadlines_;  // per op slot; reactor thread only
-    bool registry_busy_ = false;       // the last poll() applied work: do not sleep
+    bool registry_busy_ = false;       // the last apply_handed_off() applied work: do not sleep
     int wake_fd_ = -1;
     std::atomic<std::thread::id> owner_;
     alignas(detail::cache_line) std::atomic<bool> wake_pending_{false};

@@ -48,16 +48,17 @@
 //   Events for the old generation still in the kernel's batch are then stale: dropped and
 //   counted, never delivered to an op armed on the reused fd number. Clears the latch.
 //
-// poll()                    the owning thread. Processes work handed over by other threads
-//   (hands_off() strategies; a no-op returning 0 elsewhere). dispatch() polls first.
+// apply_handed_off()                    the owning thread. Processes work handed over by other
+// threads
+//   (hands_off() strategies; a no-op returning 0 elsewhere). dispatch() applies it first.
 //
 // Exactly once. Every op that arm() accepted ends exactly once, with exactly one outcome,
 //   and its callback runs exactly once. Callbacks run outside every registry lock and after
 //   the op's slot is released, so a callback may arm, cancel or close on the same registry.
 //
 // Which thread runs a callback. For hands_off() strategies, always the owner (the thread in
-//   poll()/dispatch()). For the others, the thread whose call ended the op: dispatch's for
-//   ready and error, cancel's for cancelled and timed_out, close's for closed, and arm's own
+//   apply_handed_off()/dispatch()). For the others, the thread whose call ended the op: dispatch's
+//   for ready and error, cancel's for cancelled and timed_out, close's for closed, and arm's own
 //   for an op that ends at once on latched readiness. (Through opreg::reactor every callback
 //   runs on the reactor thread, whatever the strategy: see reactor.hpp.)
 //
@@ -161,7 +162,7 @@ concept registry = requires(R& r, const R& cr, int fd, direction d, callback cb,
     { r.cancel(ot, why) } -> std::same_as<cancel_status>;
     { r.dispatch(ft, ev) } -> std::same_as<std::size_t>;
     { r.close(fd) } -> std::same_as<errc>;
-    { r.poll() } -> std::same_as<std::size_t>;
+    { r.apply_handed_off() } -> std::same_as<std::size_t>;
     { cr.stats() } -> std::same_as<registry_stats>;
 };
 

@@ -296,7 +296,7 @@ public:
         return errc::ok;
     }
 
-    std::size_t poll() noexcept { return 0; }
+    std::size_t apply_handed_off() noexcept { return 0; }
 
     [[nodiscard]] registry_stats stats() const noexcept { return stats_.snapshot(); }
 

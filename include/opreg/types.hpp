@@ -161,7 +161,7 @@ enum class cancel_status : std::uint8_t {
     requested,  // handed to the owner thread (mpsc_queue); the op ends there, with the
                 // requested outcome unless a completion already won
     stale,      // no such pending op: it already ended, or the token was never issued
-    full,       // no room to hand the request over (mpsc_queue); try again after a poll
+    full,       // no room to hand the request over (mpsc_queue); try again after apply_handed_off()
 };
 [[nodiscard]] std::string_view to_string(cancel_status s) noexcept;
 

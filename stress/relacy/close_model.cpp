@@ -8,7 +8,7 @@
 // fetch_add of the fd's generation, then an acq_rel exchange of close_queued that pushes
 // the fd's one close command only when it was not queued), arm() (a relaxed ticket, an
 // acquire load of the generation, carried in the command's fd_gen cell, a pool slot and a
-// push), and the owner's poll() and apply() of both (close: an acq_rel exchange clearing
+// push), and the owner's apply_handed_off() and apply() of both (close: an acq_rel exchange clearing
 // close_queued, an acquire load of the generation, then ending the ops of older lifetimes;
 // arm: closed if armed under a generation that is no longer current; else an older
 // lifetime's op still pending ends as closed; busy if an op of its own lifetime is pending,
@@ -18,11 +18,11 @@
 // arm read; each op's callback reports how it ended.
 //
 // Script: an op armed in lifetime 0 is pending on the owner. Thread 1 closes the fd. Thread
-// 2 arms in whatever lifetime it sees, then closes. The owner polls a few times meanwhile,
+// 2 arms in whatever lifetime it sees, then closes. The owner applies the hand-off a few times meanwhile,
 // and once more after every thread has returned.
 //
 // PROVES, over every interleaving and every value a load may return that the searches
-// reach: no op outlives a close of its lifetime (after the last poll nothing is pending,
+// reach: no op outlives a close of its lifetime (after the last apply_handed_off() nothing is pending,
 // since every arm here precedes a close); every op ends exactly once; an arm is refused as
 // busy only while an op of the same lifetime is pending; the command's fd generation reaches
 // the owner (no data race); the close flag is clear once the queue is drained.
@@ -69,7 +69,7 @@ struct close_model : rl::test_suite<close_model<Sync>, 3> {
     using white_box = opreg::detail::mpsc_queue_test_access<registry>;
 
     static constexpr unsigned owner = 0, arming_thread = 2;
-    static constexpr int owner_polls = 3;
+    static constexpr int owner_applies = 3;
     static constexpr int first_op = 0, armed_op = 1;  // op ids
 
     // The callback of op `id`: reports how it ended.
@@ -94,7 +94,7 @@ struct close_model : rl::test_suite<close_model<Sync>, 3> {
     void before() {
         // Armed in lifetime 0 and applied: pending on the owner before the threads start.
         RL_ASSERT(reg_->arm(fd, opreg::direction::read, op_callback{this, first_op}));
-        RL_ASSERT(reg_->poll() == 1);
+        RL_ASSERT(reg_->apply_handed_off() == 1);
     }
 
     static void on_u64(void* self, const model::rl_atomic<std::uint64_t>& a, model::access kind,
@@ -123,7 +123,7 @@ struct close_model : rl::test_suite<close_model<Sync>, 3> {
 
     void thread(unsigned index) {
         if (index == owner) {
-            for (int i = 0; i != owner_polls; ++i) reg_->poll();
+            for (int i = 0; i != owner_applies; ++i) reg_->apply_handed_off();
         } else if (index == 1) {
             reg_->close(fd);
         } else {
@@ -136,7 +136,7 @@ struct close_model : rl::test_suite<close_model<Sync>, 3> {
     }
 
     void after() {
-        reg_->poll();  // the owner's next poll, once every close() has returned
+        reg_->apply_handed_off();  // the owner, once every close() has returned
         // Both lifetimes an op was armed in are closed: nothing is pending.
         RL_ASSERT(ended_[first_op] == 1 && ended_[armed_op] == 1);
         RL_ASSERT(how_[first_op].result == opreg::outcome::closed);

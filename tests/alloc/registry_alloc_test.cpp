@@ -26,14 +26,14 @@ std::size_t churn(R& reg, int rounds) {
         const int fd = i % 8;
         auto r = reg.arm(fd, direction::read, count);
         auto w = reg.arm(fd, direction::write, count);
-        reg.poll();
+        reg.apply_handed_off();
         reg.dispatch(reg.token_of(fd).value(), readiness::readable);
         if (w.ok()) reg.cancel(w.value());
-        reg.poll();
+        reg.apply_handed_off();
         if (i % 4 == 0) {
             (void)reg.arm(fd, direction::read, count);
             reg.close(fd);
-            reg.poll();
+            reg.apply_handed_off();
         }
         (void)r;
     }

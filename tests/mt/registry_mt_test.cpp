@@ -44,8 +44,8 @@ class RegistryMT : public ::testing::Test {};
 TYPED_TEST_SUITE(RegistryMT, opreg_test::direct_strategies);
 
 // The reactor shape: several threads arm and cancel on their own fds while one owner
-// thread dispatches readiness for every fd and polls. At the end the owner closes every
-// fd, which must end whatever is still pending.
+// thread dispatches readiness for every fd and applies the hand-off. At the end the owner closes
+// every fd, which must end whatever is still pending.
 TYPED_TEST(RegistryMT, ManyArmersOneDispatcherEveryOpEndsExactlyOnce) {
     constexpr int total_fds = arming_threads * fds_per_thread;
     TypeParam reg{registry_config{.max_fds = total_fds, .max_pending = 0}};
@@ -86,9 +86,9 @@ TYPED_TEST(RegistryMT, ManyArmersOneDispatcherEveryOpEndsExactlyOnce) {
         reg.dispatch(reg.token_of(fd).value(), ev);
     }
     for (auto& th : armers) th.join();
-    reg.poll();
+    reg.apply_handed_off();
     for (int fd = 0; fd < total_fds; ++fd) ASSERT_EQ(reg.close(fd), errc::ok);
-    while (reg.poll() != 0) {}
+    while (reg.apply_handed_off() != 0) {}
 
     std::size_t n_accepted = 0, lost = 0, duplicated = 0, ran_refused = 0;
     for (std::size_t id = 0; id < total_ops; ++id) {
@@ -132,17 +132,17 @@ TYPED_TEST(RegistryMT, CancelRacingDispatchHasExactlyOneWinner) {
     for (int r = 0; r < rounds; ++r) {
         auto t = reg.arm(1, direction::read, count_into(records.get(), r));
         ASSERT_TRUE(t.ok());
-        reg.poll();
+        reg.apply_handed_off();
         const fd_token ft = reg.token_of(1).value();
         published.store(t.value().to_u64() + 1, std::memory_order_release);
         reg.dispatch(ft, readiness::readable);  // races the cancel
         while (round_done.load(std::memory_order_acquire) != r) std::this_thread::yield();
         // The op must be over before the next round arms the same slot: a losing cancel may
         // still be queued (hand-off strategies), so let the owner apply it.
-        while (records[r].calls.load() == 0) reg.poll();
+        while (records[r].calls.load() == 0) reg.apply_handed_off();
     }
     canceller.join();
-    reg.poll();
+    reg.apply_handed_off();
 
     int ready = 0, cancelled = 0;
     for (int r = 0; r < rounds; ++r) {
@@ -217,7 +217,7 @@ TYPED_TEST(RegistryMT, EventsOfAClosedLifetimeNeverReachTheNextOne) {
         reg.dispatch(ft, readiness::readable);
     }
     reuser.join();
-    while (reg.poll() != 0) {}
+    while (reg.apply_handed_off() != 0) {}
 
     EXPECT_EQ(misdelivered.load(), 0);
     for (int i = 0; i < lifetimes; ++i) ASSERT_EQ(records[i].calls.load(), 1) << "lifetime " << i;
