@@ -101,43 +101,11 @@ struct failure {
     return {errc::os_error, err};
 }
 
-// A value or an error (std::expected is C++23; this is the part of it opreg needs). The one
-// error convention: see ERRORS in registry.hpp. value() on an error aborts with a message,
-// in release builds too: check ok() first.
 template <class T>
-class [[nodiscard]] result {
-public:
-    constexpr result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)
-        : value_{std::move(value)} {}
-    constexpr result(errc e) noexcept : error_{e, 0} {}
-    constexpr result(failure f) noexcept : error_{f} {}
+class result;
 
-    [[nodiscard]] constexpr bool ok() const noexcept { return error_.code == errc::ok; }
-    constexpr explicit operator bool() const noexcept { return ok(); }
-    [[nodiscard]] constexpr errc error() const noexcept { return error_.code; }
-    // The errno value for errc::os_error; 0 otherwise.
-    [[nodiscard]] constexpr int os_error() const noexcept { return error_.os_error; }
-    [[nodiscard]] constexpr failure why() const noexcept { return error_; }
-    [[nodiscard]] constexpr const T& value() const& noexcept {
-        if (!ok()) detail::bad_result_access(error_.code);
-        return value_;
-    }
-    [[nodiscard]] constexpr T& value() & noexcept {
-        if (!ok()) detail::bad_result_access(error_.code);
-        return value_;
-    }
-    // The value, or `fallback` on an error.
-    [[nodiscard]] constexpr T value_or(T fallback) const
-        noexcept(std::is_nothrow_copy_constructible_v<T>) {
-        return ok() ? value_ : fallback;
-    }
-
-private:
-    T value_{};
-    failure error_{};
-};
-
-// Success, or an error: what an operation with nothing to return reports.
+// Success, or an error: what an operation with nothing to return reports, and the error half
+// of every result<T>. The one error convention: see ERRORS in registry.hpp.
 template <>
 class [[nodiscard]] result<void> {
 public:
@@ -148,11 +116,41 @@ public:
     [[nodiscard]] constexpr bool ok() const noexcept { return error_.code == errc::ok; }
     constexpr explicit operator bool() const noexcept { return ok(); }
     [[nodiscard]] constexpr errc error() const noexcept { return error_.code; }
+    // The errno value for errc::os_error; 0 otherwise.
     [[nodiscard]] constexpr int os_error() const noexcept { return error_.os_error; }
     [[nodiscard]] constexpr failure why() const noexcept { return error_; }
 
 private:
     failure error_{};
+};
+
+// A value or an error (std::expected is C++23; this is the part of it opreg needs). A
+// result<T> is also a result<void>: its error passes on as it is. value() on an error aborts
+// with a message, in release builds too: check ok() first.
+template <class T>
+class [[nodiscard]] result : public result<void> {
+public:
+    constexpr result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)
+        : value_{std::move(value)} {}
+    constexpr result(errc e) noexcept : result<void>{e} {}
+    constexpr result(failure f) noexcept : result<void>{f} {}
+
+    [[nodiscard]] constexpr const T& value() const& noexcept {
+        if (!ok()) detail::bad_result_access(error());
+        return value_;
+    }
+    [[nodiscard]] constexpr T& value() & noexcept {
+        if (!ok()) detail::bad_result_access(error());
+        return value_;
+    }
+    // The value, or `fallback` on an error.
+    [[nodiscard]] constexpr T value_or(T fallback) const
+        noexcept(std::is_nothrow_copy_constructible_v<T>) {
+        return ok() ? value_ : fallback;
+    }
+
+private:
+    T value_{};
 };
 
 // What cancel() did.
