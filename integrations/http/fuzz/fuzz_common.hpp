@@ -99,7 +99,8 @@ inline void check_head(std::string_view in, const head_result& h, const request&
 }
 
 // One feed's answer; `in` is what that feed was given.
-inline void check_feed(std::string_view in, const head_result& b, std::size_t body_size, const limits& lim) {
+inline void check_feed(std::string_view in, const body_result& b, std::size_t body_size,
+                       const limits& lim) {
     FUZZ_CHECK(b.consumed <= in.size());
     FUZZ_CHECK(body_size <= lim.max_body);
     switch (b.st) {

@@ -14,11 +14,11 @@ void decode_and_check(std::string_view body_bytes, const limits& lim) {
     const exact_copy copy(body_bytes);
     chunked_decoder dec(lim);
     std::string body;
-    const head_result b = dec.feed(copy.view(), body);
+    const body_result b = dec.feed(copy.view(), body);
     check_feed(copy.view(), b, body.size(), lim);
     // Once finished, the decoder repeats its answer and consumes nothing.
     if (b.st != status::incomplete) {
-        const head_result again = dec.feed(copy.view(), body);
+        const body_result again = dec.feed(copy.view(), body);
         FUZZ_CHECK(again.st == b.st && again.http_status == b.http_status && again.consumed == 0);
     }
 }

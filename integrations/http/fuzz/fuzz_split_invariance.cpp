@@ -54,7 +54,7 @@ void head_split(std::string_view payload, const std::vector<std::size_t>& cuts, 
 }
 
 struct decode_result {
-    head_result last;
+    body_result last;
     std::size_t stop = 0;  // input offset where decoding stopped (end, or the deciding byte)
     std::string body;
 };

@@ -81,7 +81,9 @@ constexpr bool for_each_element(std::string_view list, F&& f) {
     }
 }
 
-constexpr head_result need_more(std::size_t consumed = 0) { return {status::incomplete, consumed, 0, {}}; }
+constexpr head_result need_more() {
+    return {status::incomplete, 0, 0, {}};
+}
 constexpr head_result fail(std::size_t at, int code, std::string_view why) {
     return {status::error, at, code, why};
 }
@@ -91,7 +93,10 @@ constexpr head_result fail(std::size_t at, int code, std::string_view why) {
 class head_parser {
 public:
     head_parser(std::string_view buf, request& out, const limits& lim)
-        : p_(reinterpret_cast<const unsigned char*>(buf.data())), n_(buf.size()), buf_(buf), out_(out),
+        : bytes_(reinterpret_cast<const unsigned char*>(buf.data())),
+          end_(buf.size()),
+          buf_(buf),
+          out_(out),
           lim_(lim) {}
 
     head_result run() {
@@ -119,8 +124,8 @@ private:
 
     // Byte `at` of the request line proper (not its CR LF). Over the limit is 414 as soon as
     // such a byte exists; its absence is `incomplete`.
-    bool rl_byte(std::size_t at, head_result& r) const {
-        if (at >= n_) {
+    bool request_line_byte(std::size_t at, head_result& r) const {
+        if (at >= end_) {
             r = need_more();
             return false;
         }
@@ -137,41 +142,43 @@ private:
         // RFC 9112 §2.2: ignore empty lines before the request line. They count toward the
         // line limit so that an endless run of them is still bounded.
         for (;;) {
-            if (!rl_byte(i, r)) return r;
-            if (p_[i] != '\r') break;
-            if (i + 1 >= n_) return need_more();
-            if (p_[i + 1] != '\n') return fail(i + 1, 400, "CR not followed by LF");
+            if (!request_line_byte(i, r)) return r;
+            if (bytes_[i] != '\r') break;
+            if (i + 1 >= end_) return need_more();
+            if (bytes_[i + 1] != '\n') return fail(i + 1, 400, "CR not followed by LF");
             i += 2;
         }
 
-        const std::size_t m0 = i;
+        const std::size_t method_start = i;
         for (;; ++i) {
-            if (!rl_byte(i, r)) return r;
-            if (!is(p_[i], k_tchar)) break;
+            if (!request_line_byte(i, r)) return r;
+            if (!is(bytes_[i], k_tchar)) break;
         }
-        if (p_[i] != ' ' || i == m0) return fail(i, 400, p_[i] == '\n' ? "bare LF" : "invalid method");
-        out_.method = view(m0, i);
+        if (bytes_[i] != ' ' || i == method_start)
+            return fail(i, 400, bytes_[i] == '\n' ? "bare LF" : "invalid method");
+        out_.method = view(method_start, i);
         ++i;
 
-        const std::size_t t0 = i;
+        const std::size_t target_start = i;
         for (;; ++i) {
-            if (!rl_byte(i, r)) return r;
-            if (!is(p_[i], k_vchar)) break;
+            if (!request_line_byte(i, r)) return r;
+            if (!is(bytes_[i], k_vchar)) break;
         }
-        if (p_[i] != ' ' || i == t0) return fail(i, 400, "invalid request-target");
-        out_.target = view(t0, i);
+        if (bytes_[i] != ' ' || i == target_start) return fail(i, 400, "invalid request-target");
+        out_.target = view(target_start, i);
         ++i;
 
         constexpr std::string_view prefix = "HTTP/";
         for (char want : prefix) {
-            if (!rl_byte(i, r)) return r;
-            if (p_[i] != static_cast<unsigned char>(want)) return fail(i, 400, "invalid HTTP version");
+            if (!request_line_byte(i, r)) return r;
+            if (bytes_[i] != static_cast<unsigned char>(want))
+                return fail(i, 400, "invalid HTTP version");
             ++i;
         }
         unsigned char major = 0, minor = 0;
         for (int k = 0; k < 3; ++k, ++i) {  // DIGIT "." DIGIT
-            if (!rl_byte(i, r)) return r;
-            const unsigned char c = p_[i];
+            if (!request_line_byte(i, r)) return r;
+            const unsigned char c = bytes_[i];
             if (k == 1 ? c != '.' : (c < '0' || c > '9')) return fail(i, 400, "invalid HTTP version");
             (k == 0 ? major : minor) = c;
         }
@@ -180,73 +187,77 @@ private:
         out_.version_minor = minor - '0';
 
         // The CR may sit right at the limit: the limit is on the line, not its terminator.
-        if (i >= n_) return need_more();
-        if (p_[i] != '\r') return fail(i, 400, p_[i] == '\n' ? "bare LF" : "invalid HTTP version");
-        if (i + 1 >= n_) return need_more();
-        if (p_[i + 1] != '\n') return fail(i + 1, 400, "CR not followed by LF");
+        if (i >= end_) return need_more();
+        if (bytes_[i] != '\r')
+            return fail(i, 400, bytes_[i] == '\n' ? "bare LF" : "invalid HTTP version");
+        if (i + 1 >= end_) return need_more();
+        if (bytes_[i + 1] != '\n') return fail(i + 1, 400, "CR not followed by LF");
         return {status::complete, i + 2, 0, {}};
     }
 
-    // Byte `at` of the header section (which starts at h0). Same idea as rl_byte, with 431.
-    bool hs_byte(std::size_t at, std::size_t h0, head_result& r) const {
-        if (at >= n_) {
+    // Byte `at` of the header section (which starts at section_start). Same idea as
+    // request_line_byte, with 431.
+    bool header_byte(std::size_t at, std::size_t section_start, head_result& r) const {
+        if (at >= end_) {
             r = need_more();
             return false;
         }
-        if (at - h0 >= lim_.max_header_bytes) {
+        if (at - section_start >= lim_.max_header_bytes) {
             r = fail(at, 431, "header section too large");
             return false;
         }
         return true;
     }
 
-    head_result header_section(const std::size_t h0) {
+    head_result header_section(const std::size_t section_start) {
         const std::size_t max_fields = std::min(lim_.max_headers, std::size(out_.headers));
         head_result r;
-        std::size_t i = h0;
+        std::size_t i = section_start;
         for (;;) {
-            if (!hs_byte(i, h0, r)) return r;
-            const unsigned char c0 = p_[i];
-            if (c0 == '\r') {
-                if (!hs_byte(i + 1, h0, r)) return r;
-                if (p_[i + 1] != '\n') return fail(i + 1, 400, "CR not followed by LF");
+            if (!header_byte(i, section_start, r)) return r;
+            const unsigned char first = bytes_[i];
+            if (first == '\r') {
+                if (!header_byte(i + 1, section_start, r)) return r;
+                if (bytes_[i + 1] != '\n') return fail(i + 1, 400, "CR not followed by LF");
                 return finish(i + 2);
             }
-            if (is_ows(c0)) return fail(i, 400, "whitespace at the start of a field line (obs-fold)");
-            if (c0 == '\n') return fail(i, 400, "bare LF");
+            if (is_ows(first))
+                return fail(i, 400, "whitespace at the start of a field line (obs-fold)");
+            if (first == '\n') return fail(i, 400, "bare LF");
             if (out_.header_count >= max_fields) return fail(i, 431, "too many header fields");
 
-            const std::size_t name0 = i;
+            const std::size_t name_start = i;
             for (;; ++i) {
-                if (!hs_byte(i, h0, r)) return r;
-                if (!is(p_[i], k_tchar)) break;
+                if (!header_byte(i, section_start, r)) return r;
+                if (!is(bytes_[i], k_tchar)) break;
             }
-            if (p_[i] != ':') {
-                if (is_ows(p_[i]) && i != name0) return fail(i, 400, "whitespace between field name and colon");
+            if (bytes_[i] != ':') {
+                if (is_ows(bytes_[i]) && i != name_start)
+                    return fail(i, 400, "whitespace between field name and colon");
                 return fail(i, 400, "invalid character in field name");
             }
-            if (i == name0) return fail(i, 400, "empty field name");
-            const std::string_view name = view(name0, i);
+            if (i == name_start) return fail(i, 400, "empty field name");
+            const std::string_view name = view(name_start, i);
             ++i;
 
             for (;; ++i) {
-                if (!hs_byte(i, h0, r)) return r;
-                if (!is_ows(p_[i])) break;
+                if (!header_byte(i, section_start, r)) return r;
+                if (!is_ows(bytes_[i])) break;
             }
-            const std::size_t v0 = i;
+            const std::size_t value_start = i;
             std::size_t v_end = i;  // one past the last byte that is not OWS
             for (;; ++i) {
-                if (!hs_byte(i, h0, r)) return r;
-                const unsigned char c = p_[i];
+                if (!header_byte(i, section_start, r)) return r;
+                const unsigned char c = bytes_[i];
                 if (c == '\r') break;
                 if (!is(c, k_field)) return fail(i, 400, c == '\n' ? "bare LF" : "control character in field value");
                 if (!is_ows(c)) v_end = i + 1;
             }
-            if (!hs_byte(i + 1, h0, r)) return r;
-            if (p_[i + 1] != '\n') return fail(i + 1, 400, "CR not followed by LF");
+            if (!header_byte(i + 1, section_start, r)) return r;
+            if (bytes_[i + 1] != '\n') return fail(i + 1, 400, "CR not followed by LF");
 
             header& h = out_.headers[out_.header_count++];
-            h = {name, view(v0, v_end)};
+            h = {name, view(value_start, v_end)};
             // Decided at the LF that ends the field line.
             if (const head_result bad = field_semantics(h, i + 1); bad.st == status::error) return bad;
             i += 2;
@@ -325,8 +336,8 @@ private:
         return {status::complete, end, 0, {}};
     }
 
-    const unsigned char* p_;
-    std::size_t n_;
+    const unsigned char* bytes_;  // buf_ as unsigned bytes, for the class table
+    std::size_t end_;             // buf_.size(): every index is checked against it first
     std::string_view buf_;
     request& out_;
     const limits& lim_;
@@ -376,9 +387,9 @@ enum class chunked_decoder::state : std::uint8_t {
 
 chunked_decoder::chunked_decoder(const limits& lim) : lim_(lim), st_(state::size) {}
 
-head_result chunked_decoder::feed(std::string_view in, std::string& body) {
+body_result chunked_decoder::feed(std::string_view in, std::string& body) {
     if (st_ == state::done || st_ == state::failed) {
-        head_result r = final_;
+        body_result r = final_;
         r.consumed = 0;
         return r;
     }
@@ -386,12 +397,12 @@ head_result chunked_decoder::feed(std::string_view in, std::string& body) {
     const std::size_t n = in.size();
     auto failed = [&](std::size_t at, int code, std::string_view why) {
         st_ = state::failed;
-        final_ = fail(at, code, why);
+        final_ = {status::error, at, code, why};
         return final_;
     };
     // Ends the chunk-size line's size digits at byte `c` (position i): a size that is
     // malformed, overflowed or takes the body past max_body is refused here.
-    auto end_of_size = [&](std::size_t i, unsigned char c, head_result& bad) {
+    auto end_of_size = [&](std::size_t i, unsigned char c, body_result& bad) {
         if (c != ';' && c != '\r' && !is_ows(c)) {
             bad = failed(i, 400, c == '\n' ? "bare LF after chunk size" : "invalid character in chunk size");
             return false;
@@ -431,7 +442,7 @@ head_result chunked_decoder::feed(std::string_view in, std::string& body) {
                 break;
             }
             {
-                head_result bad;
+                body_result bad;
                 if (!end_of_size(i, c, bad)) return bad;
             }
             st_ = c == ';' ? state::ext_name_start : c == '\r' ? state::size_lf : state::ws_before_semi;
@@ -539,7 +550,7 @@ head_result chunked_decoder::feed(std::string_view in, std::string& body) {
         }
         ++i;
     }
-    return need_more(n);
+    return {status::incomplete, n, 0, {}};
 }
 
 std::string_view reason_phrase(int http_status) noexcept {

@@ -99,14 +99,25 @@ struct request {
 
 enum class status : std::uint8_t { complete, incomplete, error };
 
+// What parse_head() says about the start of a buffer.
 struct head_result {
     status st = status::incomplete;
-    std::size_t consumed = 0;      // parse_head: bytes of the head (through the empty line)
-                                   // when complete. chunked_decoder::feed: input bytes used
-                                   // (all of them when incomplete). When error: the offset
-                                   // of the byte that decided it (for logs and tests).
+    std::size_t consumed = 0;      // when complete: bytes of the head, through the empty line.
+                                   // When error: the offset of the byte that decided it (for
+                                   // logs and tests). 0 when incomplete.
     int http_status = 0;           // when error: 400, 413, 414, 431, 501 or 505
     std::string_view reason;       // when error: short human reason, a string literal
+};
+
+// What one chunked_decoder::feed() did with its input.
+struct body_result {
+    status st = status::incomplete;
+    std::size_t consumed = 0;  // when complete: input bytes through the final CRLF (what
+                               // follows belongs to the next request). When incomplete:
+                               // all of the input. When error: the offset of the byte
+                               // that decided it, within this feed's input.
+    int http_status = 0;       // when error: 400, 413 or 431
+    std::string_view reason;   // when error: short human reason, a string literal
 };
 
 // Parses one request head from the start of `buf`. Zero-copy: `out` points into buf.
@@ -130,7 +141,7 @@ struct head_result {
 class chunked_decoder {
 public:
     explicit chunked_decoder(const limits& lim = {});
-    [[nodiscard]] head_result feed(std::string_view in, std::string& body);
+    [[nodiscard]] body_result feed(std::string_view in, std::string& body);
 
 private:
     enum class state : std::uint8_t;
@@ -142,7 +153,7 @@ private:
     std::size_t line_len_ = 0;      // bytes of the current chunk-size line (bounded)
     std::size_t decoded_ = 0;       // payload bytes so far, for max_body
     std::size_t trailer_len_ = 0;   // bytes of the trailer section, for max_header_bytes
-    head_result final_{};           // the answer repeated once complete or failed
+    body_result final_{};           // the answer repeated once complete or failed
 };
 
 // The standard reason phrase ("OK", "Bad Request", ...); empty for a code it does not know

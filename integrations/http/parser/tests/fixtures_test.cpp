@@ -96,7 +96,7 @@ replay_result replay(std::string raw) {
         if (req.chunked) {
             chunked_decoder dec;
             std::string body;
-            const head_result b = dec.feed(rest, body);
+            const body_result b = dec.feed(rest, body);
             if (b.st == status::error) return {outcome::rejected, b.http_status, std::string(b.reason), out.requests, out.host_added};
             if (b.st == status::incomplete) return {outcome::incomplete, 0, {}, out.requests, out.host_added};
             off += b.consumed;

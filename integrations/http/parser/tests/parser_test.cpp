@@ -240,7 +240,7 @@ TEST(ParseHead, PipelinedHeadsOneAfterAnother) {
     rest.remove_prefix(res.consumed);
     chunked_decoder dec;
     std::string body;
-    const head_result body_res = dec.feed(rest, body);
+    const body_result body_res = dec.feed(rest, body);
     ASSERT_EQ(body_res.st, status::complete);
     EXPECT_EQ(body, "xyz");
     rest.remove_prefix(body_res.consumed);
@@ -470,7 +470,7 @@ TEST(ParseHead, EveryPrefixOfValidInputsStopsAtTheGuardPage) {
 // ---- chunked_decoder ------------------------------------------------------------------------
 
 struct decoded {
-    head_result res;
+    body_result res;
     std::string body;
     std::size_t consumed = 0;  // over all feeds
 };
@@ -603,12 +603,12 @@ TEST(Chunked, AfterTheEndFeedsConsumeNothing) {
     chunked_decoder dec;
     std::string body;
     ASSERT_EQ(dec.feed("0\r\n\r\n", body).st, status::complete);
-    const head_result again = dec.feed("1\r\nx\r\n", body);
+    const body_result again = dec.feed("1\r\nx\r\n", body);
     EXPECT_EQ(again.st, status::complete);
     EXPECT_EQ(again.consumed, 0u);
     chunked_decoder bad;
     ASSERT_EQ(bad.feed("zz", body).st, status::error);
-    const head_result still = bad.feed("0\r\n\r\n", body);
+    const body_result still = bad.feed("0\r\n\r\n", body);
     EXPECT_EQ(still.st, status::error);
     EXPECT_EQ(still.http_status, 400);
     EXPECT_EQ(still.consumed, 0u);
@@ -620,7 +620,7 @@ TEST(Chunked, EveryPieceEndsAtTheGuardPage) {
     // Fed one byte at a time, each byte alone right before the guard page.
     chunked_decoder dec;
     std::string body;
-    head_result res;
+    body_result res;
     for (std::size_t k = 0; k < in.size(); ++k) {
         res = dec.feed(guard.place(std::string_view(in).substr(k, 1)), body);
         if (k + 1 < in.size()) {
@@ -633,7 +633,7 @@ TEST(Chunked, EveryPieceEndsAtTheGuardPage) {
     for (std::size_t len = 0; len <= in.size(); ++len) {
         chunked_decoder d;
         std::string b;
-        const head_result r = d.feed(guard.place(std::string_view(in).substr(0, len)), b);
+        const body_result r = d.feed(guard.place(std::string_view(in).substr(0, len)), b);
         EXPECT_EQ(r.st, len == in.size() ? status::complete : status::incomplete) << len;
     }
 }
