@@ -2,21 +2,23 @@
 
 #include <charconv>
 #include <cstdio>
+#include <limits>
 
 namespace opreg::http {
 
 namespace {
 
 void append_number(std::string& out, std::uint64_t v) {
-    char buf[24];
+    char buf[std::numeric_limits<std::uint64_t>::digits10 + 1];  // every digit of a uint64
     const auto r = std::to_chars(buf, buf + sizeof buf, v);
     out.append(buf, r.ptr);
 }
 
-// Status line, the common headers, then the body (omitted for HEAD).
-void append_response(std::string& out, int status, std::string_view content_type,
+// Status line, the common headers, then the body (omitted for HEAD): two parts.
+void append_response(response_buffer& buf, int status, std::string_view content_type,
                      std::string_view body, bool keep_alive, int version_minor, bool head,
                      std::string_view extra_headers = {}) {
+    std::string& out = buf.bytes();
     out += version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ";
     append_number(out, std::uint64_t(status));
     out += ' ';
@@ -33,7 +35,9 @@ void append_response(std::string& out, int status, std::string_view content_type
     }
     out += extra_headers;
     out += "\r\n";
+    buf.end_part();
     if (!head) out += body;
+    buf.end_part();
 }
 
 // JSON string escaping for the few untrusted values echoed back (path parameters).
@@ -44,7 +48,7 @@ void append_json_string(std::string& out, std::string_view s) {
             out += '\\';
             out += c;
         } else if (static_cast<unsigned char>(c) < 0x20) {
-            char esc[8];
+            char esc[sizeof "\\u0000"];
             std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned char>(c));
             out += esc;
         } else {
@@ -64,7 +68,7 @@ app::app() {
     routes_.add("GET", "/stats", stats);
 }
 
-bool app::respond(const request& req, std::string_view body, std::string& out,
+bool app::respond(const request& req, std::string_view body, response_buffer& out,
                   const stats_view* sv) const {
     std::string_view path = req.target;
     if (const auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
@@ -116,11 +120,11 @@ bool app::respond(const request& req, std::string_view body, std::string& out,
                     {"stale_dropped", sv->stale_dropped}, {"failures", sv->failures},
                     {"in_flight", sv->in_flight},   {"connections", sv->connections},
                     {"requests", sv->requests}};
-                for (const auto& [k, v] : fields) {
+                for (const auto& [name, value] : fields) {
                     b += ",\"";
-                    b += k;
+                    b += name;
                     b += "\":";
-                    append_number(b, v);
+                    append_number(b, value);
                 }
                 b += "}";
             } else {
@@ -137,12 +141,15 @@ bool app::respond(const request& req, std::string_view body, std::string& out,
     return keep;
 }
 
-void app::respond_error(int status, std::string_view reason, std::string& out) {
+void app::respond_error(int status, std::string_view reason, response_buffer& out) {
     std::string body(reason);
     body += '\n';
     append_response(out, status, "text/plain", body, false, 1, false);
 }
 
-void app::respond_continue(std::string& out) { out += "HTTP/1.1 100 Continue\r\n\r\n"; }
+void app::respond_continue(response_buffer& out) {
+    out.bytes() += "HTTP/1.1 100 Continue\r\n\r\n";
+    out.end_part();
+}
 
 } // namespace opreg::http

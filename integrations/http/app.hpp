@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "http_parser.hpp"
+#include "response_buffer.hpp"
 #include "router.hpp"
 
 namespace opreg::http {
@@ -24,17 +25,17 @@ class app {
 public:
     app();
 
-    // Appends the response to `req` (body: its decoded body) to `out`. Returns false when
-    // the connection must close after it.
-    bool respond(const request& req, std::string_view body, std::string& out,
+    // Appends the response to `req` (body: its decoded body) to `out`, its head and its
+    // body each marked as a part. Returns false when the connection must close after it.
+    bool respond(const request& req, std::string_view body, response_buffer& out,
                  const stats_view* stats) const;
 
     // Appends an error response (400, 404, 413, 414, 431, 501, 505, 503, 408...) that
     // closes the connection.
-    static void respond_error(int status, std::string_view reason, std::string& out);
+    static void respond_error(int status, std::string_view reason, response_buffer& out);
 
-    // 100 Continue interim response.
-    static void respond_continue(std::string& out);
+    // 100 Continue interim response (one part).
+    static void respond_continue(response_buffer& out);
 
 private:
     enum handler : int { root, json, user, echo, stats };

@@ -12,15 +12,18 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <opreg/opreg.hpp>
 
 #include "app.hpp"
+#include "diagnosis.hpp"
+#include "held_bytes.hpp"
+#include "response_buffer.hpp"
 #include "server.hpp"
 #include "session.hpp"
 
@@ -35,6 +38,21 @@ constexpr std::string_view busy_response =
     "HTTP/1.1 503 Service Unavailable\r\nServer: opreg-httpd\r\nContent-Type: text/plain\r\n"
     "Content-Length: 20\r\nConnection: close\r\n\r\nToo many connections";
 
+// On a readable edge a worker reads into its scratch buffer in chunks of read_chunk_bytes,
+// and answers after read_batch_bytes at most before it reads on: one busy connection cannot
+// keep the worker to itself, and the answers to one batch go out in one write.
+// A chunk is larger than what clients send at once (16 pipelined small requests are ~1 KiB),
+// so a read that returns less took all there was (see read_step).
+constexpr std::size_t read_chunk_bytes = 16 * 1024;
+constexpr std::size_t read_batch_bytes = 64 * 1024;
+// The scratch buffer's first size: a full batch, its last chunk and a kept incomplete request
+// of up to 16 KiB fit without growing it (larger ones grow it, once).
+constexpr std::size_t initial_scratch_bytes = read_batch_bytes + read_chunk_bytes + 16 * 1024;
+// The response buffer's first capacity: the answers to a batch of small requests.
+constexpr std::size_t initial_response_bytes = 64 * 1024;
+// Connections the kernel queues before accept; it caps this at net.core.somaxconn.
+constexpr int listen_backlog = 4096;
+
 std::uint32_t max_fds_for_registry() {
     rlimit rl{};
     ::getrlimit(RLIMIT_NOFILE, &rl);
@@ -42,12 +60,48 @@ std::uint32_t max_fds_for_registry() {
     return std::uint32_t(std::min<rlim_t>(n, registry_config::max_fds_limit));
 }
 
-template <registry R>
+// A failure in words: the errno's text for an OS error, the errc's name otherwise.
+std::string describe(failure f) {
+    return f.code == errc::os_error ? std::strerror(f.os_error) : std::string(to_string(f.code));
+}
+
+// How a write of some bytes to a non-blocking socket ended.
+struct write_outcome {
+    enum class end : std::uint8_t { all, would_block, failed };
+    std::size_t written = 0;
+    end how = end::all;
+};
+write_outcome write_until_blocked(int fd, std::string_view data) {
+    write_outcome w;
+    while (w.written < data.size()) {
+        const ssize_t n = ::write(fd, data.data() + w.written, data.size() - w.written);
+        if (n > 0) {
+            w.written += std::size_t(n);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            w.how = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
+                        ? write_outcome::end::would_block
+                        : write_outcome::end::failed;
+            break;
+        }
+    }
+    return w;
+}
+
+template <registry R, class Arming>
 class server;
 
-template <registry R>
+// One reactor thread and its connections. A connection's life, as libuv's streams: the read
+// step (read_step) brings bytes, the dispatch step answers the complete requests among them,
+// the write step sends the answers or queues what the socket does not take (flush sends the
+// queue when the socket is writable), the eof step answers the peer's end, and close_conn
+// ends it. Arming is the policy that arms operations (diagnosis.hpp).
+template <registry R, class Arming>
 class worker {
 public:
+    // A connection holds no buffer while idle: `partial` and `unsent` hold bytes only while a
+    // request is incomplete or a response is not taken yet.
     struct conn {
         worker* w = nullptr;
         int fd = -1;
@@ -57,20 +111,23 @@ public:
         bool write_pending = false;
         bool zombie = false;                // closed; freed when its last op ends
         session_state session;
-        std::string* partial = nullptr;     // bytes of an incomplete request
-        std::string* unsent = nullptr;      // response bytes the socket did not take yet
+        held_bytes partial;  // bytes of an incomplete request
+        held_bytes unsent;   // the write queue: bytes the socket did not take
         conn* prev = nullptr;
         conn* next = nullptr;
     };
 
-    worker(server<R>& srv, R& reg, int listen_fd)
+    // `p`: the poller the worker's reactor runs on (open_worker_poller).
+    worker(server<R, Arming>& srv, R& reg, int listen_fd, worker_poller p)
         : srv_{srv},
           opt_{srv.options()},
-          loop_{reg, reactor_options{.which = opt_.which, .rearm_per_op = opt_.rearm_per_op}},
+          arming_{opt_, p.rearm},
+          loop_{reg, std::move(p.poller)},
           lfd_{listen_fd},
-          conns_{opt_.max_conns} {
-        in_.resize(96 * 1024);
-        out_.reserve(64 * 1024);
+          conns_{opt_.max_conns},
+          out_{opt_.write_per_part} {
+        in_.resize(initial_scratch_bytes);
+        out_.reserve(initial_response_bytes);
     }
 
     ~worker() {
@@ -82,7 +139,7 @@ public:
     std::size_t live() const noexcept { return live_.load(std::memory_order_relaxed); }
     std::uint64_t requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
 
-    bool start() {
+    result<void> start() {
         worker* self = this;
         acceptor_ = std::make_unique<acceptor<R>>(
             loop_, lfd_, [self](int fd) { self->on_accept(fd); },
@@ -90,9 +147,9 @@ public:
                 std::fprintf(stderr, "opreg-httpd: accept: %s (pausing accepts)\n",
                              std::strerror(err));
             });
-        if (acceptor_->start() != errc::ok) return false;
+        if (const result<void> r = acceptor_->start(); !r) return r;
         schedule_sweep();
-        return true;
+        return {};
     }
 
     // Reactor thread.
@@ -113,6 +170,18 @@ public:
     }
 
 private:
+    // How read_step's reading ended.
+    enum class read_end : std::uint8_t {
+        batch_full,  // read_batch_bytes read: answer them, then read on
+        drained,     // nothing more to read now: arm a read for the next edge
+        eof,         // the peer ended its side
+        failed,      // a read error: the connection is lost
+    };
+    struct read_batch {
+        std::string_view bytes;  // the kept incomplete request, then what was read now
+        read_end end;
+    };
+
     void on_accept(int fd) {
         if (draining_ || srv_.live_total().load(std::memory_order_relaxed) >= opt_.max_conns) {
             (void)!::write(fd, busy_response.data(), busy_response.size());
@@ -135,31 +204,8 @@ private:
         on_readable(c, true);
     }
 
-    // Arms an op on c's fd. With --std-function the callback goes through a heap-allocated
-    // std::function, as the original design's callbacks did.
-    void arm(conn* c, direction d) {
-        (d == direction::read ? c->read_pending : c->write_pending) = true;
-        result<op_token> t = errc::ok;
-        if (opt_.std_function) {
-            auto* fn = new std::function<void(const completion&)>(
-                [c](const completion& x) { c->w->on_event(c, x); });
-            t = loop_.arm(c->fd, d, [fn](const completion& x) {
-                (*fn)(x);
-                delete fn;
-            });
-        } else {
-            t = loop_.arm(c->fd, d, [c](const completion& x) { c->w->on_event(c, x); });
-        }
-        if (!t) {  // a refused arm is reported, and the connection cannot go on
-            std::fprintf(stderr, "opreg-httpd: arm fd %d: %s\n", c->fd,
-                         std::string(to_string(t.error())).c_str());
-            (d == direction::read ? c->read_pending : c->write_pending) = false;
-            close_conn(c);
-        }
-    }
-
     void on_event(conn* c, const completion& x) {
-        (x.dir == direction::read ? c->read_pending : c->write_pending) = false;
+        pending(c, x.dir) = false;
         if (c->zombie) {
             if (!c->read_pending && !c->write_pending) free_conn(c);
             return;
@@ -177,135 +223,164 @@ private:
         }
     }
 
-    // Reads until EAGAIN, answering what arrives; one write per read batch. `may_stop_short`:
-    // the edge that woke us said no hang-up, so a short read may stand for EAGAIN.
+    // Readable (or just accepted): read, answer and write until the socket has nothing more,
+    // then arm the next read; or close.
     void on_readable(conn* c, bool may_stop_short) {
-        constexpr std::size_t chunk = 16 * 1024, batch = 64 * 1024;
         for (;;) {
-            std::size_t len = 0;
-            if (c->partial != nullptr) {
-                len = c->partial->size();
-                reserve_in(len + chunk);
-                std::memcpy(in_.data(), c->partial->data(), len);
-                delete c->partial;
-                c->partial = nullptr;
-            }
-            bool eof = false, again = false;
-            const std::size_t before = len;
-            while (len - before < batch) {
-                reserve_in(len + chunk);
-                const ssize_t n = ::read(c->fd, in_.data() + len, chunk);
-                if (n > 0) {
-                    len += std::size_t(n);
-                    if (std::size_t(n) == chunk || !may_stop_short) continue;
-                    // A short read took all there was: skip the read that would only say
-                    // EAGAIN (one system call per request). Bytes or a FIN that arrive
-                    // later raise a new edge, which the registry keeps for the arm below
-                    // if it comes first. Not after an edge that carried the hang-up: its
-                    // FIN is already queued behind these bytes and no edge will follow.
-                    again = true;
-                    break;
-                }
-                if (n == 0) {
-                    eof = true;
-                } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    again = true;
-                } else if (errno == EINTR) {
-                    continue;
-                } else {
-                    close_conn(c);
-                    return;
-                }
-                break;
-            }
-            if (len > before) {
-                if (!c->session.mid_request) c->request_started = now_;
-                c->last_active = now_;
-            }
-            const std::string_view data(in_.data(), len);
-            out_.clear();
-            const serve_result r =
-                serve_requests(srv_.application(), opt_.lim, data, out_, c->session, &srv_);
-            requests_.fetch_add(r.requests, std::memory_order_relaxed);
-            if (r.consumed < len && !c->session.close_after)
-                c->partial = new std::string(data.substr(r.consumed));
-            if (!out_.empty() && !send_batch(c, out_)) return;  // closed, or waiting to write
-            if (eof && c->session.mid_request && !c->session.close_after) {
-                // The client ended its side inside a request: it can never complete.
-                out_.clear();
-                app::respond_error(400, "request cut short", out_);
-                c->session.close_after = true;
-                if (!send_batch(c, out_)) return;
-            }
-            if (c->session.close_after || eof || (draining_ && !c->session.mid_request)) {
+            const read_batch batch = read_step(c, may_stop_short);
+            if (batch.end == read_end::failed) {
                 close_conn(c);
                 return;
             }
-            if (again) {
+            if (!dispatch_step(c, batch.bytes)) return;  // closed, or waiting to write
+            if (batch.end == read_end::eof) {
+                eof_step(c);
+                return;
+            }
+            if (c->session.close_after || (draining_ && !c->session.mid_request)) {
+                close_conn(c);
+                return;
+            }
+            if (batch.end == read_end::drained) {
                 arm(c, direction::read);
                 return;
             }
         }
     }
 
+    // The read step: c's kept incomplete request (moved into the scratch buffer), then what
+    // the socket has, up to a batch. `may_stop_short`: the edge that woke us said no hang-up,
+    // so a short read may stand for EAGAIN.
+    read_batch read_step(conn* c, bool may_stop_short) {
+        std::size_t len = c->partial.size();
+        if (len != 0) {
+            reserve_scratch(len + read_chunk_bytes);
+            std::memcpy(in_.data(), c->partial.view().data(), len);
+            c->partial.reset();
+        }
+        const std::size_t kept = len;
+        read_end end = read_end::batch_full;
+        while (len - kept < read_batch_bytes) {
+            reserve_scratch(len + read_chunk_bytes);
+            const ssize_t n = ::read(c->fd, in_.data() + len, read_chunk_bytes);
+            if (n > 0) {
+                len += std::size_t(n);
+                if (std::size_t(n) == read_chunk_bytes || !may_stop_short) continue;
+                // A short read took all there was: skip the read that would only say EAGAIN
+                // (one system call per request). Bytes or a FIN that arrive later raise a new
+                // edge, which the registry keeps for the next arm if it comes first. Not
+                // after an edge that carried the hang-up: its FIN is already queued behind
+                // these bytes and no edge will follow.
+                end = read_end::drained;
+            } else if (n == 0) {
+                end = read_end::eof;
+            } else if (errno == EINTR) {
+                continue;
+            } else {
+                end =
+                    errno == EAGAIN || errno == EWOULDBLOCK ? read_end::drained : read_end::failed;
+            }
+            break;
+        }
+        if (len > kept) {
+            if (!c->session.mid_request) c->request_started = now_;
+            c->last_active = now_;
+        }
+        return {std::string_view(in_.data(), len), end};
+    }
+
     // Grows the scratch buffer (zero-filling only when it grows, which is rare).
-    void reserve_in(std::size_t n) {
+    void reserve_scratch(std::size_t n) {
         if (in_.size() < n) in_.resize(std::max(n, 2 * in_.size()));
     }
 
-    // All responses to one read in one write; with --write-per-part (diagnosis), a write
-    // per response part (head, then body), as servers that write as they go do.
-    bool send_batch(conn* c, std::string_view data) {
-        if (!opt_.write_per_part) return send(c, data);
-        std::size_t pos = 0;
-        while (pos < data.size()) {
-            const std::size_t head_end = data.find("\r\n\r\n", pos);
-            std::size_t cut = head_end == std::string_view::npos ? data.size() : head_end + 4;
-            if (data.compare(pos, 5, "HTTP/") != 0) {  // a body: up to the next response
-                const std::size_t next = data.find("HTTP/1.", pos);
-                cut = next == std::string_view::npos || next == pos ? data.size() : next;
-            }
-            if (!send(c, data.substr(pos, cut - pos))) {
-                if (c->unsent != nullptr) c->unsent->append(data.substr(cut));
-                return false;
-            }
-            pos = cut;
-        }
-        return true;
+    // The dispatch step: answers every complete request in `bytes` into out_, keeps an
+    // incomplete one in c->partial, and writes the answers. false when c was closed or waits
+    // to write.
+    bool dispatch_step(conn* c, std::string_view bytes) {
+        out_.clear();
+        const serve_result r =
+            serve_requests(srv_.application(), opt_.lim, bytes, out_, c->session, &srv_);
+        requests_.fetch_add(r.requests, std::memory_order_relaxed);
+        if (r.consumed < bytes.size() && !c->session.close_after)
+            c->partial.assign(bytes.substr(r.consumed));
+        return out_.empty() || write_step(c);
     }
 
-    // Writes `data`; keeps what the socket does not take and arms a write. false when
-    // the connection must wait (write armed) or was closed.
-    bool send(conn* c, std::string_view data) {
-        std::size_t off = 0;
-        while (off < data.size()) {
-            const ssize_t n = ::write(c->fd, data.data() + off, data.size() - off);
-            if (n > 0) {
-                off += std::size_t(n);
-            } else if (n < 0 && errno == EINTR) {
-                continue;
-            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                c->unsent = new std::string(data.substr(off));
-                arm(c, direction::write);
-                return false;
-            } else {
-                close_conn(c);
-                return false;
-            }
+    // The eof step: the peer ended its side. A request it left incomplete can never complete
+    // and is answered 400; the connection closes once that is written.
+    void eof_step(conn* c) {
+        if (c->session.mid_request && !c->session.close_after) {
+            out_.clear();
+            app::respond_error(400, "request cut short", out_);
+            c->session.close_after = true;
+            if (!write_step(c)) return;  // closed, or flush closes it once written
         }
-        return true;
+        close_conn(c);
     }
 
-    // Retries the unsent bytes; true when all are out.
+    // The write step: out_ in one write, or one write per part when parts are recorded
+    // (--write-per-part). Whatever the socket does not take is queued in c->unsent and a
+    // write is armed. false when c must wait to write, or was closed.
+    bool write_step(conn* c) {
+        const std::string_view all = out_.view();
+        std::size_t from = 0;
+        for (const std::size_t part_end : out_.part_ends()) {
+            if (!write_or_queue(c, all, from, part_end)) return false;
+            from = part_end;
+        }
+        return from == all.size() || write_or_queue(c, all, from, all.size());
+    }
+
+    // Writes all[from, to). When the socket takes less, queues everything of `all` not written
+    // yet (later parts too) and arms a write. false then, and when c was closed.
+    bool write_or_queue(conn* c, std::string_view all, std::size_t from, std::size_t to) {
+        const write_outcome w = write_until_blocked(c->fd, all.substr(from, to - from));
+        if (w.how == write_outcome::end::all) return true;
+        if (w.how == write_outcome::end::failed) {
+            close_conn(c);
+            return false;
+        }
+        c->unsent.assign(all.substr(from + w.written));
+        arm(c, direction::write);
+        return false;
+    }
+
+    // Writable: sends the queue. true when it is empty and the connection reads on.
     bool flush(conn* c) {
-        std::unique_ptr<std::string> pending{std::exchange(c->unsent, nullptr)};
-        if (!pending) return true;
-        if (!send(c, *pending)) return false;
+        if (c->unsent.empty()) return true;
+        const write_outcome w = write_until_blocked(c->fd, c->unsent.view());
+        if (w.how == write_outcome::end::failed) {
+            close_conn(c);
+            return false;
+        }
+        c->unsent.consume(w.written);
+        if (w.how == write_outcome::end::would_block) {
+            arm(c, direction::write);
+            return false;
+        }
         if (c->session.close_after) {
             close_conn(c);
             return false;
         }
         return true;
+    }
+
+    // The arm step, through the Arming policy. A refused arm is reported, and the
+    // connection cannot go on.
+    void arm(conn* c, direction d) {
+        pending(c, d) = true;
+        const result<op_token> t =
+            arming_.arm(loop_, c->fd, d, [c](const completion& x) { c->w->on_event(c, x); });
+        if (!t) {
+            std::fprintf(stderr, "opreg-httpd: arm fd %d: %s\n", c->fd, describe(t.why()).c_str());
+            pending(c, d) = false;
+            close_conn(c);
+        }
+    }
+
+    static bool& pending(conn* c, direction d) noexcept {
+        return d == direction::read ? c->read_pending : c->write_pending;
     }
 
     void close_conn(conn* c) {
@@ -320,11 +395,7 @@ private:
         if (draining_ && live() == 0) loop_.stop();
     }
 
-    void free_conn(conn* c) {
-        delete c->partial;
-        delete c->unsent;
-        conns_.destroy(c);
-    }
+    void free_conn(conn* c) { conns_.destroy(c); }
 
     void link(conn* c) {
         c->next = head_;
@@ -342,7 +413,7 @@ private:
         srv_.live_total().fetch_sub(1, std::memory_order_relaxed);
     }
 
-    // Once a second: close connections past their header or idle timeout.
+    // Every second: close connections past their header or idle timeout.
     void schedule_sweep() {
         worker* self = this;
         loop_.after(1s, [self] {
@@ -356,7 +427,7 @@ private:
             conn* next = c->next;
             const bool mid = c->session.mid_request;
             if ((mid && now_ - c->request_started >= std::uint32_t(opt_.header_timeout_s)) ||
-                (!mid && c->unsent == nullptr &&
+                (!mid && c->unsent.empty() &&
                  now_ - c->last_active >= std::uint32_t(opt_.idle_timeout_s)))
                 close_conn(c);
             c = next;
@@ -368,14 +439,15 @@ private:
         loop_.close(lfd_);  // no more accepts
         for (conn* c = head_; c != nullptr;) {
             conn* next = c->next;
-            if (!c->session.mid_request && c->unsent == nullptr) close_conn(c);
+            if (!c->session.mid_request && c->unsent.empty()) close_conn(c);
             c = next;
         }
         if (live() == 0) loop_.stop();
     }
 
-    server<R>& srv_;
+    server<R, Arming>& srv_;
     const server_options& opt_;
+    Arming arming_;  // may point at loop_'s poller (a rearming_poller), which outlives it
     reactor<R> loop_;
     int lfd_;
     std::unique_ptr<acceptor<R>> acceptor_;
@@ -385,10 +457,11 @@ private:
     std::atomic<std::uint64_t> requests_{0};
     std::uint32_t now_ = 0;
     bool draining_ = false;
-    std::string in_, out_;
+    std::string in_;       // scratch: the bytes of one read batch, any connection's
+    response_buffer out_;  // the answers to one read batch
 };
 
-template <registry R>
+template <registry R, class Arming>
 class server : public stats_source {
 public:
     explicit server(const server_options& opt) : opt_{opt} {}
@@ -408,6 +481,7 @@ public:
         const int n = std::max(1, opt_.threads);
         if (opt_.shared_registry) shared_ = std::make_unique<R>(cfg);
         int port = opt_.port;
+        std::string note;  // why the first worker's backend is not the one asked for
         for (int i = 0; i < n; ++i) {
             const int lfd = listen_on(port, n > 1, true);
             if (lfd < 0) {
@@ -415,17 +489,26 @@ public:
                              std::strerror(errno));
                 return 1;
             }
+            std::string why;
+            result<worker_poller> p = open_worker_poller(opt_, why);
+            if (!p) {
+                std::fprintf(stderr, "opreg-httpd: %s (%s)\n", why.c_str(),
+                             describe(p.why()).c_str());
+                return 1;
+            }
+            if (i == 0) note = why;
             if (!shared_) own_.push_back(std::make_unique<R>(cfg));
             R& reg = shared_ ? *shared_ : *own_.back();
-            workers_.push_back(std::make_unique<worker<R>>(*this, reg, lfd));
-            if (!workers_.back()->start()) {
-                std::fprintf(stderr, "opreg-httpd: cannot start accepting\n");
+            workers_.push_back(
+                std::make_unique<worker<R, Arming>>(*this, reg, lfd, std::move(p.value())));
+            if (const result<void> r = workers_.back()->start(); !r) {
+                std::fprintf(stderr, "opreg-httpd: cannot start accepting: %s\n",
+                             describe(r.why()).c_str());
                 return 1;
             }
         }
-        const reactor<R>& first = workers_.front()->loop();
-        if (!first.note().empty()) std::fprintf(stderr, "opreg-httpd: %s\n", first.note().c_str());
-        backend_ = first.active_backend();
+        if (!note.empty()) std::fprintf(stderr, "opreg-httpd: %s\n", note.c_str());
+        backend_ = workers_.front()->loop().active_backend();
 
         // Signals go to the sigwait below, not to the reactor threads.
         sigset_t sigs;
@@ -487,15 +570,9 @@ private:
     std::atomic<std::size_t> live_total_{0};
     std::unique_ptr<R> shared_;
     std::vector<std::unique_ptr<R>> own_;
-    std::vector<std::unique_ptr<worker<R>>> workers_;
+    std::vector<std::unique_ptr<worker<R, Arming>>> workers_;
     backend backend_ = backend::epoll;
 };
-
-template <registry R>
-int run_with(const server_options& opt) {
-    server<R> s{opt};
-    return s.run();
-}
 
 } // namespace
 
@@ -509,7 +586,8 @@ int listen_on(int& port, bool reuse_port, bool nonblocking) {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // loopback only
     addr.sin_port = htons(std::uint16_t(port));
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 4096) != 0) {
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd, listen_backlog) != 0) {
         const int e = errno;
         ::close(fd);
         errno = e;
@@ -527,13 +605,19 @@ void tune_connection(int fd, bool nagle) {
 }
 
 int run_async(const server_options& opt) {
-    if (opt.registry == "mutex_map") return run_with<mutex_map>(opt);
-    if (opt.registry == "sharded_map") return run_with<sharded_map>(opt);
-    if (opt.registry == "tbb_map") return run_with<tbb_map>(opt);
-    if (opt.registry == "slot_array") return run_with<slot_array>(opt);
-    if (opt.registry == "mpsc_queue") return run_with<mpsc_queue>(opt);
-    std::fprintf(stderr, "opreg-httpd: unknown registry '%s'\n", opt.registry.c_str());
-    return 2;
+    // The arming policy is chosen here, once: the normal path carries no diagnosis branch.
+    const bool diagnosed = opt.std_function || opt.rearm_per_op;
+    int status = 2;
+    const bool known = visit_strategy(opt.registry, [&]<class R>(std::type_identity<R>) {
+        status =
+            diagnosed ? server<R, diagnosed_arming>{opt}.run() : server<R, plain_arming>{opt}.run();
+    });
+    if (!known) {
+        std::fprintf(stderr, "opreg-httpd: unknown registry '%s' (%s)\n", opt.registry.c_str(),
+                     joined_registry_names().c_str());
+        return 2;
+    }
+    return status;
 }
 
 } // namespace opreg::http

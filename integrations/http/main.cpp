@@ -39,7 +39,9 @@ options:
 diagnosis (re-create the original configuration's suspected costs, one at a time):
   --shared-registry      one registry shared by every reactor thread
   --std-function         a heap-allocated std::function per operation
-  --rearm-per-op         re-register the fd with the kernel on every operation
+  --rearm-per-op         re-register the fd with the kernel before every operation (epoll
+                         and kqueue; refused with --backend io_uring, whose poll removal
+                         completes later)
   --nagle                leave Nagle's algorithm on (no TCP_NODELAY)
   --write-per-part       write each response's head and body separately, not all the
                          responses to one read in one write (what Nagle then delays)
@@ -122,6 +124,12 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "opreg-httpd: bad argument '%s' (see --help)\n", argv[i]);
             return 2;
         }
+    }
+    if (opt.rearm_per_op && opt.which == opreg::backend::io_uring) {
+        std::fprintf(stderr,
+                     "opreg-httpd: --rearm-per-op needs epoll or kqueue: io_uring removes a "
+                     "poll later, and the old poll would outlive the re-registration\n");
+        return 2;
     }
     return opt.model == "async" ? opreg::http::run_async(opt) : opreg::http::run_thread_per_conn(opt);
 }

@@ -32,10 +32,12 @@ struct server_options {
     int header_timeout_s = 10;      // a request started but not complete
     int grace_s = 5;                // on SIGTERM: time for responses in flight
     limits lim;
-    // Diagnosis: re-create the original configuration's suspected costs one at a time.
+    // Diagnosis: re-create the original configuration's suspected costs one at a time
+    // (diagnosis.hpp says where each lives).
     bool shared_registry = false;   // one registry for every reactor thread
     bool std_function = false;      // a heap-allocated std::function per operation
-    bool rearm_per_op = false;      // re-register with the kernel on every operation
+    bool rearm_per_op = false;      // re-register with the kernel before every operation
+                                    // (epoll and kqueue only: the caller refuses io_uring)
     bool nagle = false;             // leave Nagle's algorithm on (no TCP_NODELAY)
     bool write_per_part = false;    // a write per response part instead of one per read
 };

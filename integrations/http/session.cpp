@@ -3,37 +3,37 @@
 namespace opreg::http {
 
 serve_result serve_requests(const app& a, const limits& lim, std::string_view data,
-                            std::string& out, session_state& st, const stats_source* stats) {
+                            response_buffer& out, session_state& st, const stats_source* stats) {
     serve_result res;
     std::string chunked_body;
     while (res.consumed < data.size() && !st.close_after) {
         const std::string_view rest = data.substr(res.consumed);
         request req;
-        const head_result h = parse_head(rest, req, lim);
-        if (h.st == status::incomplete) break;
-        if (h.st == status::error) {
-            app::respond_error(h.http_status, h.reason, out);
+        const head_result head = parse_head(rest, req, lim);
+        if (head.st == status::incomplete) break;
+        if (head.st == status::error) {
+            app::respond_error(head.http_status, head.reason, out);
             st.close_after = true;
             res.consumed = data.size();
             break;
         }
         std::string_view body;
-        std::size_t total = h.consumed;
-        const std::string_view after_head = rest.substr(h.consumed);
+        std::size_t total = head.consumed;
+        const std::string_view after_head = rest.substr(head.consumed);
         bool waiting_for_body = false;
         if (req.chunked) {
             chunked_decoder dec(lim);
             chunked_body.clear();
-            const head_result b = dec.feed(after_head, chunked_body);
-            if (b.st == status::error) {
-                app::respond_error(b.http_status, b.reason, out);
+            const body_result decoded = dec.feed(after_head, chunked_body);
+            if (decoded.st == status::error) {
+                app::respond_error(decoded.http_status, decoded.reason, out);
                 st.close_after = true;
                 res.consumed = data.size();
                 break;
             }
-            waiting_for_body = b.st == status::incomplete;
+            waiting_for_body = decoded.st == status::incomplete;
             body = chunked_body;
-            total += b.consumed;
+            total += decoded.consumed;
         } else if (req.has_content_length) {
             waiting_for_body = after_head.size() < req.content_length;
             body = after_head.substr(0, req.content_length);
@@ -46,13 +46,13 @@ serve_result serve_requests(const app& a, const limits& lim, std::string_view da
             }
             break;
         }
-        stats_view sv;
-        const stats_view* svp = nullptr;
+        stats_view snapshot;  // taken only for the route that shows it
+        const stats_view* shown = nullptr;
         if (stats != nullptr && req.target.starts_with("/stats")) {
-            sv = stats->snapshot();
-            svp = &sv;
+            snapshot = stats->snapshot();
+            shown = &snapshot;
         }
-        const bool keep = a.respond(req, body, out, svp);
+        const bool keep = a.respond(req, body, out, shown);
         ++res.requests;
         res.consumed += total;
         st.sent_continue = false;

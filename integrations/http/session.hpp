@@ -1,7 +1,7 @@
 // The request loop both server models share: take the bytes a connection has received,
 // answer every complete request in them (pipelined requests included), and say how many
-// bytes were used. Responses are appended to one buffer so that the caller sends all the
-// answers to one read in one write.
+// bytes were used. Responses are appended to one response_buffer so that the caller sends
+// all the answers to one read in one write.
 #pragma once
 
 #include <cstddef>
@@ -11,6 +11,7 @@
 
 #include "app.hpp"
 #include "http_parser.hpp"
+#include "response_buffer.hpp"
 
 namespace opreg::http {
 
@@ -33,6 +34,6 @@ struct serve_result {
 };
 
 serve_result serve_requests(const app& a, const limits& lim, std::string_view data,
-                            std::string& out, session_state& st, const stats_source* stats);
+                            response_buffer& out, session_state& st, const stats_source* stats);
 
 } // namespace opreg::http

@@ -47,12 +47,19 @@ struct shared_state {
     std::condition_variable all_gone;
 };
 
+// A connection's input buffer: a pipelined burst of small requests fits without growing.
+constexpr std::size_t initial_input_bytes = 64 * 1024;
+// Each read is offered at least this much room (the buffer doubles when less is left), so
+// that a large request arrives in reads of a useful size, not a few bytes at a time.
+constexpr std::size_t min_read_room = 16 * 1024;
+
 void serve_connection(shared_state& s, int fd) {
     const server_options& opt = *s.opt;
     // A slow or silent client is dropped after the idle / header timeout.
-    std::string in, out;
+    std::string in;
+    response_buffer out;
     session_state st;
-    in.resize(64 * 1024);
+    in.resize(initial_input_bytes);
     std::size_t len = 0;
     for (;;) {
         const int timeout_s = st.mid_request ? opt.header_timeout_s : opt.idle_timeout_s;
@@ -65,12 +72,12 @@ void serve_connection(shared_state& s, int fd) {
             waited_ms += 100;
         }
         if (ready <= 0) break;
-        if (in.size() - len < 16 * 1024) in.resize(in.size() * 2);
+        if (in.size() - len < min_read_room) in.resize(in.size() * 2);
         const ssize_t n = ::read(fd, in.data() + len, in.size() - len);
         if (n == 0 && st.mid_request) {  // the client ended its side inside a request
             out.clear();
             app::respond_error(400, "request cut short", out);
-            (void)!::write(fd, out.data(), out.size());
+            (void)!::write(fd, out.view().data(), out.size());
         }
         if (n <= 0) break;
         len += std::size_t(n);
@@ -82,7 +89,7 @@ void serve_connection(shared_state& s, int fd) {
         len -= r.consumed;
         std::size_t off = 0;
         while (off < out.size()) {
-            const ssize_t w = ::write(fd, out.data() + off, out.size() - off);
+            const ssize_t w = ::write(fd, out.view().data() + off, out.size() - off);
             if (w <= 0 && errno != EINTR) break;
             if (w > 0) off += std::size_t(w);
         }

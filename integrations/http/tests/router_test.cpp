@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "app.hpp"
+#include "response_buffer.hpp"
 #include "router.hpp"
 #include "session.hpp"
 
@@ -43,13 +44,13 @@ TEST(Router, KnownPathWithAnotherMethodIs405WithAllow) {
 TEST(Session, PipelinedRequestsAreAnsweredInOrderIntoOneBuffer) {
     app a;
     session_state st;
-    std::string out;
+    response_buffer out;
     const std::string two = "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /users/5 HTTP/1.1\r\nHost: t\r\n\r\n";
     const serve_result r = serve_requests(a, limits{}, two, out, st, nullptr);
     EXPECT_EQ(r.requests, 2u);
     EXPECT_EQ(r.consumed, two.size());
-    const auto first = out.find("Hello, World!");
-    const auto second = out.find("{\"id\":\"5\"}");
+    const auto first = out.view().find("Hello, World!");
+    const auto second = out.view().find("{\"id\":\"5\"}");
     ASSERT_NE(first, std::string::npos);
     ASSERT_NE(second, std::string::npos);
     EXPECT_LT(first, second);
@@ -60,7 +61,7 @@ TEST(Session, PipelinedRequestsAreAnsweredInOrderIntoOneBuffer) {
 TEST(Session, AnIncompleteRequestWaitsAndConsumesNothing) {
     app a;
     session_state st;
-    std::string out;
+    response_buffer out;
     const serve_result r = serve_requests(a, limits{}, "GET / HTTP/1.1\r\nHo", out, st, nullptr);
     EXPECT_EQ(r.consumed, 0u);
     EXPECT_TRUE(out.empty());
@@ -70,40 +71,40 @@ TEST(Session, AnIncompleteRequestWaitsAndConsumesNothing) {
 TEST(Session, BodyArrivingLaterGetsOneContinueThenTheEcho) {
     app a;
     session_state st;
-    std::string out;
+    response_buffer out;
     const std::string head =
         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
     serve_requests(a, limits{}, head, out, st, nullptr);
-    EXPECT_EQ(out, "HTTP/1.1 100 Continue\r\n\r\n");
+    EXPECT_EQ(out.view(), "HTTP/1.1 100 Continue\r\n\r\n");
     out.clear();
     serve_requests(a, limits{}, head + "he", out, st, nullptr);
     EXPECT_TRUE(out.empty()) << "100 Continue is sent once";
     const serve_result r = serve_requests(a, limits{}, head + "hello", out, st, nullptr);
     EXPECT_EQ(r.requests, 1u);
-    EXPECT_NE(out.find("\r\n\r\nhello"), std::string::npos);
+    EXPECT_NE(out.view().find("\r\n\r\nhello"), std::string::npos);
 }
 
 TEST(Session, AnErrorAnswersOnceAndCloses) {
     app a;
     session_state st;
-    std::string out;
+    response_buffer out;
     const serve_result r = serve_requests(
         a, limits{}, "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/9.9\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\n", out, st, nullptr);
     EXPECT_EQ(r.requests, 1u);
     EXPECT_TRUE(st.close_after);
-    EXPECT_NE(out.find("505"), std::string::npos);
-    EXPECT_NE(out.find("Connection: close"), std::string::npos);
+    EXPECT_NE(out.view().find("505"), std::string::npos);
+    EXPECT_NE(out.view().find("Connection: close"), std::string::npos);
 }
 
 TEST(Session, HttpOneZeroClosesUnlessKeepAlive) {
     app a;
     session_state st;
-    std::string out;
+    response_buffer out;
     serve_requests(a, limits{}, "GET / HTTP/1.0\r\n\r\n", out, st, nullptr);
     EXPECT_TRUE(st.close_after);
     session_state st2;
     out.clear();
     serve_requests(a, limits{}, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", out, st2, nullptr);
     EXPECT_FALSE(st2.close_after);
-    EXPECT_NE(out.find("Connection: keep-alive"), std::string::npos);
+    EXPECT_NE(out.view().find("Connection: keep-alive"), std::string::npos);
 }
