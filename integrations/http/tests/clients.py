@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """opreg-httpd against real clients, on 127.0.0.1 only.
 
-Starts the server once per registry strategy (and once with --model thread-per-conn and
-once with --backend io_uring), and checks it with curl, Python's http.client, wrk, h2load
+Starts the server once per registry strategy (the names `opreg-httpd --list` prints), once
+with --model thread-per-conn, once with --backend io_uring and, with lighter checks, under
+the diagnosis flags; and checks it with curl, Python's http.client, wrk, h2load
 and raw sockets: keep-alive, chunked upload, pipelining, the limits and error statuses
 (each error response closes the connection), slow clients that must not delay others,
 the connection limit, timeouts, and a graceful SIGTERM. Every load run is bounded in
@@ -336,10 +337,32 @@ LIGHT_SUITES = [
     ("[io_uring mutex_map]", ["--backend", "io_uring", "--registry", "mutex_map"]),
     ("[io_uring mpsc_queue]", ["--backend", "io_uring", "--registry", "mpsc_queue", "--threads", "2"]),
     ("[--rearm-per-op]", ["--rearm-per-op"]),
-    ("[io_uring --rearm-per-op]", ["--backend", "io_uring", "--rearm-per-op"]),
     ("[--shared-registry]", ["--registry", "sharded_map", "--threads", "2", "--shared-registry"]),
     ("[--std-function]", ["--std-function"]),
+    ("[--write-per-part --nagle]", ["--write-per-part", "--nagle"]),
+    ("[every diagnosis]", ["--registry", "mutex_map", "--std-function", "--rearm-per-op", "--nagle",
+                           "--write-per-part"]),
 ]
+
+
+def registry_names(binary):
+    """The strategies, as the server lists them (opreg-httpd --list)."""
+    p = subprocess.run([binary, "--list"], capture_output=True, text=True, timeout=10)
+    names = p.stdout.split()
+    if p.returncode != 0 or not names:
+        raise RuntimeError(f"{binary} --list: exit {p.returncode}, {p.stdout!r} {p.stderr!r}")
+    return names
+
+
+def check_refused_flags(binary):
+    # Re-registering per operation is exact only where a removal is synchronous (epoll,
+    # kqueue): with io_uring the server must refuse to start, saying why in one line.
+    p = subprocess.run([binary, "--port", "0", "--backend", "io_uring", "--rearm-per-op"],
+                       capture_output=True, text=True, timeout=10)
+    lines = p.stderr.strip().splitlines()
+    report("--rearm-per-op with io_uring: exit 2 and one line saying why",
+           p.returncode == 2 and len(lines) == 1 and "io_uring" in lines[0] and not p.stdout,
+           f"exit {p.returncode}, {p.stderr.strip()!r}")
 
 
 def main():
@@ -347,7 +370,8 @@ def main():
     ap.add_argument("--server", required=True, help="path to opreg-httpd")
     ap.add_argument("--quick", action="store_true", help="one strategy only")
     a = ap.parse_args()
-    registries = ["slot_array"] if a.quick else ["mutex_map", "sharded_map", "tbb_map", "slot_array", "mpsc_queue"]
+    registries = ["slot_array"] if a.quick else registry_names(a.server)
+    check_refused_flags(a.server)
     for i, r in enumerate(registries):
         run_suite(a.server, f"[{r}]", ["--registry", r, "--threads", "2"], FULL_CHECKS,
                   full=(i == len(registries) - 1))
