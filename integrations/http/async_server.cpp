@@ -14,6 +14,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -499,8 +500,13 @@ public:
             if (i == 0) note = why;
             if (!shared_) own_.push_back(std::make_unique<R>(cfg));
             R& reg = shared_ ? *shared_ : *own_.back();
-            workers_.push_back(
-                std::make_unique<worker<R, Arming>>(*this, reg, lfd, std::move(p.value())));
+            try {  // the reactor's constructor throws when it cannot have its eventfd
+                workers_.push_back(
+                    std::make_unique<worker<R, Arming>>(*this, reg, lfd, std::move(p.value())));
+            } catch (const std::system_error& e) {
+                std::fprintf(stderr, "opreg-httpd: cannot start a reactor: %s\n", e.what());
+                return 1;
+            }
             if (const result<void> r = workers_.back()->start(); !r) {
                 std::fprintf(stderr, "opreg-httpd: cannot start accepting: %s\n",
                              describe(r.why()).c_str());

@@ -20,33 +20,20 @@
 #include "diagnosis.hpp"
 #include "response_buffer.hpp"
 #include "session.hpp"
+#include "support/sockets.hpp"
+#include "support/strategies.hpp"
 
 namespace {
 
 using namespace opreg;
 using namespace opreg::http;
 
-struct socket_pair {
-    int a = -1, b = -1;
-    socket_pair() {
-        int fds[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0) {
-            a = fds[0];
-            b = fds[1];
-        }
-    }
-    ~socket_pair() {
-        if (a >= 0) ::close(a);
-        if (b >= 0) ::close(b);
-    }
-    int take_a() { return std::exchange(a, -1); }
-};
+using opreg_test::record;
+using opreg_test::socket_pair;
 
-struct record {
-    int calls = 0;
-    completion last{};
-};
-auto recorder(record& r) {
+// A copyable recorder (opreg_test::recorder is an opreg::callback, move-only), so that the
+// --std-function arming can hold it in a std::function.
+auto copyable_recorder(record& r) {
     return [p = &r](const completion& c) {
         ++p->calls;
         p->last = c;
@@ -93,7 +80,7 @@ TEST(RearmingPoller, ReRegisteringPerOpDeliversAndTheCloseIsFinal) {
     record rec;
     constexpr int rounds = 50;
     for (int i = 1; i <= rounds; ++i) {
-        ASSERT_TRUE(arming.arm(loop, p.a, direction::read, recorder(rec)).ok());
+        ASSERT_TRUE(arming.arm(loop, p.a, direction::read, copyable_recorder(rec)).ok());
         ASSERT_EQ(::write(p.b, "x", 1), 1);
         ASSERT_TRUE(run_loop_until(loop, [&] { return rec.calls == i; })) << "round " << i;
         EXPECT_EQ(rec.last.result, outcome::ready);
@@ -109,7 +96,7 @@ TEST(RearmingPoller, ReRegisteringPerOpDeliversAndTheCloseIsFinal) {
     for (int i = rounds + 1; i <= rounds + 3; ++i) {
         for (int k = 0; k < 3; ++k) loop.run_once(10);  // take every event there is
         const std::uint64_t before = loop.stats().events;
-        ASSERT_TRUE(arming.arm(loop, p.a, direction::read, recorder(rec)).ok());
+        ASSERT_TRUE(arming.arm(loop, p.a, direction::read, copyable_recorder(rec)).ok());
         ASSERT_TRUE(run_loop_until(loop, [&] { return rec.calls == i; }))
             << "re-registration did not poll the fd again";
         EXPECT_EQ(rec.last.result, outcome::ready);
