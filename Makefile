@@ -10,7 +10,7 @@ JOBS ?= 2
 PREFIX := $(CURDIR)/build/release/_prefix
 CONSUMER_DIR := build/consumer
 
-.PHONY: build test test-release test-tsan test-asan test-install test-fuzz demo stress deps clean
+.PHONY: build test test-release test-tsan test-asan test-kqueue test-install test-fuzz demo stress deps clean
 
 # $(call configure_build,PRESET)
 define configure_build
@@ -25,7 +25,7 @@ deps:
 build: deps
 	$(call configure_build,release)
 
-test: test-release test-tsan test-asan test-install test-fuzz
+test: test-release test-tsan test-asan test-kqueue test-install test-fuzz
 	@echo "== make test: all checks passed =="
 
 test-release: build
@@ -41,6 +41,30 @@ test-asan: deps
 	$(call configure_build,asan)
 	@echo "== asan+ubsan: unit, reactor, multi-threaded tests and short stress =="
 	ctest --preset asan -L '^(unit|mt|stress|http)$$'
+
+# The kqueue configuration: the kqueue backend on libkqueue (built from LIBKQUEUE_SOURCE into
+# build/kqueue*), with the reactor, HTTP and stress suites on it, in release, under TSan and
+# under ASan+UBSan, and the check that its objects call nothing only Linux has. Without the
+# libkqueue source it is skipped, and says so.
+LIBKQUEUE_SOURCE ?= $(abspath $(CURDIR)/../shared/vendor/libkqueue)
+KQUEUE_SUITES := Reactor|ReactorEdges|ReactorDeadline|ReactorThreads|ReactorOnAPoller|Errors|Acceptor
+test-kqueue: deps
+	@if [ ! -f "$(LIBKQUEUE_SOURCE)/CMakeLists.txt" ]; then \
+	  echo "== kqueue: SKIPPED: no libkqueue source at $(LIBKQUEUE_SOURCE) =="; exit 0; fi; \
+	set -e; \
+	for p in kqueue kqueue-tsan kqueue-asan; do \
+	  echo "== $$p: configure and build =="; \
+	  cmake --preset $$p -DOPREG_LIBKQUEUE_SOURCE="$(LIBKQUEUE_SOURCE)"; \
+	  cmake --build --preset $$p --parallel $(JOBS); \
+	done; \
+	echo "== kqueue: every test, the HTTP suites and the symbol check on kqueue =="; \
+	ctest --preset kqueue; \
+	echo "== kqueue-tsan: reactor suites, multi-threaded tests and short stress =="; \
+	ctest --preset kqueue-tsan -L '^(mt|stress|kqueue)$$'; \
+	ctest --preset kqueue-tsan -R '^($(KQUEUE_SUITES))\.'; \
+	echo "== kqueue-asan: reactor suites, HTTP suites and short stress =="; \
+	ctest --preset kqueue-asan -L '^(mt|stress|http|kqueue)$$'; \
+	ctest --preset kqueue-asan -R '^($(KQUEUE_SUITES))\.'
 
 # A short libFuzzer run of the HTTP parser (clang), seeded from the shared corpus.
 FUZZ_SECONDS ?= 15

@@ -1,7 +1,6 @@
-// The non-template parts of the reactor: backend names, choosing a backend, the eventfd.
+// The portable, non-template parts of the reactor: backend names, choosing a backend, the
+// acceptor's spare fd. (Platform calls live in src/linux/, src/kqueue/ and src/posix/.)
 #include <fcntl.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -52,14 +51,15 @@ result<std::unique_ptr<poller>> open_poller(backend which, bool fall_back, const
                                             std::string& note) {
     std::string why;
     result<std::unique_ptr<poller>> p = make_poller(which, cfg, why);
-    if (p || !fall_back || which == backend::epoll) {
+    const backend native = native_backend();
+    if (p || !fall_back || which == native) {
         if (!p) note = why;
         return p;
     }
     std::string second;
-    result<std::unique_ptr<poller>> epoll = make_epoll_poller(second);
-    note = epoll ? why + "; using epoll" : why + "; " + second;
-    return epoll;
+    result<std::unique_ptr<poller>> q = make_poller(native, cfg, second);
+    note = q ? why + "; using " + std::string(to_string(native)) : why + "; " + second;
+    return q;
 }
 
 std::unique_ptr<poller> open_poller_or_throw(backend which, bool fall_back,
@@ -67,23 +67,6 @@ std::unique_ptr<poller> open_poller_or_throw(backend which, bool fall_back,
     result<std::unique_ptr<poller>> p = open_poller(which, fall_back, cfg, note);
     if (!p) throw std::system_error(p.os_error(), std::generic_category(), "opreg: " + note);
     return std::move(p.value());
-}
-
-result<int> make_wake_fd() noexcept {
-    const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd < 0) return os_failure(errno);
-    return fd;
-}
-
-void signal_wake_fd(int fd) noexcept {
-    const std::uint64_t one = 1;
-    // EAGAIN only when the counter would overflow, i.e. the wake-up is already pending.
-    while (::write(fd, &one, sizeof one) < 0 && errno == EINTR) {}
-}
-
-void drain_wake_fd(int fd) noexcept {
-    std::uint64_t value;
-    while (::read(fd, &value, sizeof value) < 0 && errno == EINTR) {}
 }
 
 void close_fd(int fd) noexcept {
@@ -94,12 +77,6 @@ void close_fd(int fd) noexcept {
 }  // namespace opreg
 
 namespace opreg::detail {
-
-result<int> accept_nonblocking(int listen_fd) noexcept {
-    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return os_failure(errno);
-    return fd;
-}
 
 int open_spare_fd() noexcept {
     return ::open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -8,8 +8,9 @@
 // - arm/cancel (the registry's, from any thread); close(fd), which ends the fd's pending
 //   ops as closed, skips its events still in the current batch (their generation is
 //   stale) and closes the fd;
-// - post(task) from any thread: an intrusive MPSC queue of pooled nodes plus an eventfd,
-//   with wake-ups coalesced (one eventfd write per wake-up, not per post) and never lost;
+// - post(task) from any thread: an intrusive MPSC queue of pooled nodes plus the backend's
+//   wake-up (poller::wake: an eventfd on Linux, EVFILT_USER on kqueue), with wake-ups
+//   coalesced (one per wake-up, not per post) and never lost;
 // - timers on the reactor thread (after / cancel_timer), and expire_after(op, d), which
 //   ends an op as timed_out when its deadline passes first;
 // - run() / run_once() on the reactor thread, stop() from any thread.
@@ -59,7 +60,7 @@
 // per-(fd, direction) deadline table grows with the highest fd given a deadline.
 //
 // WAKE-UP ORDERING: post() pushes, then exchanges wake_pending_ to true (acq_rel) and
-// writes the eventfd only if it was false. The loop, woken, exchanges it back to false
+// wakes the backend only if it was false. The loop, woken, exchanges it back to false
 // (acq_rel) before it drains: if a post's exchange came first, the loop's RMW reads it
 // and synchronizes with it, so the drain sees that node (or the push still in flight
 // withholding it, whose own exchange will then find false and write again); if it came
@@ -102,9 +103,10 @@ namespace opreg {
 [[nodiscard]] bool parse_backend(std::string_view name, backend& out) noexcept;
 
 struct reactor_options {
-    backend which = backend::epoll;
-    // When `which` is unavailable here (io_uring refused by the kernel, kqueue off BSD),
-    // fall back to epoll and say so in note(); false: the constructor throws instead.
+    backend which = native_backend();
+    // When `which` is unavailable here (io_uring refused by the kernel, a backend this build
+    // does not have), fall back to native_backend() and say so in note(); false: the
+    // constructor throws instead.
     bool fall_back = true;
     std::size_t max_events = 256;  // kernel events taken per wait
     std::size_t max_posts = 4096;  // posts queued at once; post() returns false beyond
@@ -120,7 +122,7 @@ struct reactor_stats {
     std::uint64_t waits = 0;    // kernel waits
     std::uint64_t events = 0;   // kernel events dispatched to the registry
     std::uint64_t posts = 0;    // tasks run from post()
-    std::uint64_t wakeups = 0;  // eventfd writes (coalesced)
+    std::uint64_t wakeups = 0;  // backend wake-ups (coalesced)
     std::uint64_t timers_fired = 0;
     std::uint64_t timers_pending = 0;  // timers in the heap now (deadlines included)
     std::uint64_t handed_over = 0;     // completions a carrier brought from another thread
@@ -128,18 +130,11 @@ struct reactor_stats {
 
 namespace detail {
 
-// The eventfd and the syscalls around it live in src/reactor_support.cpp.
-result<int> make_wake_fd() noexcept;
-void signal_wake_fd(int fd) noexcept;  // eventfd += 1
-void drain_wake_fd(int fd) noexcept;   // eventfd = 0
-void close_fd(int fd) noexcept;
+void close_fd(int fd) noexcept;  // src/reactor_support.cpp
 
-// The wake-up eventfd's token: its slot field (token.hpp) is above token_reserved_slot, so
-// it is never a token a registry issues.
-inline constexpr std::uint64_t wake_token = 0xffffffffull;
 static_assert(fd_token::from_u64(wake_token).slot() >= token_reserved_slot);
 
-// Opens the backend asked for, falling back to epoll when allowed; `note` says why the one
+// Opens the backend asked for, falling back to native_backend() when allowed; `note` says why the one
 // asked for is not the one returned (or, on an error, why none could be opened).
 result<std::unique_ptr<poller>> open_poller(backend which, bool fall_back, const poller_config& cfg,
                                             std::string& note);
@@ -161,12 +156,11 @@ public:
     using clock = std::chrono::steady_clock;
 
     // Opens the backend opt.which names. Throws std::system_error, carrying the OS error,
-    // when no backend can be opened or the eventfd fails (ERRORS in registry.hpp).
+    // when no backend can be opened (ERRORS in registry.hpp).
     explicit reactor(R& reg, reactor_options opt = {}) : reactor(reg, open(opt), opt) {}
 
     // Runs on a poller the caller opened (detail::open_poller), or one that wraps it to
     // observe or change what reaches the kernel (opt.which and fall_back are not used).
-    // Throws std::system_error when the eventfd fails.
     reactor(R& reg, std::unique_ptr<detail::poller> poller, reactor_options opt = {})
         : reactor(reg, opened{std::move(poller), {}}, opt) {}
 
@@ -176,9 +170,7 @@ public:
     // Posted tasks not yet run, and completions carried over but not yet run, are destroyed
     // without running. (Ops armed from other threads must have ended: see THREADS.)
     ~reactor() {
-        (void)poller_->unwatch(wake_fd_);
         poller_.reset();
-        detail::close_fd(wake_fd_);
         while (post_node* n = queue_.try_pop()) posts_.destroy(n);
         while (carrier_node* n = handed_.try_pop()) carriers_.destroy(n);
         assert(carriers_.size_approx() == 0 &&
@@ -189,6 +181,9 @@ public:
     [[nodiscard]] backend active_backend() const noexcept { return poller_->kind(); }
     // Why the backend asked for is not the one in use; empty when it is.
     [[nodiscard]] const std::string& note() const noexcept { return note_; }
+    // Whether every event that finds the peer's FIN says so (completion::hangup): only then
+    // may a reader stop at a short read instead of reading on to EAGAIN (detail/poller.hpp).
+    [[nodiscard]] bool hangup_reported() const noexcept { return poller_->reports_hangup(); }
     [[nodiscard]] R& registry() noexcept { return reg_; }
 
     // Whether the calling thread is the reactor thread (see THREADS).
@@ -324,8 +319,7 @@ public:
         ++stats_.waits;
         for (std::size_t i = 0; i < n; ++i) {
             const detail::poll_event& ev = events_[i];
-            if (ev.token == detail::wake_token) {
-                detail::drain_wake_fd(wake_fd_);
+            if (ev.token == detail::wake_token) {  // the backend consumed the wake-up
                 // acq_rel: see WAKE-UP ORDERING in the header comment.
                 wake_pending_.exchange(false, std::memory_order_acq_rel);
                 continue;
@@ -383,15 +377,6 @@ private:
           carriers_{opt.max_foreign_ops},
           owner_{std::this_thread::get_id()} {
         assert(poller_ != nullptr);
-        const result<int> wake = detail::make_wake_fd();
-        if (!wake)
-            throw std::system_error(wake.os_error(), std::generic_category(), "opreg: eventfd");
-        wake_fd_ = wake.value();
-        if (const result<void> w = poller_->watch(wake_fd_, detail::wake_token); !w) {
-            detail::close_fd(wake_fd_);
-            throw std::system_error(w.os_error(), std::generic_category(),
-                                    "opreg: watching the eventfd");
-        }
     }
 
     struct post_node {
@@ -491,7 +476,7 @@ private:
         // acq_rel: see WAKE-UP ORDERING in the header comment.
         if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
             wakeups_.fetch_add(1, std::memory_order_relaxed);  // a statistic
-            detail::signal_wake_fd(wake_fd_);
+            poller_->wake();
         }
     }
 
@@ -554,7 +539,6 @@ private:
     detail::timer_heap<task> timers_;
     std::vector<deadline> deadlines_;  // per op slot; reactor thread only
     bool registry_busy_ = false;       // the last apply_handed_off() applied work: do not sleep
-    int wake_fd_ = -1;
     std::atomic<std::thread::id> owner_;
     alignas(detail::cache_line) std::atomic<bool> wake_pending_{false};
     std::atomic<bool> stopping_{false};

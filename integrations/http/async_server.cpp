@@ -1,4 +1,5 @@
 // The async model: reactor threads with opreg registries. See server.hpp.
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -124,6 +125,7 @@ public:
           opt_{srv.options()},
           arming_{opt_, p.rearm},
           loop_{reg, std::move(p.poller)},
+          hangup_reported_{loop_.hangup_reported()},
           lfd_{listen_fd},
           conns_{opt_.max_conns},
           out_{opt_.write_per_part} {
@@ -202,7 +204,7 @@ private:
         link(c);
         // Edge-triggered: data may already be there. Stopping short is safe: the watch
         // just made raises an edge for whatever is queued, FIN included.
-        on_readable(c, true);
+        on_readable(c, hangup_reported_);
     }
 
     void on_event(conn* c, const completion& x) {
@@ -220,7 +222,7 @@ private:
         } else {
             // A latched ready does not say whether the peer hung up; an event that did says
             // so: in both cases read to EAGAIN or end-of-file.
-            on_readable(c, !x.latched && !x.hangup);
+            on_readable(c, hangup_reported_ && !x.latched && !x.hangup);
         }
     }
 
@@ -450,6 +452,9 @@ private:
     const server_options& opt_;
     Arming arming_;  // may point at loop_'s poller (a rearming_poller), which outlives it
     reactor<R> loop_;
+    // Whether events say when the peer's FIN is queued (reactor::hangup_reported): a short
+    // read may then stand for EAGAIN. Where they do not, every read goes on to EAGAIN.
+    const bool hangup_reported_;
     int lfd_;
     std::unique_ptr<acceptor<R>> acceptor_;
     object_pool<conn> conns_;
@@ -577,14 +582,22 @@ private:
     std::unique_ptr<R> shared_;
     std::vector<std::unique_ptr<R>> own_;
     std::vector<std::unique_ptr<worker<R, Arming>>> workers_;
-    backend backend_ = backend::epoll;
+    backend backend_ = native_backend();
 };
 
 } // namespace
 
 int listen_on(int& port, bool reuse_port, bool nonblocking) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+    // POSIX calls only (no SOCK_NONBLOCK): the server builds where kqueue is the backend too.
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
+    if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 ||
+        (nonblocking && ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)) {
+        const int e = errno;
+        ::close(fd);
+        errno = e;
+        return -1;
+    }
     const int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (reuse_port) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);

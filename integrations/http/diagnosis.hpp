@@ -49,6 +49,8 @@ public:
                                            int timeout_ms) noexcept override {
         return inner_->wait(out, timeout_ms);
     }
+    void wake() noexcept override { inner_->wake(); }
+    [[nodiscard]] bool reports_hangup() const noexcept override { return inner_->reports_hangup(); }
 
     // Registers fd again, under the token it was watched with: unwatch, then watch. The new
     // registration reports fd's current readiness. os_failure(ENOENT) when fd is not watched

@@ -26,8 +26,9 @@ options:
   --port N               port on 127.0.0.1 (default 8080; 0 picks a free one)
   --threads N            reactor threads, each with its own listener (default 1)
   --registry NAME        the registry strategy, one of --list (default slot_array)
-  --backend NAME         epoll | io_uring | kqueue (default epoll; io_uring falls back to
-                         epoll with a note when the kernel refuses it)
+  --backend NAME         epoll | io_uring | kqueue (default: this build's own, epoll on
+                         Linux, kqueue on BSD, macOS and the kqueue build; a backend the
+                         kernel refuses or the build lacks falls back to it with a note)
   --model NAME           async (reactor threads) | thread-per-conn (default async)
   --max-conns N          connections at once; more get 503 and are closed (default 10000)
   --idle-timeout S       close a keep-alive connection idle this long (default 60)

@@ -23,7 +23,7 @@ namespace opreg::http {
 
 struct server_options {
     std::string registry = "slot_array";
-    backend which = backend::epoll;
+    backend which = native_backend();
     std::string model = "async";
     int threads = 1;
     int port = 8080;

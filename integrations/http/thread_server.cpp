@@ -1,6 +1,7 @@
 // The thread-per-connection model: blocking accept, one thread per connection, blocking
 // reads and writes. Same parser, router and responses as the async model; this is the
 // comparison row of the original analysis.
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -128,7 +129,8 @@ int run_thread_per_conn(const server_options& opt) {
     std::printf("listening on 127.0.0.1:%d\n", port);
     std::fflush(stdout);
     while (!s.stopping.load()) {
-        const int fd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+        const int fd = ::accept(lfd, nullptr, nullptr);  // POSIX: no accept4 where kqueue is
+        if (fd >= 0) (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EMFILE || errno == ENFILE) {

@@ -18,6 +18,9 @@ struct epoll_backend {
 struct io_uring_backend {
     static constexpr opreg::backend value = opreg::backend::io_uring;
 };
+struct kqueue_backend {
+    static constexpr opreg::backend value = opreg::backend::kqueue;
+};
 
 // One typed-suite parameter: a backend and a registry strategy. Test names carry both:
 // Reactor.X<combo<epoll_backend, ...>>.
@@ -41,11 +44,18 @@ struct concat<opreg::type_list<A...>, opreg::type_list<B...>, opreg::type_list<C
     using type = ::testing::Types<A..., B..., C...>;
 };
 
+#if OPREG_TEST_KQUEUE_BUILD
+// A kqueue build: every strategy on kqueue, and any_registry (each suite gives it a strategy).
+using reactor_combos = concat<combos_of<kqueue_backend, opreg::strategies>::type,
+                              opreg::type_list<combo<kqueue_backend, opreg::any_registry>>,
+                              opreg::type_list<>>::type;
+#else
 // Every strategy on every Linux backend, and any_registry on epoll (each suite gives it a
 // strategy).
 using reactor_combos = concat<combos_of<epoll_backend, opreg::strategies>::type,
                               opreg::type_list<combo<epoll_backend, opreg::any_registry>>,
                               combos_of<io_uring_backend, opreg::strategies>::type>::type;
+#endif
 
 // A reactor on opt.which and nothing else (no fall-back); nullptr, with the reason in `why`,
 // when this kernel refuses that backend: the caller reports a skip, never a pass.

@@ -1,10 +1,12 @@
 // opreg/detail/poller.hpp — the few hooks a reactor backend implements.
 //
-// Declared once here; each backend is one file in src/ (backend_epoll.cpp,
-// backend_io_uring.cpp, backend_kqueue.cpp) and CMake picks the files the platform has,
-// with src/absent/<name>.cpp answering "not built here" for the others. The portable loop
-// in reactor.hpp has no #ifdef: it calls these through a virtual interface, once per wait
-// and once per fd lifetime, never per operation.
+// Declared once here; each backend is one file (src/linux/backend_epoll.cpp,
+// src/linux/backend_io_uring.cpp, src/kqueue/backend_kqueue.cpp) and CMake picks the files
+// the platform has, with src/absent/<name>.cpp answering "not built here" for the others.
+// The portable loop in reactor.hpp has no #ifdef: it calls these through a virtual
+// interface, once per wait, once per fd lifetime and once per wake-up, never per operation.
+// Everything a backend needs from the kernel (its wake-up source, its bookkeeping) is its
+// own: tokens are opaque 64-bit values to it, whatever layout the registry gives them.
 //
 // Semantics every backend keeps:
 // - watch(fd, token): register fd for read and write readiness, edge-triggered (a report
@@ -16,11 +18,18 @@
 //   drops them as stale.
 // - wait(out, timeout_ms): block up to timeout_ms (-1: no limit, 0: poll) for events and
 //   fill `out`; returns how many (0 on timeout or EINTR).
+// - wake(): any thread. The wait() in progress, or the next one, returns an event whose
+//   token is wake_token (wake-ups before it may coalesce into one). The backend owns the
+//   wake-up source (an eventfd on Linux, EVFILT_USER on kqueue) and consumes it itself.
 // - Every hook reports a failed system call as os_failure(errno) in its result (the one
 //   error convention: registry.hpp, ERRORS); none throws or leaves errno as the answer.
 // - A backend may report several events for one fd in one batch, and readiness::error for
 //   EPOLLERR-like conditions; hang-up is reported as readable and writable (reads return
 //   0, writes fail), so that the op's own I/O call sees it.
+// - reports_hangup(): whether an event that finds the peer's FIN queued always carries
+//   readiness::hangup. Only then may a reader stop at a short read without reading on to
+//   EAGAIN (no edge follows a FIN). epoll, io_uring and BSD kqueue do; kqueue on Linux
+//   through libkqueue does not, for a socket watched in both directions.
 #pragma once
 
 #include <cstddef>
@@ -36,12 +45,20 @@ namespace opreg {
 // Which kernel interface a reactor uses.
 enum class backend : std::uint8_t { epoll, io_uring, kqueue };
 
+// The backend this build was made for: epoll on Linux; kqueue on BSD and macOS, and in the
+// kqueue configuration on Linux (libkqueue). The default, and what fall_back falls back to.
+[[nodiscard]] backend native_backend() noexcept;
+
 namespace detail {
 
 struct poll_event {
     std::uint64_t token = 0;
     readiness ev = readiness::none;
 };
+
+// The token of wake()'s event. Its slot field (token.hpp) is above token_reserved_slot, so
+// no registry issues it; a backend never takes it for an fd's token.
+inline constexpr std::uint64_t wake_token = 0xffffffffull;
 
 class poller {
 public:
@@ -51,6 +68,8 @@ public:
     [[nodiscard]] virtual result<void> unwatch(int fd) noexcept = 0;
     [[nodiscard]] virtual result<std::size_t> wait(std::span<poll_event> out,
                                                    int timeout_ms) noexcept = 0;
+    virtual void wake() noexcept = 0;  // any thread
+    [[nodiscard]] virtual bool reports_hangup() const noexcept { return true; }
 };
 
 // What a backend may be sized by (reactor_options carries it).

@@ -52,10 +52,11 @@ bool run_loop_until(reactor<R>& loop, Pred done) {
 
 constexpr registry_config test_config{.max_fds = 4096};
 
-std::unique_ptr<detail::poller> open_epoll() {
+// The build's own backend (epoll, or kqueue in a kqueue build): both re-register exactly.
+std::unique_ptr<detail::poller> open_native() {
     std::string note;
     result<std::unique_ptr<detail::poller>> p =
-        detail::open_poller(backend::epoll, /*fall_back=*/false, detail::poller_config{}, note);
+        detail::open_poller(native_backend(), /*fall_back=*/false, detail::poller_config{}, note);
     if (!p) return nullptr;
     return std::move(p.value());
 }
@@ -64,9 +65,9 @@ std::unique_ptr<detail::poller> open_epoll() {
 // still arrive, each re-registration polls the fd again, and after many of them a close still
 // lets the file go (the peer sees end-of-file), so no registration outlived it.
 TEST(RearmingPoller, ReRegisteringPerOpDeliversAndTheCloseIsFinal) {
-    std::unique_ptr<detail::poller> epoll = open_epoll();
-    ASSERT_NE(epoll, nullptr);
-    auto wrapper = std::make_unique<rearming_poller>(std::move(epoll));
+    std::unique_ptr<detail::poller> native = open_native();
+    ASSERT_NE(native, nullptr);
+    auto wrapper = std::make_unique<rearming_poller>(std::move(native));
     rearming_poller* rearm = wrapper.get();
     slot_array reg{test_config};
     reactor<slot_array> loop{reg, std::move(wrapper)};
@@ -114,9 +115,9 @@ TEST(RearmingPoller, ReRegisteringPerOpDeliversAndTheCloseIsFinal) {
 }
 
 TEST(RearmingPoller, AnFdNotWatchedIsNotReRegistered) {
-    std::unique_ptr<detail::poller> epoll = open_epoll();
-    ASSERT_NE(epoll, nullptr);
-    rearming_poller rearm{std::move(epoll)};
+    std::unique_ptr<detail::poller> native = open_native();
+    ASSERT_NE(native, nullptr);
+    rearming_poller rearm{std::move(native)};
     socket_pair p;
     EXPECT_EQ(rearm.reregister(p.a).os_error(), ENOENT);
     ASSERT_TRUE(rearm.watch(p.a, 7).ok());
@@ -144,7 +145,7 @@ TEST(RearmingPoller, IoUringIsRefused) {
 // refused arm frees it, and so does the end of the op.
 TEST(StdFunctionArming, ARefusedArmFreesItsFunction) {
     slot_array reg{test_config};
-    reactor<slot_array> loop{reg, reactor_options{.which = backend::epoll, .fall_back = false}};
+    reactor<slot_array> loop{reg, reactor_options{.which = native_backend(), .fall_back = false}};
     server_options opt;
     opt.std_function = true;
     const diagnosed_arming arming{opt, nullptr};

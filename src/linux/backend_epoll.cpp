@@ -1,14 +1,18 @@
 // The epoll backend: edge-triggered, the fd token in epoll_event.data.u64, one epoll_ctl
 // per fd lifetime (EPOLL_CTL_ADD in watch, EPOLL_CTL_DEL in unwatch), none per operation.
+// Its wake-up is an eventfd in the same epoll set under wake_token.
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <opreg/detail/poller.hpp>
+
+#include "eventfd_wake.hpp"
 
 namespace opreg::detail {
 
@@ -19,9 +23,20 @@ public:
     explicit epoll_poller(int epfd) : epfd_{epfd} {}
     ~epoll_poller() override { ::close(epfd_); }
 
+    // The wake-up eventfd, in the set for the poller's lifetime.
+    [[nodiscard]] result<void> init() noexcept {
+        if (const result<void> r = wake_.open(); !r) return r;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLET;
+        ev.data.u64 = wake_token;
+        if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_.fd(), &ev) != 0) return os_failure(errno);
+        return {};
+    }
+
     backend kind() const noexcept override { return backend::epoll; }
 
     result<void> watch(int fd, std::uint64_t token) noexcept override {
+        if (token == wake_token) return os_failure(EINVAL);  // its events would read as wake-ups
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.u64 = token;
@@ -44,6 +59,11 @@ public:
             return os_failure(errno);
         }
         for (int i = 0; i < n; ++i) {
+            if (raw_[i].data.u64 == wake_token) {
+                wake_.consume();
+                out[static_cast<std::size_t>(i)] = poll_event{wake_token, readiness::readable};
+                continue;
+            }
             const std::uint32_t e = raw_[i].events;
             readiness r = readiness::none;
             if (e & EPOLLERR) {
@@ -60,8 +80,11 @@ public:
         return static_cast<std::size_t>(n);
     }
 
+    void wake() noexcept override { wake_.signal(); }
+
 private:
     int epfd_;
+    eventfd_wake wake_;
     std::vector<epoll_event> raw_;
 };
 
@@ -74,7 +97,12 @@ result<std::unique_ptr<poller>> make_epoll_poller(std::string& why) {
         why = std::string("epoll unavailable: epoll_create1: ") + std::strerror(err);
         return os_failure(err);
     }
-    return std::unique_ptr<poller>{std::make_unique<epoll_poller>(epfd)};
+    auto p = std::make_unique<epoll_poller>(epfd);
+    if (const result<void> r = p->init(); !r) {
+        why = std::string("epoll unavailable: the wake-up eventfd: ") + std::strerror(r.os_error());
+        return r.why();
+    }
+    return std::unique_ptr<poller>{std::move(p)};
 }
 
 }  // namespace opreg::detail

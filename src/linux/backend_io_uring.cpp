@@ -1,5 +1,7 @@
 // io_uring reactor backend (Linux 5.13+, liburing 2.3+): readiness through one multishot
-// IORING_OP_POLL_ADD per fd lifetime, the fd's token in the poll's user_data.
+// IORING_OP_POLL_ADD per fd lifetime. The poll's user_data is the backend's own: the fd and
+// the number of its watch (a record per fd holds the caller's token), so the caller's
+// token layout is never read.
 //
 // What it guarantees, beyond detail/poller.hpp:
 // - Edge-triggered: a multishot poll without IORING_POLL_ADD_LEVEL is EPOLLET inside the
@@ -18,17 +20,18 @@
 // - unwatch(fd) submits its poll-remove at once: io_uring holds a reference to the file
 //   while a poll is armed, so the ::close() that follows only releases the file (and a
 //   socket only sends its FIN) once the poll is gone. unwatch() must come before ::close().
-//   It removes the poll of the token fd is watched under, whatever token the caller's
-//   registry names now (a registry close() from another thread may have moved it on). Every
+//   It removes the poll of the fd's current watch, whatever token the caller's registry
+//   names now (a registry close() from another thread may have moved it on). Every
 //   removal's result is checked: -EALREADY (the poll was completing at that moment and goes
 //   on) is retried until the kernel says the poll is gone (0) or was already gone (-ENOENT).
 //
-// Reserved user_data. Our own SQEs carry values with the top 32 bits all ones and a slot
-// field (token.hpp: the low 26 bits) from token_reserved_slot (2^25) up. No registry fd token
-// has such a slot (fds stay below 2^24), and the reactor's wake token 0x00000000FFFFFFFF has
-// its top bits clear; wait() skips these CQEs and watch() refuses them as tokens (EINVAL):
-//   udata_remove + id   0xFFFFFFFF'02000000 + id: the CQE of the poll-remove with that id
+// user_data. A poll of a watched fd carries (watch number << 32) | fd, the watch number
+// below 2^31; a CQE whose number is not the fd's current watch belongs to an earlier watch of
+// that fd number (its events are dropped, its final CQE ends nothing). Our other SQEs carry
+// values with the top 32 bits all ones, which no watch number reaches:
+//   udata_remove + id   0xFFFFFFFF'00000000 + id: the CQE of the poll-remove with that id
 //                       (ids index removals_, the removals in flight)
+//   udata_wake          0xFFFFFFFF'FFFFFFFC: the multishot poll of the wake-up eventfd
 //   udata_probe         0xFFFFFFFF'FFFFFFFD: the throwaway poll of the creation probe
 //   ~0                  LIBURING_UDATA_TIMEOUT, liburing's own timeout SQE on kernels without
 //                       IORING_FEAT_EXT_ARG
@@ -39,7 +42,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <opreg/token.hpp>
+#include "eventfd_wake.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -69,30 +72,29 @@ struct io_uring_traits {
 static_assert((io_uring_traits::sq_entries & (io_uring_traits::sq_entries - 1)) == 0);
 
 constexpr std::uint64_t own_udata = 0xFFFF'FFFF'0000'0000ull;
-constexpr std::uint64_t udata_remove = own_udata | token_reserved_slot;
+constexpr std::uint64_t udata_remove = own_udata;
+constexpr std::uint64_t udata_wake = 0xFFFF'FFFF'FFFF'FFFCull;
 constexpr std::uint64_t udata_probe = 0xFFFF'FFFF'FFFF'FFFDull;
-// Removal ids stay below this, clear of udata_probe and the rest above it.
-constexpr std::uint32_t max_removals = token_reserved_slot - 4;
+// Removal ids stay below this, clear of udata_wake and the rest above it.
+constexpr std::uint32_t max_removals = 0xFFFF'FFF0u;
+// Watch numbers stay below this, so a poll's user_data never has its top 32 bits all ones.
+constexpr std::uint32_t watch_number_limit = 0x8000'0000u;
 static_assert(LIBURING_UDATA_TIMEOUT == ~std::uint64_t{0});
-// watched_[fd] when fd is not watched: reserved, so it never equals a token.
-constexpr std::uint64_t no_token = ~std::uint64_t{0};
+// removals_[id] when the id is free: ours, so it never equals a poll's user_data.
+constexpr std::uint64_t no_removal = ~std::uint64_t{0};
 
-[[nodiscard]] constexpr bool is_reserved(std::uint64_t user_data) noexcept {
-    return (user_data & own_udata) == own_udata &&
-           (user_data & token_slot_mask) >= token_reserved_slot;
+[[nodiscard]] constexpr bool is_own(std::uint64_t user_data) noexcept {
+    return (user_data & own_udata) == own_udata;
+}
+[[nodiscard]] constexpr std::uint64_t poll_udata(int fd, std::uint32_t watch) noexcept {
+    return (std::uint64_t{watch} << 32) | static_cast<std::uint32_t>(fd);
 }
 [[nodiscard]] constexpr bool is_removal(std::uint64_t user_data) noexcept {
     return user_data >= udata_remove && user_data < udata_remove + max_removals;
 }
-static_assert(is_reserved(udata_remove) && is_reserved(udata_probe));
-static_assert(udata_remove + max_removals <= udata_probe);
-static_assert(is_reserved(LIBURING_UDATA_TIMEOUT) && !is_reserved(0xFFFF'FFFFull));
-static_assert(!is_reserved(fd_token{(1u << 24) - 1, token_generation_mask}.to_u64()));
-
-// The fd a token's slot names (a registry fd token's slot is its fd).
-[[nodiscard]] constexpr std::uint64_t slot_of(std::uint64_t token) noexcept {
-    return token & token_slot_mask;
-}
+static_assert(is_own(udata_remove) && is_own(udata_wake) && is_own(udata_probe));
+static_assert(udata_remove + max_removals <= udata_wake);
+static_assert(is_own(LIBURING_UDATA_TIMEOUT) && !is_own(poll_udata(0x7FFF'FFFF, watch_number_limit - 1)));
 
 [[nodiscard]] constexpr readiness to_readiness(unsigned mask) noexcept {
     readiness r = readiness::none;
@@ -134,13 +136,23 @@ public:
     [[nodiscard]] result<void> unwatch(int fd) noexcept override;
     [[nodiscard]] result<std::size_t> wait(std::span<poll_event> out,
                                            int timeout_ms) noexcept override;
+    void wake() noexcept override { wake_.signal(); }
 
 private:
+    // What the backend keeps per fd number.
+    struct watch_record {
+        std::uint64_t token = 0;  // the caller's, handed back in every event
+        std::uint32_t number = 0;  // this fd's watches so far, modulo watch_number_limit
+        bool live = false;         // watched now
+    };
+
     [[nodiscard]] result<io_uring_sqe*> next_sqe() noexcept;
-    [[nodiscard]] result<void> arm(int fd, std::uint64_t token) noexcept;
+    [[nodiscard]] result<void> arm(int fd, std::uint64_t user_data) noexcept;
     [[nodiscard]] result<void> remove(std::uint32_t id) noexcept;
     void on_removed(std::uint32_t id, int res) noexcept;
-    [[nodiscard]] int watched_fd(std::uint64_t token) const noexcept;
+    // The live record a poll's user_data names; nullptr for an earlier watch's poll.
+    [[nodiscard]] watch_record* current(std::uint64_t user_data) noexcept;
+    [[nodiscard]] bool on_wake_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept;
     [[nodiscard]] bool on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept;
     [[nodiscard]] std::size_t harvest(std::span<poll_event> out, unsigned& consumed) noexcept;
     [[nodiscard]] result<void> probe_multishot(std::string& why);
@@ -151,20 +163,14 @@ private:
     // SQEs prepared while harvesting (re-arms, removal retries): submitted before wait()
     // returns.
     bool unsubmitted_ = false;
-    // Poll-removes in flight, by id (the low bits of their user_data): the token each
-    // removes, until the kernel says that poll is gone. Freed ids are reused.
+    // Poll-removes in flight, by id (the low bits of their user_data): the user_data of the
+    // poll each removes, until the kernel says that poll is gone. Freed ids are reused.
     std::vector<std::uint64_t> removals_;
     std::vector<std::uint32_t> free_removals_;
-    // fd -> token of its current lifetime, no_token when unwatched. Indexed by fd and grown on
-    // demand by watch(): touched once per fd lifetime and once per re-arm, never per op.
-    std::vector<std::uint64_t> watched_;
-    // Watched tokens whose slot is not their fd (the reactor's wake-up token): a re-arm finds
-    // its fd here. A handful at most, so a vector searched in order.
-    struct unindexed_watch {
-        int fd;
-        std::uint64_t token;
-    };
-    std::vector<unindexed_watch> unindexed_;
+    // Indexed by fd and grown on demand by watch(): touched once per fd lifetime and once per
+    // re-arm, never per op.
+    std::vector<watch_record> watched_;
+    eventfd_wake wake_;
 };
 
 result<void> io_uring_poller::init(std::string& why) {
@@ -192,7 +198,17 @@ result<void> io_uring_poller::init(std::string& why) {
         return os_failure(-rc);
     }
     ring_live_ = true;
-    return probe_multishot(why);
+    if (const result<void> r = probe_multishot(why); !r) return r;
+    if (const result<void> r = wake_.open(); !r) {
+        why = "the wake-up eventfd: " + errno_text(r.os_error());
+        return r;
+    }
+    if (const result<void> r = arm(wake_.fd(), udata_wake); !r) {
+        why = "polling the wake-up eventfd: " + errno_text(r.os_error());
+        return r;
+    }
+    (void)io_uring_submit(&ring_);
+    return {};
 }
 
 // A kernel without multishot poll (before 5.13) rejects IORING_POLL_ADD_MULTI with -EINVAL,
@@ -274,47 +290,40 @@ result<io_uring_sqe*> io_uring_poller::next_sqe() noexcept {
     return os_failure(EBUSY);  // the kernel took none of the queued SQEs
 }
 
-result<void> io_uring_poller::arm(int fd, std::uint64_t token) noexcept {
+result<void> io_uring_poller::arm(int fd, std::uint64_t user_data) noexcept {
     const result<io_uring_sqe*> sqe = next_sqe();
     if (!sqe) return sqe.why();
     io_uring_prep_poll_multishot(sqe.value(), fd, io_uring_traits::poll_mask);
-    io_uring_sqe_set_data64(sqe.value(), token);
+    io_uring_sqe_set_data64(sqe.value(), user_data);
     return {};
 }
 
-// The fd `token` is watched on now, or -1 (unwatched, or an old lifetime's token).
-int io_uring_poller::watched_fd(std::uint64_t token) const noexcept {
-    const std::uint64_t slot = slot_of(token);
-    if (slot < watched_.size() && watched_[slot] == token) return static_cast<int>(slot);
-    for (const unindexed_watch& w : unindexed_)
-        if (w.token == token) return w.fd;
-    return -1;
+io_uring_poller::watch_record* io_uring_poller::current(std::uint64_t user_data) noexcept {
+    const std::uint64_t fd = user_data & 0xFFFF'FFFFu;
+    if (fd >= watched_.size()) return nullptr;
+    watch_record& w = watched_[fd];
+    return w.live && w.number == static_cast<std::uint32_t>(user_data >> 32) ? &w : nullptr;
 }
 
 result<void> io_uring_poller::watch(int fd, std::uint64_t token) noexcept {
     if (fd < 0) return os_failure(EBADF);
-    if (is_reserved(token)) return os_failure(EINVAL);
     const auto index = static_cast<std::size_t>(fd);
-    // A CQE finds its record again through the token's slot, which is the fd for registry
-    // tokens; any other token is also listed in unindexed_.
-    const bool unindexed = slot_of(token) != index;
     try {
         if (index >= watched_.size())
-            watched_.resize(std::max({index + 1, watched_.size() * 2, std::size_t{64}}), no_token);
-        if (unindexed) unindexed_.reserve(unindexed_.size() + 1);
+            watched_.resize(std::max({index + 1, watched_.size() * 2, std::size_t{64}}));
     } catch (...) {
         return os_failure(ENOMEM);
     }
-    if (watched_[index] != no_token) return os_failure(EEXIST);  // as epoll_ctl(ADD) says
-    if (const result<void> r = arm(fd, token); !r) return r;
+    watch_record& w = watched_[index];
+    if (w.live) return os_failure(EEXIST);  // as epoll_ctl(ADD) says
+    const std::uint32_t number = (w.number + 1) % watch_number_limit;
+    if (const result<void> r = arm(fd, poll_udata(fd, number)); !r) return r;
     // Submitted now, not with the next wait(): a poll-remove that reaches the kernel in the
-    // same batch as its poll-add does not find it, and the poll then keeps the file (no
-    // FIN ever) once the fd is closed; seen for a connection answered and closed before
-    // the loop's next wait.
+    // same batch as its poll-add does not find it, and the poll would then keep the file (no
+    // FIN ever) once the fd is closed, for a connection answered and closed before the loop's
+    // next wait.
     (void)io_uring_submit(&ring_);
-    watched_[index] = token;
-    if (unindexed)
-        unindexed_.push_back(unindexed_watch{fd, token});  // reserved above: cannot throw
+    w = watch_record{token, number, true};
     return {};
 }
 
@@ -333,25 +342,24 @@ result<void> io_uring_poller::remove(std::uint32_t id) noexcept {
 // (multishot): remove it again. Anything else is not expected from a poll-remove; the
 // removal is given up then rather than retried forever.
 void io_uring_poller::on_removed(std::uint32_t id, int res) noexcept {
-    if (id >= removals_.size() || removals_[id] == no_token) return;
+    if (id >= removals_.size() || removals_[id] == no_removal) return;
     if (res == -EALREADY && remove(id).ok()) {
         unsubmitted_ = true;
         return;
     }
-    removals_[id] = no_token;
+    removals_[id] = no_removal;
     free_removals_.push_back(id);  // reserved when the id was taken: cannot throw
 }
 
 result<void> io_uring_poller::unwatch(int fd) noexcept {
     const auto index = static_cast<std::size_t>(fd);
-    if (fd < 0 || index >= watched_.size() || watched_[index] == no_token)
-        return os_failure(ENOENT);
-    const std::uint64_t token = watched_[index];
+    if (fd < 0 || index >= watched_.size() || !watched_[index].live) return os_failure(ENOENT);
+    watch_record& w = watched_[index];
     std::uint32_t id;
     try {
         if (free_removals_.empty()) {
             if (removals_.size() >= max_removals) return os_failure(EBUSY);
-            removals_.push_back(no_token);
+            removals_.push_back(no_removal);
             free_removals_.reserve(removals_.size());
             id = static_cast<std::uint32_t>(removals_.size() - 1);
         } else {
@@ -361,16 +369,16 @@ result<void> io_uring_poller::unwatch(int fd) noexcept {
     } catch (...) {
         return os_failure(ENOMEM);
     }
-    removals_[id] = token;
-    // Removal is keyed by user_data alone, so an fd number already reused under a newer
-    // token keeps its poll. The removed poll's final CQE (-ECANCELED) then finds no record.
+    removals_[id] = poll_udata(fd, w.number);
+    // Removal is keyed by user_data alone, which names this watch: a later watch of the same
+    // fd number keeps its poll. The removed poll's final CQE (-ECANCELED) names a watch that
+    // is no longer current and ends nothing.
     if (const result<void> r = remove(id); !r) {
-        removals_[id] = no_token;
+        removals_[id] = no_removal;
         free_removals_.push_back(id);
         return r;
     }
-    watched_[index] = no_token;
-    std::erase_if(unindexed_, [fd](const unindexed_watch& w) { return w.fd == fd; });
+    w.live = false;
     // Submitted now so that the file reference is gone before the caller's ::close(). Should
     // the kernel refuse the batch (-EAGAIN), the SQE stays queued and wait() submits it: the
     // unwatch still happens, only the file's release is late.
@@ -381,39 +389,49 @@ result<void> io_uring_poller::unwatch(int fd) noexcept {
 // One CQE; true when it fills `ev`. Runs inside harvest()'s walk of the CQ ring, which a
 // re-arm's submit (when the SQ is full) does not disturb: it only moves the SQ ring.
 bool io_uring_poller::on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept {
-    const std::uint64_t token = cqe.user_data;
-    if (is_reserved(token)) {
-        if (is_removal(token))
-            on_removed(static_cast<std::uint32_t>(token - udata_remove), cqe.res);
+    const std::uint64_t user_data = cqe.user_data;
+    if (is_own(user_data)) {
+        if (user_data == udata_wake) return on_wake_cqe(cqe, ev);
+        if (user_data - udata_remove < max_removals)
+            on_removed(static_cast<std::uint32_t>(user_data - udata_remove), cqe.res);
         return false;
     }
+    // An earlier watch of this fd number: its fd lifetime has been closed (the caller
+    // unwatches before it closes), so its events are dropped here and its end ends nothing.
+    watch_record* w = current(user_data);
+    if (w == nullptr) return false;
+    const int fd = static_cast<int>(user_data & 0xFFFF'FFFFu);
     const bool ended = (cqe.flags & IORING_CQE_F_MORE) == 0;
     if (cqe.res >= 0) {
         // Readiness, also on a poll's final CQE (the kernel ends a multishot poll whose next
-        // CQE would not fit, and hands over that readiness in the final one). An old
-        // lifetime's events are delivered as they are: the registry drops them as stale.
-        ev = poll_event{token, to_readiness(static_cast<unsigned>(cqe.res))};
+        // CQE would not fit, and hands over that readiness in the final one).
+        ev = poll_event{w->token, to_readiness(static_cast<unsigned>(cqe.res))};
         if (ended) {
-            if (const int fd = watched_fd(token); fd >= 0) {
-                if (arm(fd, token).ok())
-                    unsubmitted_ = true;
-                else
-                    ev.ev = ev.ev | readiness::error;  // cannot re-arm: end the fd's ops visibly
-            }
+            if (arm(fd, user_data).ok())
+                unsubmitted_ = true;
+            else
+                ev.ev = ev.ev | readiness::error;  // cannot re-arm: end the fd's ops visibly
         }
         return ev.ev != readiness::none;
     }
-    // A negative result always ends the poll. -ECANCELED after unwatch(), or for an old
-    // lifetime, finds no record and is dropped here.
-    const int fd = watched_fd(token);
-    if (fd < 0) return false;
-    if (cqe.res == -ECANCELED && arm(fd, token).ok()) {
+    // A negative result always ends the poll.
+    if (cqe.res == -ECANCELED && arm(fd, user_data).ok()) {
         unsubmitted_ = true;
         return false;  // cancelled by the kernel (its submitting thread exited...): re-armed
     }
     // The fd cannot be polled (-EBADF: watch() was given a closed fd, -ENOMEM, ...): pending
     // ops end with outcome::error. The record stays, so the reactor's unwatch() still pairs.
-    ev = poll_event{token, readiness::error};
+    ev = poll_event{w->token, readiness::error};
+    return true;
+}
+
+// The wake-up eventfd's poll: consume the wake-ups and report one, re-arming the poll when
+// the kernel ended it.
+bool io_uring_poller::on_wake_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept {
+    if ((cqe.flags & IORING_CQE_F_MORE) == 0 && arm(wake_.fd(), udata_wake).ok())
+        unsubmitted_ = true;
+    wake_.consume();
+    ev = poll_event{wake_token, readiness::readable};
     return true;
 }
 
