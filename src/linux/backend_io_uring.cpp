@@ -147,7 +147,9 @@ private:
     };
 
     [[nodiscard]] result<io_uring_sqe*> next_sqe() noexcept;
-    [[nodiscard]] result<void> arm(int fd, std::uint64_t user_data) noexcept;
+    // A multishot poll of fd for `mask` (an fd's: read and write; the wake-up's: POLLIN).
+    [[nodiscard]] result<void> arm(int fd, std::uint64_t user_data,
+                                   unsigned mask = io_uring_traits::poll_mask) noexcept;
     [[nodiscard]] result<void> remove(std::uint32_t id) noexcept;
     void on_removed(std::uint32_t id, int res) noexcept;
     // The live record a poll's user_data names; nullptr for an earlier watch's poll.
@@ -203,7 +205,7 @@ result<void> io_uring_poller::init(std::string& why) {
         why = "the wake-up eventfd: " + errno_text(r.os_error());
         return r;
     }
-    if (const result<void> r = arm(wake_.fd(), udata_wake); !r) {
+    if (const result<void> r = arm(wake_.fd(), udata_wake, POLLIN); !r) {
         why = "polling the wake-up eventfd: " + errno_text(r.os_error());
         return r;
     }
@@ -290,10 +292,10 @@ result<io_uring_sqe*> io_uring_poller::next_sqe() noexcept {
     return os_failure(EBUSY);  // the kernel took none of the queued SQEs
 }
 
-result<void> io_uring_poller::arm(int fd, std::uint64_t user_data) noexcept {
+result<void> io_uring_poller::arm(int fd, std::uint64_t user_data, unsigned mask) noexcept {
     const result<io_uring_sqe*> sqe = next_sqe();
     if (!sqe) return sqe.why();
-    io_uring_prep_poll_multishot(sqe.value(), fd, io_uring_traits::poll_mask);
+    io_uring_prep_poll_multishot(sqe.value(), fd, mask);
     io_uring_sqe_set_data64(sqe.value(), user_data);
     return {};
 }
@@ -428,7 +430,7 @@ bool io_uring_poller::on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept {
 // The wake-up eventfd's poll: consume the wake-ups and report one, re-arming the poll when
 // the kernel ended it.
 bool io_uring_poller::on_wake_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept {
-    if ((cqe.flags & IORING_CQE_F_MORE) == 0 && arm(wake_.fd(), udata_wake).ok())
+    if ((cqe.flags & IORING_CQE_F_MORE) == 0 && arm(wake_.fd(), udata_wake, POLLIN).ok())
         unsubmitted_ = true;
     wake_.consume();
     ev = poll_event{wake_token, readiness::readable};
