@@ -1,4 +1,4 @@
-// Stand-in for src/backend_epoll.cpp on platforms without epoll: the factory says so.
+// Stand-in for src/linux/backend_epoll.cpp where epoll is not built: the factory says so.
 #include <opreg/detail/poller.hpp>
 
 #include <cerrno>

@@ -1,4 +1,4 @@
-// Stand-in for src/backend_io_uring.cpp where it is not built (not Linux, or no liburing):
+// Stand-in for src/linux/backend_io_uring.cpp where it is not built (not Linux, or no liburing):
 // the factory says so.
 #include <opreg/detail/poller.hpp>
 

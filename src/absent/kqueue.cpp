@@ -1,4 +1,4 @@
-// Stand-in for src/backend_kqueue.cpp on platforms without kqueue: the factory says so.
+// Stand-in for src/kqueue/backend_kqueue.cpp where kqueue is not built: the factory says so.
 #include <opreg/detail/poller.hpp>
 
 #include <cerrno>
