@@ -34,5 +34,8 @@ int main() {
         const auto udata = reinterpret_cast<std::uintptr_t>(got[i].udata);
         reg.dispatch(opreg::fd_token::from_u64(udata), opreg::readiness::readable);
     }
+    close(kq);
+    close(sv[0]);
+    close(sv[1]);
     return calls == 1 ? 0 : 1;  // prints "fd 3: ready" once
 }
