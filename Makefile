@@ -45,7 +45,10 @@ test-asan: deps
 # The kqueue configuration: the kqueue backend on libkqueue (built from LIBKQUEUE_SOURCE into
 # build/kqueue*), with the reactor, HTTP and stress suites on it, in release, under TSan and
 # under ASan+UBSan, and the check that its objects call nothing only Linux has. Without the
-# libkqueue source it is skipped, and says so.
+# libkqueue source it is skipped, and says so. Under TSan the kqueue-tsan test preset reads
+# libkqueue's own suppressions (tools/tsan.supp: one stack pattern, race:monitoring_thread_cleanup,
+# for a pthread_cancel cleanup handler whose locking TSan cannot follow, in libkqueue's code;
+# nothing of opreg's is suppressed).
 LIBKQUEUE_SOURCE ?= $(abspath $(CURDIR)/../shared/vendor/libkqueue)
 KQUEUE_SUITES := Reactor|ReactorEdges|ReactorDeadline|ReactorThreads|ReactorOnAPoller|Errors|Acceptor
 test-kqueue: deps
