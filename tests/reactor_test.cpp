@@ -301,16 +301,23 @@ TYPED_TEST(Reactor, OrderlyHangUpSaysHangup) {
     EXPECT_EQ(::read(p.a, &c, 1), 0);
 }
 
+// Watches p.a and arms a read on it, then queues bytes and the FIN behind them at p.b,
+// before the loop looks again.
+template <class Loop>
+void arm_then_queue_bytes_and_fin(Loop& loop, socket_pair& p, record& rec) {
+    ASSERT_TRUE(loop.watch(p.a).ok());
+    loop.run_once(0);
+    ASSERT_TRUE(loop.arm(p.a, direction::read, recorder(rec)).ok());
+    ASSERT_EQ(::write(p.b, "req", 3), 3);
+    ASSERT_EQ(::shutdown(p.b, SHUT_WR), 0);
+}
+
 // Bytes and the FIN queued before the loop looks, on every backend: the completion that
 // reports the bytes lets a reader that reads on to EAGAIN find the FIN behind them.
 TYPED_TEST(Reactor, ReadersThatReadToEagainSeeTheFin) {
     socket_pair p;
-    ASSERT_TRUE(this->loop->watch(p.a).ok());
-    this->loop->run_once(0);
     record rec;
-    ASSERT_TRUE(this->loop->arm(p.a, direction::read, recorder(rec)).ok());
-    ASSERT_EQ(::write(p.b, "req", 3), 3);
-    ASSERT_EQ(::shutdown(p.b, SHUT_WR), 0);
+    ASSERT_NO_FATAL_FAILURE(arm_then_queue_bytes_and_fin(*this->loop, p, rec));
     ASSERT_TRUE(this->run_until([&] { return rec.calls == 1; }));
     ASSERT_EQ(rec.last.result, outcome::ready);
     char buf[8];
@@ -327,12 +334,8 @@ TYPED_TEST(Reactor, BytesThenFinInOneEdgeSayHangup) {
         GTEST_SKIP() << "this backend does not say hang-up (libkqueue on Linux): readers read "
                         "on to EAGAIN there, which ReadersThatReadToEagainSeeTheFin checks";
     socket_pair p;
-    ASSERT_TRUE(this->loop->watch(p.a).ok());
-    this->loop->run_once(0);
     record rec;
-    ASSERT_TRUE(this->loop->arm(p.a, direction::read, recorder(rec)).ok());
-    ASSERT_EQ(::write(p.b, "req", 3), 3);
-    ASSERT_EQ(::shutdown(p.b, SHUT_WR), 0);
+    ASSERT_NO_FATAL_FAILURE(arm_then_queue_bytes_and_fin(*this->loop, p, rec));
     bool told = false;
     for (int arms = 1; arms <= 3 && !told; ++arms) {
         ASSERT_TRUE(this->run_until([&] { return rec.calls == arms; })) << "arm " << arms;
