@@ -70,10 +70,15 @@ app::app() {
 
 bool app::respond(const request& req, std::string_view body, response_buffer& out,
                   const stats_view* sv) const {
-    std::string_view path = req.target;
+    const bool head = req.method == "HEAD";
+    if (req.method == "CONNECT") {  // a tunnel this server does not offer; what follows is not HTTP
+        append_response(out, 501, "text/plain", "CONNECT is not supported\n", false,
+                         req.version_minor, false);
+        return false;
+    }
+    std::string_view path = req.path;  // origin-form, also for an absolute-form target
     if (const auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
     const route_match m = routes_.match(req.method, path);
-    const bool head = req.method == "HEAD";
     const bool keep = req.keep_alive;
     if (m.result == route_match::kind::not_found) {
         append_response(out, 404, "text/plain", "Not Found\n", keep, req.version_minor, head);

@@ -81,6 +81,16 @@ constexpr bool for_each_element(std::string_view list, F&& f) {
     }
 }
 
+// Whether a comma list has an empty element (",a", "a,", "a, ,b"); an empty list has one.
+constexpr bool has_empty_element(std::string_view list) {
+    for (;;) {
+        const std::size_t comma = list.find(',');
+        if (trim_ows(list.substr(0, comma)).empty()) return true;
+        if (comma == std::string_view::npos) return false;
+        list.remove_prefix(comma + 1);
+    }
+}
+
 constexpr head_result need_more() {
     return {status::incomplete, 0, 0, {}};
 }
@@ -110,6 +120,7 @@ private:
     void reset() {
         out_.method = {};
         out_.target = {};
+        out_.path = {};
         out_.version_minor = 1;
         out_.header_count = 0;
         out_.keep_alive = true;
@@ -136,6 +147,60 @@ private:
         return true;
     }
 
+    // RFC 9112 §3.2: origin-form ("/path?query") for every method but CONNECT; absolute-form
+    // ("http://authority/path?query", any scheme case) also, routed by its path and answered
+    // for its authority, which replaces Host; asterisk-form ("*") for OPTIONS only;
+    // authority-form ("host:port") for CONNECT only, and CONNECT takes nothing else. Sets
+    // out_.path (and out_.host for absolute-form). Empty when the form is right, else why not.
+    std::string_view target_form() {
+        const std::string_view t = out_.target;
+        const bool connect = out_.method == "CONNECT";
+        if (connect) {
+            const std::size_t colon = t.rfind(':');
+            if (colon == std::string_view::npos || colon == 0 || colon + 1 == t.size() ||
+                !all_of_class(t.substr(0, colon), k_host) ||
+                !std::all_of(t.begin() + std::ptrdiff_t(colon) + 1, t.end(),
+                             [](char c) { return c >= '0' && c <= '9'; }))
+                return "CONNECT needs an authority-form target (host:port)";
+            out_.path = {};
+            absolute_authority_ = t;
+            return {};
+        }
+        if (t.front() == '/') {
+            out_.path = t;
+            return {};
+        }
+        if (t == "*") {
+            if (out_.method != "OPTIONS") return "asterisk-form target for a method other than OPTIONS";
+            out_.path = t;
+            return {};
+        }
+        // absolute-form: only http and https name a resource this server can answer for.
+        const std::size_t sep = t.find("://");
+        if (sep == std::string_view::npos) return "request-target is not origin-form or absolute-form";
+        const std::string_view scheme = t.substr(0, sep);
+        if (!iequals(scheme, "http") && !iequals(scheme, "https"))
+            return "absolute-form target with a scheme other than http or https";
+        const std::string_view rest = t.substr(sep + 3);
+        const std::size_t path_at = rest.find_first_of("/?");
+        const std::string_view authority = rest.substr(0, path_at);
+        // k_host has no '@': userinfo is refused (RFC 9110 §4.2.4 says to treat it as an error).
+        if (authority.empty() || !all_of_class(authority, k_host))
+            return "invalid authority in an absolute-form target";
+        absolute_authority_ = authority;
+        if (path_at == std::string_view::npos) out_.path = "/";
+        else if (rest[path_at] == '?') out_.path = "/";  // an empty path is "/" (RFC 9110 §4.2.3)
+        else out_.path = rest.substr(path_at);
+        return {};
+    }
+
+    static bool is_known_method(std::string_view m) {
+        // RFC 9110 §9.3 and PATCH (RFC 5789); anything else is 501 (RFC 9110 §9.1).
+        constexpr std::string_view known[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                              "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+        return std::find(std::begin(known), std::end(known), m) != std::end(known);
+    }
+
     head_result request_line() {
         head_result r;
         std::size_t i = 0;
@@ -157,6 +222,8 @@ private:
         if (bytes_[i] != ' ' || i == method_start)
             return fail(i, 400, bytes_[i] == '\n' ? "bare LF" : "invalid method");
         out_.method = view(method_start, i);
+        // Methods are case-sensitive (RFC 9110 §9.1): "get" is not GET. Decided at its SP.
+        if (!is_known_method(out_.method)) return fail(i, 501, "unknown method");
         ++i;
 
         const std::size_t target_start = i;
@@ -166,6 +233,8 @@ private:
         }
         if (bytes_[i] != ' ' || i == target_start) return fail(i, 400, "invalid request-target");
         out_.target = view(target_start, i);
+        // Its form must suit the method (RFC 9112 §3.2); decided at the SP that ends it.
+        if (const std::string_view why = target_form(); !why.empty()) return fail(i, 400, why);
         ++i;
 
         constexpr std::string_view prefix = "HTTP/";
@@ -240,32 +309,46 @@ private:
             const std::string_view name = view(name_start, i);
             ++i;
 
+            bool tab_around = false;  // an HT in the OWS before or after the value
             for (;; ++i) {
                 if (!header_byte(i, section_start, r)) return r;
                 if (!is_ows(bytes_[i])) break;
+                tab_around = tab_around || bytes_[i] == '\t';
             }
             const std::size_t value_start = i;
             std::size_t v_end = i;  // one past the last byte that is not OWS
+            bool tab_after = false;  // an HT since v_end
             for (;; ++i) {
                 if (!header_byte(i, section_start, r)) return r;
                 const unsigned char c = bytes_[i];
                 if (c == '\r') break;
                 if (!is(c, k_field)) return fail(i, 400, c == '\n' ? "bare LF" : "control character in field value");
-                if (!is_ows(c)) v_end = i + 1;
+                if (!is_ows(c)) {
+                    v_end = i + 1;
+                    tab_after = false;
+                } else if (c == '\t') {
+                    tab_after = true;
+                }
             }
+            tab_around = tab_around || tab_after;
             if (!header_byte(i + 1, section_start, r)) return r;
             if (bytes_[i + 1] != '\n') return fail(i + 1, 400, "CR not followed by LF");
 
             header& h = out_.headers[out_.header_count++];
             h = {name, view(value_start, v_end)};
             // Decided at the LF that ends the field line.
-            if (const head_result bad = field_semantics(h, i + 1); bad.st == status::error) return bad;
+            if (const head_result bad = field_semantics(h, tab_around, i + 1); bad.st == status::error)
+                return bad;
             i += 2;
         }
     }
 
-    head_result field_semantics(const header& h, std::size_t at) {
+    head_result field_semantics(const header& h, bool tab_around, std::size_t at) {
         const std::string_view v = h.value;
+        const bool framing = iequals(h.name, "content-length") || iequals(h.name, "transfer-encoding");
+        // RFC 9110 allows HT in OWS; node's and nginx's parsers refuse it around the framing
+        // fields, and opreg must not frame a byte stream differently from a proxy in front.
+        if (framing && tab_around) return fail(at, 400, "tab around a framing field's value");
         if (iequals(h.name, "content-length")) {
             if (out_.has_content_length) return fail(at, 400, "more than one Content-Length");
             if (v.empty()) return fail(at, 400, "empty Content-Length");
@@ -281,10 +364,12 @@ private:
             out_.content_length = len;
         } else if (iequals(h.name, "transfer-encoding")) {
             te_seen_ = true;
+            // RFC 9110 §5.6.1 lets a recipient skip empty list elements; node and nginx
+            // refuse them in Transfer-Encoding, and so does opreg (same framing as a proxy).
+            if (v.empty()) return fail(at, 400, "empty Transfer-Encoding");
+            if (has_empty_element(v)) return fail(at, 400, "empty element in Transfer-Encoding");
             head_result bad;
-            std::size_t codings = 0;
             for_each_element(v, [&](std::string_view elem) {
-                ++codings;
                 const std::size_t semi = elem.find(';');
                 const std::string_view coding = trim_ows(elem.substr(0, semi));
                 if (coding.empty() || !all_of_class(coding, k_tchar))
@@ -300,7 +385,6 @@ private:
                 return bad.st != status::error;
             });
             if (bad.st == status::error) return bad;
-            if (codings == 0) return fail(at, 400, "empty Transfer-Encoding");
         } else if (iequals(h.name, "host")) {
             if (host_seen_) return fail(at, 400, "more than one Host");
             if (!all_of_class(v, k_host)) return fail(at, 400, "invalid Host");
@@ -329,6 +413,9 @@ private:
         if (out_.version_minor == 1 && !host_seen_) return fail(at, 400, "missing Host header");
         if (out_.has_content_length && out_.content_length > lim_.max_body)
             return fail(at, 413, "declared body too large");
+        // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host (which must still
+        // be sent, and valid, in HTTP/1.1).
+        if (!absolute_authority_.empty()) out_.host = absolute_authority_;
         out_.chunked = te_chunked_;  // te_seen_ without chunked was refused at its field line
         out_.keep_alive = out_.version_minor == 1 ? !conn_close_ : (conn_keep_alive_ && !conn_close_);
         // RFC 9110 §10.1.1: an HTTP/1.0 client cannot wait for a 100; ignore the expectation.
@@ -341,6 +428,7 @@ private:
     std::string_view buf_;
     request& out_;
     const limits& lim_;
+    std::string_view absolute_authority_;  // of an absolute-form or authority-form target
     bool te_seen_ = false;
     bool te_chunked_ = false;
     bool host_seen_ = false;
@@ -363,11 +451,9 @@ head_result parse_head(std::string_view buf, request& out, const limits& lim) {
 
 enum class chunked_decoder::state : std::uint8_t {
     size,             // chunk-size hex digits
-    ws_before_semi,   // BWS after the size or an extension value: only ';' may follow
-    ext_name_start,   // after ';': BWS, then a token
+    ext_name_start,   // after ';': a token
     ext_name,
-    ws_after_name,    // BWS after a name: ';' or '=' must follow
-    ext_value_start,  // after '=': BWS, then a token or a quoted-string
+    ext_value_start,  // after '=': a token or a quoted-string
     ext_token_value,
     ext_quoted,
     ext_quoted_pair,
@@ -403,8 +489,10 @@ body_result chunked_decoder::feed(std::string_view in, std::string& body) {
     // Ends the chunk-size line's size digits at byte `c` (position i): a size that is
     // malformed, overflowed or takes the body past max_body is refused here.
     auto end_of_size = [&](std::size_t i, unsigned char c, body_result& bad) {
-        if (c != ';' && c != '\r' && !is_ows(c)) {
-            bad = failed(i, 400, c == '\n' ? "bare LF after chunk size" : "invalid character in chunk size");
+        if (c != ';' && c != '\r') {
+            bad = failed(i, 400, c == '\n'    ? "bare LF after chunk size"
+                                 : is_ows(c) ? "whitespace after chunk size"
+                                             : "invalid character in chunk size");
             return false;
         }
         if (size_digits_ == 0) {
@@ -428,6 +516,13 @@ body_result chunked_decoder::feed(std::string_view in, std::string& body) {
         // Chunk-size line states are the ones before size_lf; bound the line.
         if (st_ <= state::size_lf && ++line_len_ > max_chunk_line)
             return failed(i, 400, "chunk-size line too long");
+        // Framing (size lines, extensions, the CRLF after each chunk) may outgrow the payload by
+        // a fixed allowance only: a body cannot be mostly extensions or 1-byte chunks.
+        if (st_ <= state::size_lf || st_ == state::data_cr || st_ == state::data_lf) {
+            if (framing_ >= decoded_ + lim_.chunk_framing_allowance)
+                return failed(i, 400, "chunk framing out of proportion to the payload");
+            ++framing_;
+        }
         if (st_ >= state::trailer_start && st_ <= state::final_lf) {
             if (trailer_len_ >= lim_.max_header_bytes) return failed(i, 431, "trailer section too large");
             ++trailer_len_;
@@ -445,37 +540,28 @@ body_result chunked_decoder::feed(std::string_view in, std::string& body) {
                 body_result bad;
                 if (!end_of_size(i, c, bad)) return bad;
             }
-            st_ = c == ';' ? state::ext_name_start : c == '\r' ? state::size_lf : state::ws_before_semi;
+            st_ = c == ';' ? state::ext_name_start : state::size_lf;
             break;
-        case state::ws_before_semi:
-            if (c == ';') st_ = state::ext_name_start;
-            else if (!is_ows(c)) return failed(i, 400, "invalid character after chunk size");
-            break;
+        // Extensions: no whitespace anywhere (RFC 9112 allows BWS around ';' and '='; node
+        // and nginx refuse it, and a proxy in front must frame the body as opreg does).
         case state::ext_name_start:
             if (is(c, k_tchar)) st_ = state::ext_name;
-            else if (!is_ows(c)) return failed(i, 400, "invalid chunk extension name");
+            else return failed(i, 400, "invalid chunk extension name");
             break;
         case state::ext_name:
             if (c == ';') st_ = state::ext_name_start;
             else if (c == '=') st_ = state::ext_value_start;
             else if (c == '\r') st_ = state::size_lf;
-            else if (is_ows(c)) st_ = state::ws_after_name;
             else if (!is(c, k_tchar)) return failed(i, 400, "invalid chunk extension name");
-            break;
-        case state::ws_after_name:
-            if (c == ';') st_ = state::ext_name_start;
-            else if (c == '=') st_ = state::ext_value_start;
-            else if (!is_ows(c)) return failed(i, 400, "invalid chunk extension");
             break;
         case state::ext_value_start:
             if (c == '"') st_ = state::ext_quoted;
             else if (is(c, k_tchar)) st_ = state::ext_token_value;
-            else if (!is_ows(c)) return failed(i, 400, "invalid chunk extension value");
+            else return failed(i, 400, "invalid chunk extension value");
             break;
         case state::ext_token_value:
             if (c == ';') st_ = state::ext_name_start;
             else if (c == '\r') st_ = state::size_lf;
-            else if (is_ows(c)) st_ = state::ws_before_semi;
             else if (!is(c, k_tchar)) return failed(i, 400, "invalid chunk extension value");
             break;
         case state::ext_quoted:
@@ -490,7 +576,6 @@ body_result chunked_decoder::feed(std::string_view in, std::string& body) {
         case state::ext_after_quoted:
             if (c == ';') st_ = state::ext_name_start;
             else if (c == '\r') st_ = state::size_lf;
-            else if (is_ows(c)) st_ = state::ws_before_semi;
             else return failed(i, 400, "invalid character after chunk extension");
             break;
         case state::size_lf:
@@ -520,15 +605,35 @@ body_result chunked_decoder::feed(std::string_view in, std::string& body) {
             line_len_ = 0;
             break;
         case state::trailer_start:
-            if (c == '\r') st_ = state::final_lf;
-            else if (is(c, k_tchar)) st_ = state::trailer_name;
-            else if (is_ows(c)) return failed(i, 400, "whitespace at the start of a trailer line (obs-fold)");
-            else return failed(i, 400, c == '\n' ? "bare LF in trailer section" : "invalid trailer field name");
+            if (c == '\r') {
+                st_ = state::final_lf;
+            } else if (is(c, k_tchar)) {
+                st_ = state::trailer_name;
+                name_len_ = 0;
+                name_[name_len_++] = lower(char(c));
+            } else if (is_ows(c)) {
+                return failed(i, 400, "whitespace at the start of a trailer line (obs-fold)");
+            } else {
+                return failed(i, 400, c == '\n' ? "bare LF in trailer section" : "invalid trailer field name");
+            }
             break;
         case state::trailer_name:
-            if (c == ':') st_ = state::trailer_value;
-            else if (is_ows(c)) return failed(i, 400, "whitespace between trailer field name and colon");
-            else if (!is(c, k_tchar)) return failed(i, 400, "invalid trailer field name");
+            if (c == ':') {
+                // Framing belongs in the head: a trailer that could re-frame the message (RFC
+                // 9110 §6.5.1) is refused, not ignored, as node and nginx do.
+                const std::string_view name(name_, name_len_ <= sizeof name_ ? name_len_ : 0);
+                if (name == "content-length" || name == "transfer-encoding")
+                    return failed(i, 400, "framing field in the trailer section");
+                st_ = state::trailer_value;
+            } else if (is_ows(c)) {
+                return failed(i, 400, "whitespace between trailer field name and colon");
+            } else if (!is(c, k_tchar)) {
+                return failed(i, 400, "invalid trailer field name");
+            } else if (name_len_ < sizeof name_) {
+                name_[name_len_++] = lower(char(c));
+            } else {
+                name_len_ = sizeof name_ + 1;  // longer than any name it looks for
+            }
             break;
         case state::trailer_value:
             if (c == '\r') st_ = state::trailer_lf;

@@ -27,6 +27,17 @@
 //     method is 1*tchar; request-target is 1*VCHAR (no bytes >= 0x80, no controls).
 //     Empty lines (CRLF) before the request line are skipped (RFC 9112 §2.2) and count
 //     toward max_request_line.
+//   - Methods are case-sensitive (RFC 9110 §9.1): GET, HEAD, POST, PUT, DELETE, CONNECT,
+//     OPTIONS, TRACE and PATCH are known; any other token ("get", "GeT", "GET!", "FOO") is
+//     501, decided at the SP after it.
+//   - The request-target's form must suit the method (RFC 9112 §3.2), else 400, decided at
+//     the SP after it: origin-form ("/" ...) for any method but CONNECT; absolute-form
+//     ("http://authority/path", "https://", the scheme in any case) likewise, and `path` is
+//     its path and query ("/" when empty) and `host` its authority, which replaces Host
+//     (RFC 9112 §3.2.2; Host must still be present in HTTP/1.1); asterisk-form ("*") for
+//     OPTIONS only; authority-form ("host:port") for CONNECT only, and CONNECT takes only
+//     that. A relative target ("users/7"), another scheme, an empty authority or userinfo
+//     ("http://u@h/", RFC 9110 §4.2.4) is 400.
 //   - HTTP/1.0 and HTTP/1.1 only; another well-formed version is 505 (decided as soon as
 //     its minor digit arrives); anything else where the version belongs is 400.
 //   - field-line = field-name ":" OWS field-value OWS CRLF; field-name is 1*tchar (so no
@@ -38,6 +49,18 @@
 //     HTTP/1.0 request is 400 (RFC 9112 §6.1: its framing cannot be trusted); a transfer
 //     coding other than "chunked" is 501, "chunked" twice, with parameters, or followed by
 //     another coding is 400, an empty Transfer-Encoding is 400.
+//   Where RFC 9112 lets a recipient be lenient but node's llhttp and nginx refuse, this
+//   parser refuses too (400): a proxy in front and opreg must never frame one byte stream
+//   differently. So: an HT in the whitespace around a Content-Length or Transfer-Encoding
+//   value; an empty element in Transfer-Encoding (", chunked", "chunked,"); whitespace
+//   anywhere in a chunk-size line (after the size, around ';' and '='); Content-Length or
+//   Transfer-Encoding in a trailer section.
+//   Stricter than node's llhttp, on purpose (each a 4xx/5xx where node accepts): an unknown
+//   or lower-case method (501, RFC 9110 §9.1); a target whose form does not suit the method
+//   or an absolute-form target that is not http(s), or has userinfo (400, above); a missing
+//   Host in HTTP/1.1 and an invalid Host value (400, RFC 9112 §3.2); bare LF (400, RFC 9112
+//   §2.2 allows it, we do not); an HTTP/1.0 request with Transfer-Encoding (400); a chunked
+//   body whose framing outgrows its payload (400, `chunk_framing_allowance`); the limits.
 //   - HTTP/1.1 needs exactly one Host; more than one Host is 400 in any version; its value
 //     may hold only authority characters (RFC 3986 host [":" port]).
 //   - Limits (see `limits`): 414, 431, 413.
@@ -71,6 +94,12 @@ struct limits {
     std::size_t max_headers = 100;
     // Declared Content-Length, or the sum of decoded chunk sizes. Larger: 413.
     std::size_t max_body = 1024 * 1024;
+    // A chunked body's framing (chunk-size lines with their extensions, and the CRLF after
+    // each chunk's data) may exceed the payload decoded so far by at most this much. Over:
+    // 400. A body of long extensions or 1-byte chunks is refused early, so that what a peer
+    // sends stays within (2 x payload + this) bytes; every client that sends sensible chunks
+    // (curl: 64 KiB) is far inside it.
+    std::size_t chunk_framing_allowance = 16 * 1024;
 };
 
 struct header {
@@ -81,7 +110,10 @@ struct header {
 // Valid only after parse_head() returned `complete`; otherwise partly filled.
 struct request {
     std::string_view method;       // as sent, e.g. "GET"
-    std::string_view target;       // request-target, e.g. "/users/7?x=1"
+    std::string_view target;       // request-target as sent, e.g. "/users/7?x=1"
+    std::string_view path;         // what to route: origin-form path and query ("/users/7?x=1"),
+                                   // also for an absolute-form target; "*" for OPTIONS *;
+                                   // empty for CONNECT's authority-form
     int version_minor = 1;         // HTTP/1.<minor>; only 1.0 and 1.1 are accepted
     header headers[100];           // views into the caller's buffer (zero-copy)
     std::size_t header_count = 0;
@@ -136,8 +168,10 @@ struct body_result {
 // over max_body, decided as each chunk-size line ends) or 431 (trailer section over
 // max_header_bytes). On error, `body` may hold the payload decoded before it. Once complete
 // or failed, further feeds consume nothing and repeat the answer.
-// Chunk extensions (`;name`, `;name=token`, `;name="quoted"`) are checked and ignored;
-// trailer fields are checked like header fields and discarded.
+// Chunk extensions (`;name`, `;name=token`, `;name="quoted"`, no whitespace) are checked and
+// ignored; trailer fields are checked like header fields and discarded (Content-Length or
+// Transfer-Encoding there is 400). Framing beyond the payload plus chunk_framing_allowance
+// is 400. State lives in the decoder, so a body fed in k pieces costs O(body), not O(k x body).
 class chunked_decoder {
 public:
     explicit chunked_decoder(const limits& lim = {});
@@ -153,6 +187,9 @@ private:
     std::size_t line_len_ = 0;      // bytes of the current chunk-size line (bounded)
     std::size_t decoded_ = 0;       // payload bytes so far, for max_body
     std::size_t trailer_len_ = 0;   // bytes of the trailer section, for max_header_bytes
+    std::size_t framing_ = 0;       // bytes of size lines, extensions and data CRLFs
+    char name_[17];                 // a trailer field name's first bytes, lower case
+    std::size_t name_len_ = 0;      // its length; sizeof name_ + 1 once longer
     body_result final_{};           // the answer repeated once complete or failed
 };
 

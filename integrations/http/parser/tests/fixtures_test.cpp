@@ -122,13 +122,6 @@ struct allowed_difference {
 };
 
 constexpr allowed_difference allowlist[] = {
-    // llhttp knows a fixed list of methods (and which belong to RTSP/ICE); RFC 9110 §9.1
-    // makes a method any token, and whether it is implemented is the server's answer (405
-    // or 501 from the router), not the parser's.
-    {"invalid.md", "HTTP protocol and ANNOUNCE method", outcome::accepted,
-     "ANNOUNCE is a valid token method; only llhttp's method table makes it RTSP-only"},
-    {"invalid.md", "Invalid method", outcome::accepted,
-     "MKCOLA is a valid token method; llhttp refuses it only because it is not in its method table"},
     // llhttp reports bytes after a `Connection: close` (or HTTP/1.0 without keep-alive)
     // request as an error (HPE_CLOSED_CONNECTION). We answer that request and the server
     // closes the connection; the bytes after it are never parsed. Same effect, no 4xx.
