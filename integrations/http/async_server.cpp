@@ -109,6 +109,7 @@ public:
         int fd = -1;
         std::uint32_t last_active = 0;      // worker clock, seconds
         std::uint32_t request_started = 0;  // when the request in progress began
+        std::uint32_t last_sent = 0;        // when unsent output last moved (or was queued)
         bool read_pending = false;
         bool write_pending = false;
         bool zombie = false;                // closed; freed when its last op ends
@@ -184,6 +185,12 @@ private:
         std::string_view bytes;  // the kept incomplete request, then what was read now
         read_end end;
     };
+    // How dispatch_step ended.
+    enum class dispatched : std::uint8_t {
+        written,      // every answer was written: read on
+        output_full,  // written, but requests are left in c->partial: answer them first
+        stopped,      // c was closed, or waits to write
+    };
 
     void on_accept(int fd) {
         if (draining_ || srv_.live_total().load(std::memory_order_relaxed) >= opt_.max_conns) {
@@ -229,13 +236,18 @@ private:
     // Readable (or just accepted): read, answer and write until the socket has nothing more,
     // then arm the next read; or close.
     void on_readable(conn* c, bool may_stop_short) {
+        bool read_more = true;
         for (;;) {
-            const read_batch batch = read_step(c, may_stop_short);
+            // After a batch whose answers filled the output, the requests left over are
+            // answered before anything new is read: c->partial shrinks, never grows.
+            const read_batch batch = read_more ? read_step(c, may_stop_short) : kept_batch(c);
             if (batch.end == read_end::failed) {
                 close_conn(c);
                 return;
             }
-            if (!dispatch_step(c, batch.bytes)) return;  // closed, or waiting to write
+            const dispatched d = dispatch_step(c, batch.bytes);
+            if (d == dispatched::stopped) return;  // closed, or waiting to write
+            read_more = d == dispatched::written;
             if (batch.end == read_end::eof) {
                 eof_step(c);
                 return;
@@ -292,22 +304,34 @@ private:
         return {std::string_view(in_.data(), len), end};
     }
 
+    // The kept bytes alone, in the scratch buffer: no read.
+    read_batch kept_batch(conn* c) {
+        const std::size_t len = c->partial.size();
+        reserve_scratch(len);
+        std::memcpy(in_.data(), c->partial.view().data(), len);
+        c->partial.reset();
+        return {std::string_view(in_.data(), len), read_end::batch_full};
+    }
+
     // Grows the scratch buffer (zero-filling only when it grows, which is rare).
     void reserve_scratch(std::size_t n) {
         if (in_.size() < n) in_.resize(std::max(n, 2 * in_.size()));
     }
 
-    // The dispatch step: answers every complete request in `bytes` into out_, keeps an
-    // incomplete one in c->partial, and writes the answers. false when c was closed or waits
-    // to write.
-    bool dispatch_step(conn* c, std::string_view bytes) {
+    // The dispatch step: answers the complete requests in `bytes` into out_ (up to
+    // max_output), keeps the rest in c->partial (an incomplete head, or requests not answered
+    // yet; a body in progress is kept by the session), and writes the answers.
+    dispatched dispatch_step(conn* c, std::string_view bytes) {
         out_.clear();
-        const serve_result r =
-            serve_requests(srv_.application(), opt_.lim, bytes, out_, c->session, &srv_);
+        const serve_result r = serve_requests(srv_.session(), bytes, out_, c->session);
         requests_.fetch_add(r.requests, std::memory_order_relaxed);
+        // The header timeout measures the request in progress, not the connection: one that
+        // began after an answered request began in this batch.
+        if (r.requests != 0) c->request_started = now_;
         if (r.consumed < bytes.size() && !c->session.close_after)
             c->partial.assign(bytes.substr(r.consumed));
-        return out_.empty() || write_step(c);
+        if (!out_.empty() && !write_step(c)) return dispatched::stopped;
+        return r.output_full ? dispatched::output_full : dispatched::written;
     }
 
     // The eof step: the peer ended its side. A request it left incomplete can never complete
@@ -345,6 +369,7 @@ private:
             return false;
         }
         c->unsent.assign(all.substr(from + w.written));
+        c->last_sent = now_;
         arm(c, direction::write);
         return false;
     }
@@ -358,6 +383,7 @@ private:
             return false;
         }
         c->unsent.consume(w.written);
+        if (w.written != 0) c->last_sent = now_;
         if (w.how == write_outcome::end::would_block) {
             arm(c, direction::write);
             return false;
@@ -384,6 +410,15 @@ private:
 
     static bool& pending(conn* c, direction d) noexcept {
         return d == direction::read ? c->read_pending : c->write_pending;
+    }
+
+    // A connection closed for a timeout is reset: the kernel drops what it still holds for
+    // it (unsent output to a peer that does not read) instead of keeping it, orphaned.
+    void reset_conn(conn* c) {
+        if (c->zombie) return;
+        const linger abort{.l_onoff = 1, .l_linger = 0};
+        ::setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+        close_conn(c);
     }
 
     void close_conn(conn* c) {
@@ -416,7 +451,7 @@ private:
         srv_.live_total().fetch_sub(1, std::memory_order_relaxed);
     }
 
-    // Every second: close connections past their header or idle timeout.
+    // Every second: close connections past their header, idle or send timeout.
     void schedule_sweep() {
         worker* self = this;
         loop_.after(1s, [self] {
@@ -428,11 +463,15 @@ private:
     void sweep() {
         for (conn* c = head_; c != nullptr;) {
             conn* next = c->next;
-            const bool mid = c->session.mid_request;
-            if ((mid && now_ - c->request_started >= std::uint32_t(opt_.header_timeout_s)) ||
-                (!mid && c->unsent.empty() &&
-                 now_ - c->last_active >= std::uint32_t(opt_.idle_timeout_s)))
+            if (!c->unsent.empty()) {
+                // Output the peer does not take: it has send_timeout to take some.
+                if (now_ - c->last_sent >= std::uint32_t(opt_.send_timeout_s)) reset_conn(c);
+            } else if (c->session.mid_request) {
+                if (now_ - c->request_started >= std::uint32_t(opt_.header_timeout_s))
+                    close_conn(c);
+            } else if (now_ - c->last_active >= std::uint32_t(opt_.idle_timeout_s)) {
                 close_conn(c);
+            }
             c = next;
         }
     }
@@ -470,10 +509,13 @@ private:
 template <registry R, class Arming>
 class server : public stats_source {
 public:
-    explicit server(const server_options& opt) : opt_{opt} {}
+    explicit server(const server_options& opt)
+        : opt_{opt},
+          budget_{opt_.body_memory},
+          session_{.application = app_, .lim = opt_.lim, .stats = this, .budget = &budget_} {}
 
     const server_options& options() const noexcept { return opt_; }
-    const app& application() const noexcept { return app_; }
+    const session_context& session() const noexcept { return session_; }
     // Connections of every worker: --max-conns is a limit for the whole server.
     std::atomic<std::size_t>& live_total() noexcept { return live_total_; }
 
@@ -578,6 +620,8 @@ public:
 private:
     server_options opt_;
     app app_;
+    body_budget budget_;
+    session_context session_;
     std::atomic<std::size_t> live_total_{0};
     std::unique_ptr<R> shared_;
     std::vector<std::unique_ptr<R>> own_;

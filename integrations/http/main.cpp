@@ -9,6 +9,10 @@
 
 #include "server.hpp"
 
+#if defined(__GLIBC__)
+#include <malloc.h>  // mallopt
+#endif
+
 namespace {
 
 constexpr const char* usage = R"(usage: opreg-httpd [options]
@@ -32,8 +36,13 @@ options:
   --model NAME           async (reactor threads) | thread-per-conn (default async)
   --max-conns N          connections at once; more get 503 and are closed (default 10000)
   --idle-timeout S       close a keep-alive connection idle this long (default 60)
-  --header-timeout S     close a connection whose request is incomplete this long (default 10)
+  --header-timeout S     close a connection whose request (head and body) is not complete
+                         this long after its first byte (default 10)
+  --send-timeout S       reset a connection whose peer takes none of its output this long
+                         (default 60)
   --max-body BYTES       larger bodies get 413 (default 1048576)
+  --body-memory BYTES    what all bodies still arriving may hold together; a request that
+                         would go over gets 503 and its connection closes (default 67108864)
   --list                 the registry strategies, one per line
   --help                 this text
 
@@ -60,6 +69,12 @@ bool parse_int(const char* s, long lo, long hi, long& out) {
 } // namespace
 
 int main(int argc, char** argv) {
+    // Bodies of up to --max-body come and go; with glibc's default the mmap threshold rises
+    // to the largest block freed, after which such blocks come from the heap and their memory
+    // is not returned when the connections close. A fixed threshold keeps them mmap'd.
+#if defined(__GLIBC__)
+    (void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
     opreg::http::server_options opt;
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
@@ -109,8 +124,12 @@ int main(int argc, char** argv) {
             opt.idle_timeout_s = int(n);
         } else if (a == "--header-timeout" && parse_int(value(), 1, 86400, n)) {
             opt.header_timeout_s = int(n);
+        } else if (a == "--send-timeout" && parse_int(value(), 1, 86400, n)) {
+            opt.send_timeout_s = int(n);
         } else if (a == "--max-body" && parse_int(value(), 0, 1L << 30, n)) {
             opt.lim.max_body = std::size_t(n);
+        } else if (a == "--body-memory" && parse_int(value(), 0, 1L << 40, n)) {
+            opt.body_memory = std::size_t(n);
         } else if (a == "--shared-registry") {
             opt.shared_registry = true;
         } else if (a == "--std-function") {

@@ -29,7 +29,9 @@ struct server_options {
     int port = 8080;
     std::size_t max_conns = 10000;  // per server; more are refused with 503 and closed
     int idle_timeout_s = 60;        // keep-alive connection with nothing in progress
-    int header_timeout_s = 10;      // a request started but not complete
+    int header_timeout_s = 10;      // a request (head and body) started but not complete
+    int send_timeout_s = 60;        // unsent output the peer takes none of
+    std::size_t body_memory = 64 << 20;  // all bodies in progress together; over: 503
     int grace_s = 5;                // on SIGTERM: time for responses in flight
     limits lim;
     // Diagnosis: re-create the original configuration's suspected costs one at a time

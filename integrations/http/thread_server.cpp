@@ -40,9 +40,13 @@ public:
 };
 
 struct shared_state {
+    explicit shared_state(const server_options& o)
+        : opt{&o}, budget{o.body_memory}, session{application, o.lim, &stats, &budget} {}
     const server_options* opt;
     app application;
     thread_stats stats;
+    body_budget budget;
+    session_context session;
     std::atomic<bool> stopping{false};
     std::mutex m;
     std::condition_variable all_gone;
@@ -83,8 +87,7 @@ void serve_connection(shared_state& s, int fd) {
         if (n <= 0) break;
         len += std::size_t(n);
         out.clear();
-        const serve_result r = serve_requests(s.application, opt.lim, std::string_view(in.data(), len),
-                                              out, st, &s.stats);
+        const serve_result r = serve_requests(s.session, std::string_view(in.data(), len), out, st);
         s.stats.requests.fetch_add(r.requests, std::memory_order_relaxed);
         std::memmove(in.data(), in.data() + r.consumed, len - r.consumed);
         len -= r.consumed;
@@ -109,8 +112,7 @@ int run_thread_per_conn(const server_options& opt) {
         std::fprintf(stderr, "opreg-httpd: listen on 127.0.0.1:%d: %s\n", port, std::strerror(errno));
         return 1;
     }
-    static shared_state s;
-    s.opt = &opt;
+    static shared_state s{opt};
 
     sigset_t sigs;
     sigemptyset(&sigs);

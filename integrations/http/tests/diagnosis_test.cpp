@@ -187,7 +187,7 @@ TEST(WritePerPart, PartsAreTheHeadsAndBodiesTheApplicationWrote) {
         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(look_alike.size()) +
         "\r\n\r\n" + look_alike +
         "GET / HTTP/1.1\r\nHost: t\r\n\r\nHEAD / HTTP/1.1\r\nHost: t\r\n\r\n";
-    const serve_result r = serve_requests(a, limits{}, in, out, st, nullptr);
+    const serve_result r = serve_requests({a, limits{}}, in, out, st);
     ASSERT_EQ(r.requests, 3u);
     const std::vector<std::string_view> parts = parts_of(out);
     ASSERT_EQ(parts.size(), 5u);  // head, body; head, body; head (HEAD: no body)
@@ -203,15 +203,14 @@ TEST(WritePerPart, ContinueAndErrorsArePartsToo) {
     app a;
     session_state st;
     response_buffer out{/*record_parts=*/true};
-    serve_requests(
-        a, limits{},
+    serve_requests({a, limits{}},
         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n", out,
-        st, nullptr);
+        st);
     ASSERT_EQ(parts_of(out).size(), 1u);
     EXPECT_EQ(parts_of(out)[0], "HTTP/1.1 100 Continue\r\n\r\n");
     out.clear();
     session_state bad;
-    serve_requests(a, limits{}, "GET / HTTP/9.9\r\n\r\n", out, bad, nullptr);
+    serve_requests({a, limits{}}, "GET / HTTP/9.9\r\n\r\n", out, bad);
     const std::vector<std::string_view> parts = parts_of(out);
     ASSERT_EQ(parts.size(), 2u);
     EXPECT_TRUE(parts[0].starts_with("HTTP/1.1 505"));
@@ -222,9 +221,8 @@ TEST(WritePerPart, NothingIsRecordedUnlessAsked) {
     app a;
     session_state st;
     response_buffer out;
-    serve_requests(a, limits{},
-                   "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n", out, st,
-                   nullptr);
+    serve_requests({a, limits{}},
+                   "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n", out, st);
     EXPECT_FALSE(out.empty());
     EXPECT_TRUE(out.part_ends().empty());
 }

@@ -1,0 +1,396 @@
+#!/usr/bin/env python3
+"""opreg-httpd under attack, on 127.0.0.1 only: what one connection may cost the server.
+
+For every registry strategy on epoll and on io_uring (and --model thread-per-conn), starts
+the server with short timeouts and small budgets and checks, with raw sockets:
+
+  chunk extensions  chunked bodies made of long extensions are refused early, and cost
+                    neither memory nor CPU out of proportion to their payload;
+  drip              a body sent in many small reads costs at most 2x the CPU of the same
+                    payload sent plainly (Content-Length) in the same reads;
+  non-readers       clients that send requests and never read the answers are reset after
+                    --send-timeout, and a new client is served, not refused with 503;
+  pipeline          a client that pipelines continuously, every write ending inside a
+                    request, is not cut by --header-timeout (it measures one request);
+  body budget       uploads in progress beyond --body-memory get 503; the ones inside it
+                    complete; and the server's memory goes back down once they close.
+
+Every check is bounded in count and time. Prints one line per check, then "N passed, N
+failed, N skipped"; exits non-zero on any failure. --measure prints the memory and CPU
+figures each attack costs (RSS per connection), for the README and the closing notes.
+"""
+import argparse
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clients import RESULTS, Server, registry_names, report, skip, status_of  # noqa: E402
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+# The server's settings for every run: small enough that each check is quick.
+SEND_TIMEOUT = 2
+HEADER_TIMEOUT = 2
+MAX_BODY = 1_000_000
+BODY_MEMORY = 4_000_000   # four bodies of MAX_BODY in progress at once
+MAX_CONNS = 24
+
+
+def cpu_seconds(pid):
+    """CPU time of the server's live threads, in ns resolution (schedstat), not clock ticks."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread that just ended (thread-per-conn): read before the connection ends
+    return total / 1e9
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def read_response(s, timeout=3.0):
+    """Reads one whole response (Content-Length framed) or up to EOF; (bytes, closed)."""
+    s.settimeout(timeout)
+    got = b""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        head_end = got.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = got[:head_end].decode("latin-1").lower()
+            length = 0
+            for line in head.split("\r\n"):
+                if line.startswith("content-length:"):
+                    length = int(line.split(":", 1)[1])
+            if len(got) >= head_end + 4 + length:
+                return got, False
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            return got, False
+        except ConnectionResetError:
+            return got, True
+        if not chunk:
+            return got, True
+        got += chunk
+    return got, False
+
+
+def wait_closed(s, timeout):
+    """Reads and discards until the server closes or resets; True if it did in time."""
+    s.settimeout(0.2)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if not s.recv(1 << 20):
+                return True
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+    return False
+
+
+def connect(port, timeout=5.0):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def send_until_refused(s, data_iter, budget_s):
+    """Sends pieces until the server closes, the pieces end or budget_s passes.
+
+    Returns (bytes sent, refused): refused when the server answered and closed (or reset)."""
+    sent = 0
+    deadline = time.time() + budget_s
+    s.settimeout(budget_s)
+    for piece in data_iter:
+        if time.time() > deadline:
+            return sent, False
+        try:
+            s.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            return sent, True
+        sent += len(piece)
+    return sent, False
+
+
+# ---- chunk extensions ---------------------------------------------------------------------
+
+def check_chunk_extensions(srv, tag, measure):
+    """4 connections send chunked bodies of 1-byte chunks, each with a 4000-byte extension
+    (up to 8 MB each). Each must be answered 400 and closed after a bounded prefix."""
+    head = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    piece = b"1;" + b"e" * 4000 + b"\r\nx\r\n"
+    rss0, cpu0 = rss_bytes(srv.proc.pid), cpu_seconds(srv.proc.pid)
+    results = [None] * 4
+
+    def attack(k):
+        s = connect(srv.port)
+        try:
+            sent, refused = send_until_refused(s, (head if i == 0 else piece for i in range(2000)), 10)
+            got, _ = read_response(s, timeout=3)
+            results[k] = (sent, refused, status_of(got))
+        except OSError as e:
+            results[k] = (0, False, f"error {e}")
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=attack, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    cpu = cpu_seconds(srv.proc.pid) - cpu0
+    grew = rss_bytes(srv.proc.pid) - rss0
+    ok = all(r is not None and r[2] == 400 for r in results)
+    # What a connection may send before the refusal: the allowance (16 KiB) plus what the
+    # kernel had buffered (socket buffers), far below the 8 MB it tried.
+    most = max((r[0] for r in results if r), default=0)
+    report(f"{tag} chunk-extension bodies get 400 after a bounded prefix, 4 connections",
+           ok and most < 4 << 20, f"{results}, most sent {most} bytes")
+    report(f"{tag} chunk-extension bodies cost little memory and CPU",
+           grew < 8 << 20 and cpu < 1.0, f"RSS +{grew / 1e6:.1f} MB, CPU {cpu:.2f} s")
+    if measure:
+        print(f"MEASURE {tag} chunk-extension attack, 4 connections: RSS +{grew / 1e6:.2f} MB, "
+              f"CPU {cpu:.3f} s, most sent {most} bytes", flush=True)
+
+
+# ---- drip ---------------------------------------------------------------------------------
+
+def upload_cost(srv, head, pieces, pause):
+    """Server CPU for one upload sent in `pieces`, `pause` seconds apart; (cpu, status)."""
+    s = connect(srv.port)
+    try:
+        cpu0 = cpu_seconds(srv.proc.pid)
+        s.sendall(head)
+        for p in pieces:
+            s.sendall(p)
+            time.sleep(pause)
+        got, _ = read_response(s, timeout=10)
+        return cpu_seconds(srv.proc.pid) - cpu0, status_of(got), len(got)
+    finally:
+        s.close()
+
+
+def check_drip(srv, tag, measure):
+    """The same 1 MB payload sent in 400 paced pieces: plainly (Content-Length), and chunked
+    with an extension on every chunk. Each byte is handled once, so the chunked upload costs
+    at most 2x the plain one (plus 5 ms for the noise of a shared machine)."""
+    n, size = 400, 2500
+    payload = os.urandom(n * size)
+    plain_head = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(payload)
+    plain = [payload[k * size:(k + 1) * size] for k in range(n)]
+    chunked_head = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked = [b"%x;note=%s\r\n%s\r\n" % (size, b"n" * 1000, plain[k]) for k in range(n)]
+    chunked[-1] += b"0\r\n\r\n"
+    pause = 0.002  # paced, so the server reads them one (or a few) at a time
+    cpu_plain, st_plain, len_plain = upload_cost(srv, plain_head, plain, pause)
+    cpu_chunked, st_chunked, len_chunked = upload_cost(srv, chunked_head, chunked, pause)
+    ok = (st_plain == 200 and st_chunked == 200 and len_plain > len(payload) and
+          len_chunked > len(payload) and cpu_chunked <= 2 * cpu_plain + 0.005)
+    report(f"{tag} a 1 MB body in 400 reads: chunked with extensions costs <= 2x plain CPU",
+           ok, f"plain {cpu_plain * 1000:.0f} ms ({st_plain}), chunked {cpu_chunked * 1000:.0f} ms ({st_chunked})")
+    if measure:
+        print(f"MEASURE {tag} drip, 1 MB in 400 reads: plain {cpu_plain * 1e3:.0f} ms, "
+              f"chunked+extensions {cpu_chunked * 1e3:.0f} ms "
+              f"({cpu_plain / len(payload) * 1e9:.1f} / {cpu_chunked / len(payload) * 1e9:.1f} ns per payload byte)",
+              flush=True)
+
+
+# ---- non-readers --------------------------------------------------------------------------
+
+NON_READERS = 8
+NON_READER_BODY = 6_000_000  # its echo is more than the kernel buffers of one connection hold
+
+
+def check_non_readers(srv, tag, measure, count=NON_READERS):
+    """`count` clients (as many as --max-conns allows) each send one complete request whose
+    answer is larger than the socket buffers can hold, and never read. After the send timeout
+    each is reset, and a new client is served instead of being refused with 503."""
+    head = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % NON_READER_BODY
+    body = b"r" * NON_READER_BODY
+    rss0 = rss_bytes(srv.proc.pid)
+    stuck = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
+            s.settimeout(5)
+            s.connect(("127.0.0.1", srv.port))
+            s.sendall(head + body)  # the server reads it all: it answers only once it is whole
+            stuck.append(s)
+        time.sleep(0.3)
+        held = rss_bytes(srv.proc.pid) - rss0
+        c = connect(srv.port)
+        try:
+            c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            before, _ = read_response(c)
+        finally:
+            c.close()
+        t0 = time.time()
+        # The send timeout runs from the last byte the server wrote; the sweep runs each second.
+        time.sleep(SEND_TIMEOUT + 1.5)
+        c = connect(srv.port)
+        try:
+            c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            got, _ = read_response(c)
+        finally:
+            c.close()
+        report(f"{tag} {count} clients that never read are timed out; a new client gets 200",
+               status_of(before) == 503 and status_of(got) == 200,
+               f"{status_of(before)} while they hold every connection, {status_of(got)} "
+               f"{time.time() - t0:.1f} s later")
+        closed = sum(1 for s in stuck if wait_closed(s, 0.5))
+        report(f"{tag} the non-reading clients were reset", closed == count, f"{closed}/{count}")
+        if measure:
+            print(f"MEASURE {tag} {count} non-reading clients, {NON_READER_BODY}-byte answers: "
+                  f"RSS +{held / 1e6:.2f} MB held ({held / count / 1e6:.2f} MB each)", flush=True)
+    finally:
+        for s in stuck:
+            s.close()
+
+
+# ---- pipeline -----------------------------------------------------------------------------
+
+def check_pipeline_progress(srv, tag, measure):
+    """Pipelines for 2x the header timeout, every write ending inside the next request; the
+    connection must stay open and every request be answered."""
+    req = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+    cut = 20  # each write: the end of one request and the start of the next
+    s = connect(srv.port)
+    answered = 0
+    ok = True
+    try:
+        s.sendall(req[:cut])
+        t_end = time.time() + 2 * HEADER_TIMEOUT + 0.5
+        sent = 0
+        while time.time() < t_end:
+            s.sendall(req[cut:] + req[:cut])
+            sent += 1
+            got, closed = read_response(s, timeout=2)
+            if status_of(got) != 200 or closed:
+                ok = False
+                break
+            answered += 1
+            time.sleep(0.05)
+        report(f"{tag} a continuous pipeline outlives the header timeout",
+               ok and answered == sent and answered > 20, f"{answered} answered of {sent}")
+    finally:
+        s.close()
+
+
+# ---- body budget --------------------------------------------------------------------------
+
+def check_body_budget(srv, tag, measure, count=8):
+    """`count` uploads of MAX_BODY each stop 1,000 bytes short; those beyond BODY_MEMORY get
+    503 and a close, the others complete once their last bytes come. Then memory returns."""
+    rss0 = rss_bytes(srv.proc.pid)
+    head = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % MAX_BODY
+    body = os.urandom(MAX_BODY)
+    conns, refused = [], 0
+    try:
+        for _ in range(count):
+            s = connect(srv.port)
+            sent, was_refused = send_until_refused(s, [head, body[:-1000]], 5)
+            if was_refused:
+                got, _ = read_response(s, timeout=2)
+                refused += status_of(got) == 503
+                s.close()
+                continue
+            # Not refused while sending: the 503 may still be on its way.
+            s.settimeout(0.3)
+            try:
+                first = s.recv(65536)
+            except socket.timeout:
+                first = None
+            except ConnectionResetError:
+                first = b""
+            if first is not None:
+                refused += status_of(first) == 503
+                s.close()
+                continue
+            conns.append(s)
+        held = rss_bytes(srv.proc.pid) - rss0
+        fits = BODY_MEMORY // MAX_BODY
+        report(f"{tag} {count} uploads in progress, budget for {fits}: the rest get 503",
+               len(conns) == fits and refused == count - fits,
+               f"{len(conns)} in progress, {refused} refused with 503")
+        done = 0
+        for s in conns:
+            s.sendall(body[-1000:])
+            got, _ = read_response(s, timeout=5)
+            done += status_of(got) == 200 and got.endswith(body[-100:])
+        report(f"{tag} the uploads inside the budget complete", done == len(conns), f"{done}/{len(conns)}")
+    finally:
+        for s in conns:
+            s.close()
+    time.sleep(0.3)
+    after = rss_bytes(srv.proc.pid) - rss0
+    report(f"{tag} memory goes back once the uploads close", after < 2 << 20,
+           f"RSS +{held / 1e6:.1f} MB while held, +{after / 1e6:.1f} MB after")
+    if measure:
+        print(f"MEASURE {tag} {len(conns)} uploads of {MAX_BODY} bytes held: RSS +{held / 1e6:.2f} MB "
+              f"({held / max(1, len(conns)) / 1e6:.2f} MB each), +{after / 1e6:.2f} MB after they close",
+              flush=True)
+
+
+COMMON = ["--send-timeout", str(SEND_TIMEOUT), "--header-timeout", str(HEADER_TIMEOUT),
+          "--idle-timeout", "30"]
+BUDGETED = ["--max-conns", str(MAX_CONNS), "--max-body", str(MAX_BODY), "--body-memory",
+            str(BODY_MEMORY)]
+# Each check on a server of its own, with the settings it is about.
+CHECKS = [
+    (check_chunk_extensions, BUDGETED),
+    (check_drip, BUDGETED),
+    (check_non_readers, ["--max-conns", str(NON_READERS), "--max-body", str(NON_READER_BODY),
+                         "--body-memory", str(NON_READERS * NON_READER_BODY)]),
+    (check_pipeline_progress, BUDGETED),
+    (check_body_budget, BUDGETED),
+]
+
+
+def run_suite(binary, tag, args, measure):
+    for check, settings in CHECKS:
+        try:
+            srv = Server(binary, *args, *COMMON, *settings)
+        except RuntimeError as e:
+            report(f"{tag} starts", False, str(e))
+            return
+        try:
+            check(srv, tag, measure)
+        finally:
+            code = srv.stop()
+            if code != 0:
+                report(f"{tag} exits 0 on SIGTERM after {check.__name__}", False, f"exit {code}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--server", required=True, help="path to opreg-httpd")
+    ap.add_argument("--quick", action="store_true", help="slot_array on epoll only")
+    ap.add_argument("--measure", action="store_true", help="print what each attack costs")
+    ap.add_argument("--models", default="async", help="comma list: async, thread-per-conn")
+    a = ap.parse_args()
+    models = a.models.split(",")
+    if "async" in models:
+        registries = ["slot_array"] if a.quick else registry_names(a.server)
+        backends = ["epoll"] if a.quick else ["epoll", "io_uring"]
+        for backend in backends:
+            for r in registries:
+                run_suite(a.server, f"[{backend} {r}]", ["--backend", backend, "--registry", r], a.measure)
+    if "thread-per-conn" in models:
+        run_suite(a.server, "[thread-per-conn]", ["--model", "thread-per-conn"], a.measure)
+    print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed, {RESULTS['skipped']} skipped")
+    return 1 if RESULTS["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
