@@ -9,6 +9,8 @@ packages=(
   clang libclang-rt-14-dev
   # real clients for opreg-httpd's tests and the demo, and the demo's plot
   curl wrk nghttp2-client python3 gnuplot-nox
+  # node's strict llhttp: the oracle of the HTTP framing differential test
+  nodejs
 )
 # `deps.sh demo`: also the servers the demo compares against (rows are skipped without them).
 if [ "${1:-}" = demo ]; then

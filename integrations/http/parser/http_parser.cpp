@@ -230,6 +230,9 @@ private:
         for (;; ++i) {
             if (!request_line_byte(i, r)) return r;
             if (!is(bytes_[i], k_vchar)) break;
+            // A fragment is the client's own (RFC 3986 §3.5): a target never carries one, and
+            // stripping it would route what another parser may read differently.
+            if (bytes_[i] == '#') return fail(i, 400, "fragment in request-target");
         }
         if (bytes_[i] != ' ' || i == target_start) return fail(i, 400, "invalid request-target");
         out_.target = view(target_start, i);

@@ -24,7 +24,7 @@
 //   - Lines end in CRLF. A bare LF or a CR not followed by LF is 400; this parser never
 //     accepts LF alone as a line ending, although RFC 9112 §2.2 lets a recipient do so.
 //   - request-line = method SP request-target SP "HTTP/1." DIGIT CRLF, single spaces;
-//     method is 1*tchar; request-target is 1*VCHAR (no bytes >= 0x80, no controls).
+//     method is 1*tchar; request-target is 1*VCHAR but '#' (no bytes >= 0x80, no controls).
 //     Empty lines (CRLF) before the request line are skipped (RFC 9112 §2.2) and count
 //     toward max_request_line.
 //   - Methods are case-sensitive (RFC 9110 §9.1): GET, HEAD, POST, PUT, DELETE, CONNECT,
@@ -55,12 +55,24 @@
 //   value; an empty element in Transfer-Encoding (", chunked", "chunked,"); whitespace
 //   anywhere in a chunk-size line (after the size, around ';' and '='); Content-Length or
 //   Transfer-Encoding in a trailer section.
-//   Stricter than node's llhttp, on purpose (each a 4xx/5xx where node accepts): an unknown
-//   or lower-case method (501, RFC 9110 §9.1); a target whose form does not suit the method
-//   or an absolute-form target that is not http(s), or has userinfo (400, above); a missing
-//   Host in HTTP/1.1 and an invalid Host value (400, RFC 9112 §3.2); bare LF (400, RFC 9112
-//   §2.2 allows it, we do not); an HTTP/1.0 request with Transfer-Encoding (400); a chunked
-//   body whose framing outgrows its payload (400, `chunk_framing_allowance`); the limits.
+//   Stricter than node's llhttp, on purpose (each a 4xx/5xx where node accepts; the
+//   differential test tests/framing_diff.py names every such case with its rule):
+//     - a method outside the list above (501, RFC 9110 §9.1), and CONNECT (501 from the
+//       application: no tunnels);
+//     - a target whose form does not suit the method, an absolute-form target that is not
+//       http(s) or has userinfo, a '#' in the target (400: RFC 3986 §3.5, a fragment is never
+//       sent; stripping it would route what another parser reads differently);
+//     - two spaces in the request line; a version other than 1.0 and 1.1 (505), HTTP/0.9;
+//     - a missing Host in HTTP/1.1, more than one Host, an invalid Host (400, RFC 9112 §3.2);
+//     - bare LF, or CR alone, as a line ending, also before the request line (400);
+//     - HT around a Content-Length or Transfer-Encoding value (node takes HT after the colon;
+//       nginx takes it as part of the value and refuses it); an empty element anywhere in
+//       Transfer-Encoding (node refuses a trailing one only; nginx takes only "chunked");
+//     - a transfer coding other than chunked (501), Transfer-Encoding in HTTP/1.0, an empty
+//       Transfer-Encoding (400);
+//     - an empty chunk-extension value, a chunk-size line over 4 KiB, a chunked body whose
+//       framing outgrows its payload (`chunk_framing_allowance`) (400);
+//     - the limits (414, 431, 413).
 //   - HTTP/1.1 needs exactly one Host; more than one Host is 400 in any version; its value
 //     may hold only authority characters (RFC 3986 host [":" port]).
 //   - Limits (see `limits`): 414, 431, 413.

@@ -419,6 +419,7 @@ std::vector<bad_case> bad_cases() {
         {"absolute-form with an empty authority", "GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n", 400},
         {"scheme without //", "GET http:h/x HTTP/1.1\r\nHost: h\r\n\r\n", 400},
         {"absolute-form still needs Host in HTTP/1.1", "GET http://h/x HTTP/1.1\r\n\r\n", 400},
+        {"fragment in the target", "GET /users/v#f HTTP/1.1\r\nHost: h\r\n\r\n", 400},
     };
 }
 
