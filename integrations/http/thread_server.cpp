@@ -3,10 +3,12 @@
 // comparison row of the original analysis.
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -52,55 +54,138 @@ struct shared_state {
     std::condition_variable all_gone;
 };
 
-// A connection's input buffer: a pipelined burst of small requests fits without growing.
-constexpr std::size_t initial_input_bytes = 64 * 1024;
-// Each read is offered at least this much room (the buffer doubles when less is left), so
-// that a large request arrives in reads of a useful size, not a few bytes at a time.
-constexpr std::size_t min_read_room = 16 * 1024;
+// Each read is offered this much room: a pipelined burst of small requests fits, and a
+// large request arrives in reads of a useful size. The buffer exists only while bytes are
+// held (an incomplete head, or requests not answered yet): an idle connection holds none.
+constexpr std::size_t read_room = 16 * 1024;
+// A connection thread's stack: its frames need a few KiB; the default (8 MiB of address
+// space each) would be 80 GiB at --max-conns 10000. What it touches is what it costs.
+constexpr std::size_t connection_stack_bytes = 256 * 1024;
 
+using steady = std::chrono::steady_clock;
+
+// Waits until fd is readable, `deadline` passes, or (when `stoppable`) a graceful stop
+// begins; in 100 ms steps, to notice the stop. true: readable.
+bool wait_readable(const shared_state& s, int fd, steady::time_point deadline, bool stoppable) {
+    for (;;) {
+        if (stoppable && s.stopping.load(std::memory_order_relaxed)) return false;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+        if (left.count() <= 0) return false;
+        pollfd p{fd, POLLIN, 0};
+        const int ready = ::poll(&p, 1, int(std::min<std::int64_t>(left.count(), 100)));
+        if (ready > 0) return true;
+        if (ready < 0 && errno != EINTR) return false;
+    }
+}
+
+// Writes all of `data` to the (non-blocking) socket; false when the peer is gone or took
+// none of it for `send_timeout`: the wait restarts at each byte taken, as nginx's
+// send_timeout does, so a slow reader that keeps reading is never cut.
+bool write_all(int fd, std::string_view data, std::chrono::seconds send_timeout) {
+    std::size_t off = 0;
+    steady::time_point last_progress = steady::now();
+    while (off < data.size()) {
+        const ssize_t w = ::write(fd, data.data() + off, data.size() - off);
+        if (w > 0) {
+            off += std::size_t(w);
+            last_progress = steady::now();
+            continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return false;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            last_progress + send_timeout - steady::now());
+        if (left.count() <= 0) return false;
+        pollfd p{fd, POLLOUT, 0};
+        if (::poll(&p, 1, int(left.count())) < 0 && errno != EINTR) return false;
+    }
+    return true;
+}
+
+// The same limits as the async model: a request (head and body) must be complete within the
+// header timeout of its first byte, an idle keep-alive connection closes after the idle
+// timeout, output the peer does not take closes it after the send timeout (reset, so the
+// kernel drops what it holds for it), bodies stream into the session within the server's
+// body budget, and output is bounded by the session's output cap plus one response.
 void serve_connection(shared_state& s, int fd) {
     const server_options& opt = *s.opt;
-    // A slow or silent client is dropped after the idle / header timeout.
-    std::string in;
+    const std::chrono::seconds send_timeout{opt.send_timeout_s};
+    // Non-blocking: reads follow a poll that said readable, writes wait in write_all.
+    (void)::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    std::string in;  // bytes held between reads; no allocation while idle
+    std::size_t len = 0;
     response_buffer out;
     session_state st;
-    in.resize(initial_input_bytes);
-    std::size_t len = 0;
+    steady::time_point last_active = steady::now(), request_started = last_active;
+    bool reset = false;  // close with a reset (the peer does not read)
     for (;;) {
-        const int timeout_s = st.mid_request ? opt.header_timeout_s : opt.idle_timeout_s;
-        // Poll in 100 ms steps up to the timeout, to notice a graceful stop.
-        pollfd p{fd, POLLIN, 0};
-        int ready = 0, waited_ms = 0;
-        while (ready == 0 && waited_ms < timeout_s * 1000) {
-            if (s.stopping.load(std::memory_order_relaxed) && !st.mid_request) break;
-            ready = ::poll(&p, 1, 100);
-            waited_ms += 100;
-        }
-        if (ready <= 0) break;
-        if (in.size() - len < min_read_room) in.resize(in.size() * 2);
-        const ssize_t n = ::read(fd, in.data() + len, in.size() - len);
-        if (n == 0 && st.mid_request) {  // the client ended its side inside a request
+        const bool mid = st.mid_request;
+        const steady::time_point deadline =
+            mid ? request_started + std::chrono::seconds(opt.header_timeout_s)
+                : last_active + std::chrono::seconds(opt.idle_timeout_s);
+        if (!wait_readable(s, fd, deadline, !mid)) break;
+        if (in.size() < len + read_room) in.resize(len + read_room);
+        const ssize_t n = ::read(fd, in.data() + len, read_room);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+        if (n == 0 && mid) {  // the client ended its side inside a request
             out.clear();
             app::respond_error(400, "request cut short", out);
-            (void)!::write(fd, out.view().data(), out.size());
+            (void)write_all(fd, out.view(), send_timeout);
         }
         if (n <= 0) break;
+        last_active = steady::now();
+        if (!mid) request_started = last_active;
         len += std::size_t(n);
-        out.clear();
-        const serve_result r = serve_requests(s.session, std::string_view(in.data(), len), out, st);
-        s.stats.requests.fetch_add(r.requests, std::memory_order_relaxed);
-        std::memmove(in.data(), in.data() + r.consumed, len - r.consumed);
-        len -= r.consumed;
-        std::size_t off = 0;
-        while (off < out.size()) {
-            const ssize_t w = ::write(fd, out.view().data() + off, out.size() - off);
-            if (w <= 0 && errno != EINTR) break;
-            if (w > 0) off += std::size_t(w);
+        bool more = true;
+        while (more) {  // again without reading while answers were held back (output_full)
+            out.clear();
+            const serve_result r = serve_requests(s.session, std::string_view(in.data(), len), out, st);
+            s.stats.requests.fetch_add(r.requests, std::memory_order_relaxed);
+            if (r.requests != 0) request_started = last_active;  // the next request began now
+            std::memmove(in.data(), in.data() + r.consumed, len - r.consumed);
+            len -= r.consumed;
+            if (!write_all(fd, out.view(), send_timeout)) {
+                reset = true;
+                break;
+            }
+            more = r.output_full;
         }
-        if (off < out.size() || st.close_after) break;
+        if (reset || st.close_after) break;
+        if (len == 0) std::string().swap(in);  // idle or mid-body: hold no read buffer
         if (s.stopping.load(std::memory_order_relaxed) && !st.mid_request) break;
     }
+    if (reset) {
+        const linger abort{.l_onoff = 1, .l_linger = 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+    }
     ::close(fd);
+}
+
+// Runs serve_connection on a detached thread with a small stack. false: no thread.
+bool start_connection_thread(shared_state& s, int fd) {
+    struct start {
+        shared_state* s;
+        int fd;
+    };
+    pthread_attr_t attr;
+    if (::pthread_attr_init(&attr) != 0) return false;
+    ::pthread_attr_setstacksize(&attr, connection_stack_bytes);
+    ::pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    auto* arg = new start{&s, fd};
+    pthread_t t;
+    const int rc = ::pthread_create(&t, &attr, [](void* p) -> void* {
+        const start a = *static_cast<start*>(p);
+        delete static_cast<start*>(p);
+        serve_connection(*a.s, a.fd);
+        if (a.s->stats.live.fetch_sub(1) == 1) {
+            std::lock_guard<std::mutex> lock(a.s->m);
+            a.s->all_gone.notify_all();
+        }
+        return nullptr;
+    }, arg);
+    ::pthread_attr_destroy(&attr);
+    if (rc != 0) delete arg;
+    return rc == 0;
 }
 
 } // namespace
@@ -152,13 +237,12 @@ int run_thread_per_conn(const server_options& opt) {
         }
         tune_connection(fd, opt.nagle);
         s.stats.live.fetch_add(1);
-        std::thread([fd] {
-            serve_connection(s, fd);
-            if (s.stats.live.fetch_sub(1) == 1) {
-                std::lock_guard<std::mutex> lock(s.m);
-                s.all_gone.notify_all();
-            }
-        }).detach();
+        if (!start_connection_thread(s, fd)) {
+            std::fprintf(stderr, "opreg-httpd: no thread for a connection: %s (closing it)\n",
+                         std::strerror(errno));
+            s.stats.live.fetch_sub(1);
+            ::close(fd);
+        }
     }
     {
         std::unique_lock<std::mutex> lock(s.m);

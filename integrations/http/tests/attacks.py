@@ -12,8 +12,11 @@ the server with short timeouts and small budgets and checks, with raw sockets:
                     --send-timeout, and a new client is served, not refused with 503;
   pipeline          a client that pipelines continuously, every write ending inside a
                     request, is not cut by --header-timeout (it measures one request);
+  slow drip         heads and bodies sent a byte at a time (slowloris) are closed once the
+                    request is older than --header-timeout, although each byte is progress;
   body budget       uploads in progress beyond --body-memory get 503; the ones inside it
-                    complete; and the server's memory goes back down once they close.
+                    complete; and the server's memory goes back down once they close;
+  idle              an idle keep-alive connection costs a bounded RSS (async: no buffer).
 
 Every check is bounded in count and time. Prints one line per check, then "N passed, N
 failed, N skipped"; exits non-zero on any failure. --measure prints the memory and CPU
@@ -236,8 +239,10 @@ def check_non_readers(srv, tag, measure, count=NON_READERS):
         finally:
             c.close()
         t0 = time.time()
-        # The send timeout runs from the last byte the server wrote; the sweep runs each second.
-        time.sleep(SEND_TIMEOUT + 1.5)
+        # The send timeout runs from the last byte the kernel took from the server; it may take
+        # some more once after the peer stops (it grows the send buffer), and the async
+        # model's sweep runs each second: two timeouts and a bit are always enough.
+        time.sleep(2 * SEND_TIMEOUT + 1.5)
         c = connect(srv.port)
         try:
             c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
@@ -285,6 +290,80 @@ def check_pipeline_progress(srv, tag, measure):
                ok and answered == sent and answered > 20, f"{answered} answered of {sent}")
     finally:
         s.close()
+
+
+# ---- slow heads and slow bodies -----------------------------------------------------------
+
+def check_slow_drip(srv, tag, measure, count=50):
+    """`count` clients send a request head, and `count` more a body inside the limit, one byte
+    every 0.3 s: each makes progress, and each must still be closed once its request is
+    older than the header timeout (slowloris, and its slow-body form)."""
+    heads, bodies = [], []
+    try:
+        for _ in range(count):
+            s = connect(srv.port)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+            heads.append(s)
+            b = connect(srv.port)
+            b.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
+            bodies.append(b)
+        t0 = time.time()
+        open_ = set(heads + bodies)
+        while open_ and time.time() - t0 < HEADER_TIMEOUT + 3:
+            time.sleep(0.3)
+            for s in list(open_):
+                try:
+                    s.sendall(b"a")
+                except OSError:
+                    open_.discard(s)
+        def closed(socks):
+            return sum(1 for s in socks if s not in open_ or wait_closed(s, 0.05))
+        ch, cb = closed(heads), closed(bodies)
+        report(f"{tag} {count} heads dripped a byte at a time are closed by the header timeout",
+               ch == count, f"{ch}/{count} closed within {HEADER_TIMEOUT + 3} s")
+        report(f"{tag} {count} bodies dripped a byte at a time are closed by the header timeout",
+               cb == count, f"{cb}/{count} closed within {HEADER_TIMEOUT + 3} s")
+    finally:
+        for s in heads + bodies:
+            s.close()
+
+
+# ---- idle connections ---------------------------------------------------------------------
+
+IDLE_CONNS = 400
+IDLE_BOUND = {"async": 4 << 10, "thread-per-conn": 48 << 10}  # RSS per idle connection
+
+
+def check_idle_memory(srv, tag, measure, count=IDLE_CONNS):
+    """`count` keep-alive connections, each after one answered request, then idle: what each
+    costs the server in RSS (async: no buffer at all; thread-per-conn: its thread's stack)."""
+    model = "thread-per-conn" if "thread-per-conn" in tag else "async"
+    socks = []
+    try:
+        warm = connect(srv.port)  # the first connection's one-time costs out of the figure
+        warm.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        read_response(warm)
+        time.sleep(0.2)
+        rss0 = rss_bytes(srv.proc.pid)
+        for _ in range(count):
+            s = connect(srv.port)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            got, _ = read_response(s)
+            if status_of(got) != 200:
+                break
+            socks.append(s)
+        time.sleep(0.3)
+        each = (rss_bytes(srv.proc.pid) - rss0) / max(1, len(socks))
+        report(f"{tag} {count} idle keep-alive connections cost at most {IDLE_BOUND[model] >> 10} KiB RSS each",
+               len(socks) == count and each <= IDLE_BOUND[model],
+               f"{len(socks)} open, {each / 1024:.1f} KiB each")
+        if measure:
+            print(f"MEASURE {tag} RSS per idle keep-alive connection: {each / 1024:.1f} KiB "
+                  f"({len(socks)} connections)", flush=True)
+        warm.close()
+    finally:
+        for s in socks:
+            s.close()
 
 
 # ---- body budget --------------------------------------------------------------------------
@@ -353,6 +432,8 @@ CHECKS = [
     (check_non_readers, ["--max-conns", str(NON_READERS), "--max-body", str(NON_READER_BODY),
                          "--body-memory", str(NON_READERS * NON_READER_BODY)]),
     (check_pipeline_progress, BUDGETED),
+    (check_slow_drip, ["--max-conns", "200"]),
+    (check_idle_memory, ["--max-conns", str(IDLE_CONNS + 10)]),
     (check_body_budget, BUDGETED),
 ]
 
