@@ -5,7 +5,8 @@
 # keep-alive connections and with 16-deep pipelining. Server on core 1, wrk on core 0
 # (2 cores here), contenders one after another in the same run, in rounds: compare
 # ratios of medians. Writes bench/results/<date>-<host>.csv (medians), -runs.csv (every
-# run) and .png, and prints the table.
+# run) and .png, and prints the table; then what an idle connection costs each model
+# (-idle-memory.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -236,6 +237,23 @@ main() {
     bash bench/plot.sh "$csv" "$png" && echo "plot: $png"
   fi
   echo "csv: $csv"
+  idle_memory "$out/$stamp-$host-idle-memory.md"
+}
+
+# idle_memory OUT: what an idle keep-alive connection costs each model (and nginx), beside
+# the rates above: the thread-per-connection row's price is a thread per connection.
+idle_memory() {
+  local conns=2000
+  [ "$quick" = 1 ] && conns=500
+  echo
+  echo "RSS per idle keep-alive connection ($conns connections each):"
+  if python3 bench/idle_memory.py --connections "$conns" --httpd "$bin/opreg-httpd" >"$1"; then
+    cat "$1"
+    echo "idle memory: $1"
+  else
+    rm -f "$1"
+    echo "idle memory: not measured (see the error above)"
+  fi
 }
 
 main "$@"

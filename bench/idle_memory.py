@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Resident memory per idle keep-alive connection: opreg-httpd beside nginx (one worker).
+"""Resident memory per idle keep-alive connection: opreg-httpd (async with three strategies,
+and thread-per-conn) beside nginx (one worker).
 
 Starts each server on 127.0.0.1, opens N connections that each send one request, read the
 answer and then stay open and idle, and reports (RSS with N idle connections - RSS before)
@@ -10,9 +11,11 @@ usage: bench/idle_memory.py [--connections 5000] [--httpd build/release/bin/opre
 import argparse
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -82,11 +85,23 @@ def main():
     ap.add_argument("--connections", type=int, default=5000)
     ap.add_argument("--httpd", default="build/release/bin/opreg-httpd")
     a = ap.parse_args()
+    # Each connection is an fd here and one in the server (which inherits this limit).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 2 * a.connections + 100) if hard != resource.RLIM_INFINITY else 2 * a.connections + 100
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < a.connections + 100:
+        ap.error(f"--connections {a.connections} needs more open files than the hard limit {hard}")
     rows = []
-    for reg in ("slot_array", "mutex_map", "mpsc_queue"):
-        p = subprocess.Popen([a.httpd, "--port", "0", "--registry", reg], stdout=subprocess.PIPE, text=True)
+    # The async model with three strategies, then the thread-per-connection model (a thread,
+    # and its stack's touched pages, per connection).
+    for label, args in [(f"opreg-httpd {reg}", ["--registry", reg])
+                        for reg in ("slot_array", "mutex_map", "mpsc_queue")] + \
+                       [("opreg-httpd thread-per-conn", ["--model", "thread-per-conn"])]:
+        p = subprocess.Popen([a.httpd, "--port", "0", *args], stdout=subprocess.PIPE, text=True)
         port = int(re.search(r":(\d+)", p.stdout.readline()).group(1))
-        rows.append((f"opreg-httpd {reg}",) + measure(p.pid, port, a.connections))
+        print(f"{label}: {a.connections} connections...", file=sys.stderr, flush=True)
+        rows.append((label,) + measure(p.pid, port, a.connections))
         p.terminate()
         p.wait()
     if shutil.which("nginx"):

@@ -33,7 +33,9 @@ options:
   --backend NAME         epoll | io_uring | kqueue (default: this build's own, epoll on
                          Linux, kqueue on BSD, macOS and the kqueue build; a backend the
                          kernel refuses or the build lacks falls back to it with a note)
-  --model NAME           async (reactor threads) | thread-per-conn (default async)
+  --model NAME           async (reactor threads) | thread-per-conn (default async);
+                         thread-per-conn runs a thread with a 256 KiB stack per connection
+                         (about 14 KiB of RSS while idle: 10000 connections, 140 MB)
   --max-conns N          connections at once; more get 503 and are closed (default 10000)
   --idle-timeout S       close a keep-alive connection idle this long (default 60)
   --header-timeout S     close a connection whose request (head and body) is not complete
