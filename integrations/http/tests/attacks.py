@@ -114,6 +114,16 @@ def wait_closed(s, timeout):
     return False
 
 
+def get_once(port):
+    """One GET / on a fresh connection that asks to close; the response's bytes."""
+    c = connect(port)
+    try:
+        c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        return read_response(c)[0]
+    finally:
+        c.close()
+
+
 def connect(port, timeout=5.0):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -246,23 +256,13 @@ def check_non_readers(srv, tag, measure, count=NON_READERS):
             stuck.append(s)
         time.sleep(0.3)
         held = rss_bytes(srv.proc.pid) - rss0
-        c = connect(srv.port)
-        try:
-            c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            before, _ = read_response(c)
-        finally:
-            c.close()
+        before = get_once(srv.port)
         t0 = time.time()
         # The send timeout runs from the last byte the kernel took from the server; it may take
         # some more once after the peer stops (it grows the send buffer), and the async
         # model's sweep runs each second: two timeouts and a bit are always enough.
         time.sleep(2 * SEND_TIMEOUT + 1.5)
-        c = connect(srv.port)
-        try:
-            c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            got, _ = read_response(c)
-        finally:
-            c.close()
+        got = get_once(srv.port)
         report(f"{tag} {count} clients that never read are timed out; a new client gets 200",
                status_of(before) == 503 and status_of(got) == 200,
                f"{status_of(before)} while they hold every connection, {status_of(got)} "
