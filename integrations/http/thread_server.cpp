@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -58,6 +59,8 @@ struct shared_state {
 // large request arrives in reads of a useful size. The buffer exists only while bytes are
 // held (an incomplete head, or requests not answered yet): an idle connection holds none.
 constexpr std::size_t read_room = 16 * 1024;
+// An idle connection gives its read buffer back after this much silence.
+constexpr auto release_after = std::chrono::milliseconds(100);
 // A connection thread's stack: its frames need a few KiB; the default (8 MiB of address
 // space each) would be 80 GiB at --max-conns 10000. What it touches is what it costs.
 constexpr std::size_t connection_stack_bytes = 256 * 1024;
@@ -112,8 +115,11 @@ void serve_connection(shared_state& s, int fd) {
     const std::chrono::seconds send_timeout{opt.send_timeout_s};
     // Non-blocking: reads follow a poll that said readable, writes wait in write_all.
     (void)::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    std::string in;  // bytes held between reads; no allocation while idle
-    std::size_t len = 0;
+    // Bytes held between reads. Released once the connection has been silent for
+    // release_after with nothing held, so that an idle connection holds no buffer while a
+    // busy one does not allocate per request.
+    std::unique_ptr<char[]> in;
+    std::size_t cap = 0, len = 0;
     response_buffer out;
     session_state st;
     steady::time_point last_active = steady::now(), request_started = last_active;
@@ -123,9 +129,24 @@ void serve_connection(shared_state& s, int fd) {
         const steady::time_point deadline =
             mid ? request_started + std::chrono::seconds(opt.header_timeout_s)
                 : last_active + std::chrono::seconds(opt.idle_timeout_s);
-        if (!wait_readable(s, fd, deadline, !mid)) break;
-        if (in.size() < len + read_room) in.resize(len + read_room);
-        const ssize_t n = ::read(fd, in.data() + len, read_room);
+        if (!wait_readable(s, fd, std::min(deadline, steady::now() + release_after), !mid)) {
+            if (steady::now() >= deadline || (!mid && s.stopping.load(std::memory_order_relaxed)))
+                break;
+            if (len == 0) {
+                in.reset();
+                cap = 0;
+                out = response_buffer{};  // and the answers' buffer (an echo's can be large)
+            }
+            continue;
+        }
+        if (cap < len + read_room) {  // grows, keeping what is held; never zero-filled
+            const std::size_t grown = std::max(len + read_room, 2 * cap);
+            auto bigger = std::make_unique_for_overwrite<char[]>(grown);
+            if (len != 0) std::memcpy(bigger.get(), in.get(), len);
+            in = std::move(bigger);
+            cap = grown;
+        }
+        const ssize_t n = ::read(fd, in.get() + len, read_room);
         if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
         if (n == 0 && mid) {  // the client ended its side inside a request
             out.clear();
@@ -139,10 +160,10 @@ void serve_connection(shared_state& s, int fd) {
         bool more = true;
         while (more) {  // again without reading while answers were held back (output_full)
             out.clear();
-            const serve_result r = serve_requests(s.session, std::string_view(in.data(), len), out, st);
+            const serve_result r = serve_requests(s.session, std::string_view(in.get(), len), out, st);
             s.stats.requests.fetch_add(r.requests, std::memory_order_relaxed);
             if (r.requests != 0) request_started = last_active;  // the next request began now
-            std::memmove(in.data(), in.data() + r.consumed, len - r.consumed);
+            if (r.consumed != 0) std::memmove(in.get(), in.get() + r.consumed, len - r.consumed);
             len -= r.consumed;
             if (!write_all(fd, out.view(), send_timeout)) {
                 reset = true;
@@ -151,7 +172,6 @@ void serve_connection(shared_state& s, int fd) {
             more = r.output_full;
         }
         if (reset || st.close_after) break;
-        if (len == 0) std::string().swap(in);  // idle or mid-body: hold no read buffer
         if (s.stopping.load(std::memory_order_relaxed) && !st.mid_request) break;
     }
     if (reset) {
