@@ -85,9 +85,15 @@ def bench_tables(path):
             cells = []
             for s in strategies:
                 b = pp.get((backend, s))
-                cells.append(f"{b['items_per_second'] / 1e3:.0f} k/s" if b and "items_per_second" in b else "-")
+                cell = f"{b['items_per_second'] / 1e3:.0f} k/s" if b and "items_per_second" in b else "-"
+                if b and "cpu_ns_per_round_trip" in b:
+                    cell += f", {b['cpu_ns_per_round_trip'] / 1e3:.2f} µs"
+                cells.append(cell)
             print(f"| {backend} | " + " | ".join(cells) + " |")
-        print("\nmessages per second bounced over a socketpair on one reactor thread.\n")
+        cpu = any("cpu_ns_per_round_trip" in b for b in pp.values())
+        print("\nmessages per second bounced over a socketpair on one reactor thread" +
+              ("; after the comma, the process's CPU time per round trip (a ping and its pong: "
+               "two messages), lower is better" if cpu else "") + ".\n")
     for n, b in med.items():
         if n.startswith("router/"):
             print(f"router: {n}: {b['real_time']:.0f} ns per match (50 routes, /users/123 last but one)")
