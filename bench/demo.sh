@@ -4,11 +4,15 @@
 # worker when installed and the bare epoll floor, each loaded by wrk with 100 and 1000
 # keep-alive connections and with 16-deep pipelining. Server on core 1, wrk on core 0
 # (2 cores here), contenders one after another in the same run, in rounds: compare
-# ratios of medians. Writes bench/results/<date>-<host>.csv (medians), -runs.csv (every
-# run) and .png, and prints the table; then what an idle connection costs each model
-# (-idle-memory.md).
+# ratios of medians. Each run records the rate and what it cost: the server's CPU time
+# over exactly wrk's run, and wrk's own, per request (wrk needs a core too, so the rate can
+# be the client's limit; CPU per request is the server's cost whoever limits the rate).
+# Writes bench/results/<date>-<host>.csv (medians), -runs.csv (every run) and .png, and
+# prints the table; then what an idle connection costs each model (-idle-memory.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Numbers are read back from bash's time and from awk: a decimal point, whatever the locale.
+export LC_ALL=C
 
 usage() {
   cat <<'USAGE'
@@ -21,6 +25,14 @@ usage: bench/demo.sh [--seconds S] [--repeat N] [--build DIR] [--out DIR] [--qui
   --out DIR     where the CSV and PNG go (default bench/results)
   --quick       only the strategies (opreg-httpd --list), the floor, nginx and h2o, one
                 round (a first look)
+
+Each run prints, per load (keep-alive 100 connections | 1000 connections | 16-deep
+pipelining on 100), req/s and the server's CPU microseconds per request, then wrk's. The
+server's CPU is utime+stime of its processes (all threads; nginx's worker too), read from
+/proc just before and just after the wrk run, divided by the requests wrk reports; /proc
+counts in 1/CLK_TCK s (10 ms), so a row that serves few requests gets a coarse figure.
+CSV columns: round, implementation, the three rates, then server_cpu_us_per_req_<load>
+and wrk_cpu_us_per_req_<load> for the same three loads.
 USAGE
 }
 
@@ -31,8 +43,8 @@ readonly wrk_threads=1
 
 # Set by parse_args.
 seconds=2 repeat=3 bin=build/release/bin out=bench/results quick=0
-# Set by setup.
-server_cpu=0 client_cpu=0 work="" host="" stamp=""
+# Set by setup; clk_tck is the unit of utime and stime in /proc/PID/stat.
+server_cpu=0 client_cpu=0 work="" host="" stamp="" clk_tck=100
 # The server running now: its pid and the port it serves on.
 server_pid="" port=""
 # The table's rows, "label|command", in order; a command is @nginx, @h2o or a program and
@@ -69,6 +81,7 @@ setup() {
   cores=$(nproc)
   server_cpu=$(( cores > 1 ? 1 : 0 ))
   client_cpu=0
+  clk_tck=$(getconf CLK_TCK)
   host=$(hostname -s 2>/dev/null || hostname)
   stamp=$(date +%Y-%m-%d)
   mkdir -p "$out"
@@ -195,28 +208,63 @@ stop_server() {
   server_pid=""
 }
 
-# load CONNS [pipeline] -> req/s on stdout
+# server_ticks: utime+stime of the server and every process below it (nginx's worker is the
+# master's child), in clock ticks. /proc/PID/stat counts all of a process's threads, those
+# that have exited too (thread-per-conn's).
+server_ticks() {
+  # a process that ends between the glob and cat is no error
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v root="$server_pid" '
+    { pid = $1; s = $0; sub(/^.*\) /, "", s); split(s, f, " ")  # f[k] is field k+2: comm may hold spaces
+      parent[pid] = f[2]; ticks[pid] = f[12] + f[13] }         # ppid; utime, stime
+    END { for (p in ticks) { q = p; while (q in parent && q != root) q = parent[q]
+                             if (q == root) t += ticks[p] }
+          print t + 0 }'
+}
+
+# load CONNS [pipeline]: one wrk run. Sets rate (req/s), server_us and wrk_us (CPU
+# microseconds per request of the server over exactly the run, and of wrk); a figure wrk's
+# output does not give is left empty.
 load() {
-  local conns=$1 extra=()
+  local conns=$1 extra=() out="$work/wrk.out" times="$work/wrk.time" before after requests
+  local TIMEFORMAT='%3U %3S'  # bash's time: wrk's user and system CPU, from its rusage
   [ "${2:-}" = pipeline ] && extra=(-s bench/pipeline16.lua)
-  taskset -c "$client_cpu" wrk -t"$wrk_threads" -c"$conns" -d"${seconds}s" "${extra[@]}" \
-    "http://127.0.0.1:$port/" 2>&1 | awk '/Requests\/sec/ {print int($2)} /Non-2xx|Socket errors/ {print "ERR " $0 > "/dev/stderr"}'
+  before=$(server_ticks)
+  { time taskset -c "$client_cpu" wrk -t"$wrk_threads" -c"$conns" -d"${seconds}s" "${extra[@]}" \
+      "http://127.0.0.1:$port/" >"$out" 2>&1; } 2>"$times" || true
+  after=$(server_ticks)
+  grep -E 'Non-2xx|Socket errors' "$out" | sed 's/^/ERR /' >&2 || true
+  rate=$(awk '/Requests\/sec/ {print int($2)}' "$out")
+  requests=$(awk '/ requests in / {print $1}' "$out")
+  # time's line is the last: under bash -x the trace lands in the same file
+  read -r server_us wrk_us < <(tail -1 "$times" | awk -v r="${requests:-0}" -v d=$((after - before)) -v hz="$clk_tck" '
+    { if (r > 0) printf "%.3f %.3f\n", d / hz * 1e6 / r, ($1 + $2) * 1e6 / r; else print "" }') || true
 }
 
 # run_rounds RUNS_CSV: every row, round after round, so that a slow spell of the machine
 # spreads over the contenders instead of landing on one; one CSV line per run.
 run_rounds() {
-  local runs=$1 total=$(( ${#rows[@]} * repeat )) i=0 round row label cmd a b c
-  echo "round,implementation,keepalive_100,keepalive_1000,pipelined_16x100" >"$runs"
+  local runs=$1 total=$(( ${#rows[@]} * repeat )) i=0 round row label cmd load_args
+  local header=round,implementation prefix name rates servers wrks rate server_us wrk_us
+  for prefix in "" server_cpu_us_per_req_ wrk_cpu_us_per_req_; do
+    for name in keepalive_100 keepalive_1000 pipelined_16x100; do header+=",$prefix$name"; done
+  done
+  echo "$header" >"$runs"
+  echo "per run: req/s and server CPU us/request for keep-alive 100 | 1000 conns | pipelined 16x100; then wrk's CPU us/request" >&2
   for round in $(seq 1 "$repeat"); do
     for row in "${rows[@]}"; do
       label=${row%%|*}; cmd=${row#*|}
       start_server "$cmd" || continue
       i=$((i + 1))
       printf '[%3d/%d] round %d  %-36s' "$i" "$total" "$round" "$label" >&2
-      a=$(load 100); b=$(load 1000); c=$(load 100 pipeline)
-      printf ' %9s %9s %10s req/s\n' "$a" "$b" "$c" >&2
-      echo "$round,$label,$a,$b,$c" >>"$runs"
+      rates=() servers=() wrks=()
+      for load_args in 100 1000 "100 pipeline"; do
+        # shellcheck disable=SC2086  # "100 pipeline" is two arguments
+        load $load_args
+        rates+=("$rate") servers+=("$server_us") wrks+=("$wrk_us")
+        printf ' %8s req/s %6s us |' "${rate:--}" "${server_us:--}" >&2
+      done
+      printf ' wrk %s %s %s us\n' "${wrks[0]:--}" "${wrks[1]:--}" "${wrks[2]:--}" >&2
+      (IFS=,; echo "$round,$label,${rates[*]},${servers[*]},${wrks[*]}") >>"$runs"
       stop_server
     done
   done

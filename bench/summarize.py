@@ -7,7 +7,8 @@ usage:
       tables bench/results keeps: medians, with ratios to the baseline strategy
   bench/summarize.py demo RUNS.csv > MEDIANS.csv
       bench/demo.sh's every-run CSV as its medians CSV: one row per implementation, in the
-      order the runs first name them
+      order the runs first name them; every column's median (req/s, and CPU us per request
+      where the runs have it)
   bench/summarize.py ab DIR ROUNDS > table.md
       bench/ab.sh's runs DIR/{A,B}-{1..ROUNDS}.json as the A/B table: medians and B/A
 
@@ -100,21 +101,34 @@ def bench_tables(path):
 
 
 def demo_medians(runs):
-    """The loads are the columns after round and implementation. A load that failed has no
-    number in its cell; its median is over the runs that gave one, 0 when none did."""
-    cells = {}  # implementation -> load -> req/s of each run; insertion order is row order
+    """The loads' rates (req/s), then what each request cost (CPU microseconds: columns named
+    *_cpu_*), are the columns after round and implementation. A cell without a number is a
+    run that gave none; a median is over the runs that gave one. A rate with none is 0, as
+    it always was; a cost with none is left empty, never 0 (free)."""
+    cells = {}  # implementation -> column -> values of each run; insertion order is row order
     with open(runs) as f:
         reader = csv.DictReader(f)
-        loads = [k for k in reader.fieldnames if k not in ("round", "implementation")]
+        columns = [k for k in reader.fieldnames if k not in ("round", "implementation")]
         for r in reader:
-            cell = cells.setdefault(r["implementation"], {k: [] for k in loads})
+            cell = cells.setdefault(r["implementation"], {k: [] for k in columns})
             for k, v in cell.items():
-                if r[k].strip().isdigit():
-                    v.append(int(r[k]))
-    print("implementation," + ",".join(loads))
+                text = (r[k] or "").strip()
+                if "_cpu_" in k:
+                    try:
+                        v.append(float(text))
+                    except ValueError:
+                        pass
+                elif text.isdigit():
+                    v.append(int(text))
+
+    def median(k, values):
+        if "_cpu_" in k:
+            return f"{statistics.median(values):.3f}" if values else ""
+        return str(int(statistics.median(values))) if values else "0"
+
+    print("implementation," + ",".join(columns))
     for name, c in cells.items():
-        med = [str(int(statistics.median(c[k]))) if c[k] else "0" for k in loads]
-        print(",".join([name] + med))
+        print(",".join([name] + [median(k, c[k]) for k in columns]))
 
 
 def ab_table(out, rounds):
