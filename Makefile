@@ -91,8 +91,8 @@ test-install: build
 
 # The main job: every registry strategy (and the original configuration's pitfalls, one at
 # a time) in opreg-httpd under wrk, beside nginx when installed and the bare epoll floor.
-# Prints the table (medians of 3 rounds), writes bench/results/<date>-<host>.csv, -runs.csv
-# and .png. DEMO_ARGS: see bench/demo.sh --help (e.g. DEMO_ARGS=--quick).
+# Prints the table (medians of 3 rounds: req/s, and server and wrk CPU per request), writes
+# bench/results/<date>-<host>.csv, -runs.csv and .png. DEMO_ARGS: see bench/demo.sh --help (e.g. DEMO_ARGS=--quick).
 DEMO_ARGS ?=
 demo: build
 	@cmake/deps.sh demo
