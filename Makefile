@@ -77,17 +77,9 @@ test-fuzz: deps
 
 test-install: build
 	@echo "== install: build/release -> $(PREFIX) =="
-	rm -rf "$(PREFIX)" "$(CONSUMER_DIR)"
+	rm -rf "$(PREFIX)"
 	cmake --install build/release --prefix "$(PREFIX)"
-	@echo "== consumer: find_package(opreg) =="
-	cmake -S tests/consumer -B $(CONSUMER_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release \
-	  -DCMAKE_PREFIX_PATH="$(PREFIX)"
-	cmake --build $(CONSUMER_DIR) --parallel $(JOBS)
-	$(CONSUMER_DIR)/consumer
-	@echo "== consumer: pkg-config opreg =="
-	flags=$$(PKG_CONFIG_PATH="$(PREFIX)/lib/pkgconfig" pkg-config --cflags --libs opreg); \
-	  $(CXX) -O2 tests/consumer/main.cpp $$flags -o $(CONSUMER_DIR)/consumer-pkgconfig
-	$(CONSUMER_DIR)/consumer-pkgconfig
+	JOBS=$(JOBS) bash tests/consumer/run.sh "$(PREFIX)" $(CONSUMER_DIR)
 
 # The main job: every registry strategy (and the original configuration's pitfalls, one at
 # a time) in opreg-httpd under wrk, beside nginx when installed and the bare epoll floor.

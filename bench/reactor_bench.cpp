@@ -19,6 +19,7 @@
 #include <benchmark/benchmark.h>
 
 #include <opreg/opreg.hpp>
+#include <opreg/strategies.hpp>
 
 namespace {
 

@@ -28,6 +28,7 @@
 
 #include <opreg/detail/cache_line.hpp>
 #include <opreg/opreg.hpp>
+#include <opreg/strategies.hpp>
 
 namespace {
 

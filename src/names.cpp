@@ -1,4 +1,6 @@
 // Names of the vocabulary types, for logs, tests and tools.
+#include <string>
+
 #include <opreg/types.hpp>
 
 namespace opreg {
@@ -39,6 +41,23 @@ std::string_view to_string(cancel_status s) noexcept {
         case cancel_status::full: return "full";
     }
     return "?";
+}
+
+namespace {
+
+class opreg_category final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "opreg"; }
+    std::string message(int code) const override {
+        return std::string(to_string(static_cast<errc>(code)));
+    }
+};
+
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+    static const opreg_category category;
+    return category;
 }
 
 }  // namespace opreg

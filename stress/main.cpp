@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <opreg/opreg.hpp>
+#include <opreg/strategies.hpp>
 
 #include "primitives.hpp"
 #include "scenarios.hpp"

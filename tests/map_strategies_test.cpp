@@ -3,7 +3,9 @@
 
 #include <opreg/mutex_map.hpp>
 #include <opreg/sharded_map.hpp>
+#if OPREG_WITH_TBB
 #include <opreg/tbb_map.hpp>
+#endif
 
 #include "support/strategies.hpp"
 
@@ -25,6 +27,7 @@ TEST(ShardedMap, FdsThatShareAShardStayIndependent) {
     EXPECT_EQ(ra.calls, 1);
 }
 
+#if OPREG_WITH_TBB  // tbb_map is built only with oneTBB
 TEST(TbbMap, GenerationsSurviveAcrossManyFds) {
     tbb_map reg{registry_config{.max_fds = 1024}};
     for (int round = 0; round < 3; ++round)
@@ -37,6 +40,7 @@ TEST(TbbMap, UnseenFdHasGenerationZeroAndAcceptsItsFirstEvent) {
     EXPECT_EQ(reg.dispatch(reg.token_of(6).value(), readiness::readable), 0u);
     EXPECT_EQ(reg.stats().stale_dropped, 0u);
 }
+#endif
 
 TEST(MutexMap, PendingBoundCountsOpsNotFds) {
     mutex_map reg{registry_config{.max_fds = 8, .max_pending = 3}};

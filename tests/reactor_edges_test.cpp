@@ -22,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include <opreg/opreg.hpp>
+#include <opreg/strategies.hpp>
 
 #include <opreg/detail/poller.hpp>
 

@@ -1,5 +1,6 @@
 // The reactor over real fds (socketpairs, loopback TCP), for every backend available here
 // and every registry strategy. Test names carry both: Reactor.X<combo<epoll_backend, ...>>.
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -17,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include <opreg/opreg.hpp>
+#include <opreg/strategies.hpp>
 
 #include "support/backends.hpp"
 #include "support/sockets.hpp"
@@ -363,4 +365,91 @@ TYPED_TEST(Reactor, CloseEndsPendingOpsAsClosed) {
     EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
     ASSERT_TRUE(this->run_until([&] { return rec.calls > 0; }));
     EXPECT_EQ(rec.last.result, outcome::closed);
+}
+
+// ---- embedding: another loop waits on native_handle() for next_timeout_ms() -------------------
+
+// One turn of a foreign loop: poll(2) on the reactor's handle for as long as it says, then
+// run_once(0). Returns what poll returned.
+template <class Loop>
+int foreign_turn(Loop& loop, int cap_ms = 2000) {
+    int wait_ms = loop.next_timeout_ms();
+    if (wait_ms < 0 || wait_ms > cap_ms) wait_ms = cap_ms;
+    pollfd p{loop.native_handle(), POLLIN, 0};
+    const int ready = ::poll(&p, 1, wait_ms);
+    loop.run_once(0);
+    return ready;
+}
+
+TYPED_TEST(Reactor, EmbeddedReadinessMakesTheHandleReadable) {
+    auto& loop = *this->loop;
+    ASSERT_GE(loop.native_handle(), 0);
+    socket_pair p;
+    ASSERT_TRUE(loop.watch(p.a).ok());
+    record rec;
+    ASSERT_TRUE(loop.arm(p.a, direction::read, recorder(rec)).ok());
+    loop.run_once(0);
+    EXPECT_EQ(loop.next_timeout_ms(), -1) << "nothing scheduled: wait for the handle";
+    pollfd idle{loop.native_handle(), POLLIN, 0};
+    EXPECT_EQ(::poll(&idle, 1, 30), 0) << "no event, no readable handle";
+    ASSERT_EQ(::write(p.b, "x", 1), 1);
+    EXPECT_EQ(foreign_turn(loop), 1);
+    EXPECT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::ready);
+}
+
+TYPED_TEST(Reactor, EmbeddedTimersSetTheTimeout) {
+    auto& loop = *this->loop;
+    bool fired = false;
+    loop.after(30ms, [&fired] { fired = true; });
+    const int ms = loop.next_timeout_ms();
+    EXPECT_GT(ms, 0);
+    EXPECT_LE(ms, 30);
+    const auto start = std::chrono::steady_clock::now();
+    for (int turn = 0; turn < 10 && !fired; ++turn) foreign_turn(loop);
+    EXPECT_TRUE(fired);
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 25ms);
+    EXPECT_EQ(loop.next_timeout_ms(), -1);
+}
+
+TYPED_TEST(Reactor, EmbeddedPostFromAnotherThreadWakesTheHandle) {
+    auto& loop = *this->loop;
+    loop.run_once(0);  // this thread is the reactor thread
+    std::atomic<bool> ran{false};
+    std::thread other([&] { ASSERT_TRUE(loop.post([&ran] { ran.store(true); })); });
+    other.join();
+    EXPECT_EQ(foreign_turn(loop), 1) << "the wake-up makes the handle readable";
+    EXPECT_TRUE(ran.load());
+}
+
+// ---- arm_with_deadline --------------------------------------------------------------------------
+
+TYPED_TEST(Reactor, ArmWithDeadlineEndsAsTimedOutWhenNothingComes) {
+    socket_pair p;
+    ASSERT_TRUE(this->loop->watch(p.a).ok());
+    record rec;
+    ASSERT_TRUE(this->loop->arm_with_deadline(p.a, direction::read, recorder(rec), 20ms).ok());
+    ASSERT_TRUE(this->run_until([&] { return rec.calls > 0; }));
+    EXPECT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::timed_out);
+}
+
+TYPED_TEST(Reactor, ArmWithDeadlineOnLatchedReadinessEndsOnceAsReady) {
+    socket_pair p;
+    ASSERT_TRUE(this->loop->watch(p.a).ok());
+    ASSERT_EQ(::write(p.b, "x", 1), 1);
+    record first;
+    ASSERT_TRUE(this->loop->arm(p.a, direction::read, recorder(first)).ok());
+    ASSERT_TRUE(this->run_until([&] { return first.calls > 0; }));
+    // The edge is consumed; more bytes come before the next arm: it may end inside arm.
+    ASSERT_EQ(::write(p.b, "y", 1), 1);
+    this->loop->run_once(0);
+    record rec;
+    ASSERT_TRUE(this->loop->arm_with_deadline(p.a, direction::read, recorder(rec), 20ms).ok());
+    ASSERT_TRUE(this->run_until([&] { return rec.calls > 0; }));
+    // Past the deadline: the timer finds the op gone and ends nothing.
+    const auto until = std::chrono::steady_clock::now() + 60ms;
+    while (std::chrono::steady_clock::now() < until) this->loop->run_once(10);
+    EXPECT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::ready);
 }

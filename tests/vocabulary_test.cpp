@@ -1,7 +1,12 @@
 // Tokens, inline callbacks, names: the vocabulary every strategy shares.
+#include <poll.h>
+
+#include <cerrno>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <string_view>
+#include <system_error>
 
 #include <gtest/gtest.h>
 
@@ -132,3 +137,47 @@ TEST(RegistryConfig, RejectsAnFdRangeTokensCannotCarry) {
     EXPECT_EQ((registry_config{.max_fds = registry_config::max_fds_limit}.pending_limit()),
               std::size_t{1} << 25);
 }
+
+// ---- errors as std::error_code --------------------------------------------------------------------
+
+TEST(ErrorCode, ErrcHasItsOwnCategory) {
+    const std::error_code ec = opreg::errc::busy;  // is_error_code_enum
+    EXPECT_STREQ(ec.category().name(), "opreg");
+    EXPECT_EQ(ec.message(), std::string(opreg::to_string(opreg::errc::busy)));
+    EXPECT_EQ(ec, opreg::errc::busy);
+    EXPECT_NE(ec, opreg::errc::full);
+}
+
+TEST(ErrorCode, AnOsErrorCarriesErrnoInTheSystemCategory) {
+    const opreg::result<void> r = opreg::os_failure(EBADF);
+    EXPECT_EQ(r.error_code(), std::error_code(EBADF, std::system_category()));
+    EXPECT_EQ(r.error_code(), std::errc::bad_file_descriptor);
+    const opreg::result<int> stale = opreg::errc::stale;
+    EXPECT_EQ(stale.error_code(), opreg::errc::stale);
+    EXPECT_FALSE(opreg::result<void>{}.error_code());
+}
+
+// ---- kernel readiness reports ---------------------------------------------------------------------
+
+TEST(ReadinessMapping, Poll) {
+    using opreg::readiness;
+    EXPECT_EQ(opreg::readiness_from_poll(POLLIN), readiness::readable);
+    EXPECT_EQ(opreg::readiness_from_poll(POLLOUT), readiness::writable);
+    EXPECT_EQ(opreg::readiness_from_poll(POLLHUP),
+              readiness::readable | readiness::writable | readiness::hangup);
+    EXPECT_TRUE(has(opreg::readiness_from_poll(POLLERR | POLLIN), readiness::error));
+    EXPECT_TRUE(has(opreg::readiness_from_poll(POLLNVAL), readiness::error));
+#if defined(POLLRDHUP)
+    EXPECT_EQ(opreg::readiness_from_poll(POLLIN | POLLRDHUP), readiness::readable | readiness::hangup);
+#endif
+}
+
+#if __has_include(<sys/epoll.h>)
+TEST(ReadinessMapping, Epoll) {
+    using opreg::readiness;
+    EXPECT_EQ(opreg::readiness_from_epoll(EPOLLIN), readiness::readable);
+    EXPECT_EQ(opreg::readiness_from_epoll(EPOLLIN | EPOLLOUT), readiness::readable | readiness::writable);
+    EXPECT_EQ(opreg::readiness_from_epoll(EPOLLIN | EPOLLRDHUP), readiness::readable | readiness::hangup);
+    EXPECT_EQ(opreg::readiness_from_epoll(EPOLLERR | EPOLLIN | EPOLLOUT), readiness::error);
+}
+#endif

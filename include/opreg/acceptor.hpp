@@ -18,6 +18,8 @@
 // reactor thread, and so does destroying a started acceptor.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -37,13 +39,14 @@ struct acceptor_stats {
 };
 
 namespace detail {
-result<int> accept_nonblocking(int listen_fd) noexcept;  // the new connection's fd
-int open_spare_fd() noexcept;  // an fd held in reserve (/dev/null), or -1 (none: not an error)
+OPREG_API result<int> accept_nonblocking(int listen_fd) noexcept;  // the new connection's fd
+OPREG_API int open_spare_fd() noexcept;  // an fd held in reserve (/dev/null), or -1 (none: not an error)
 }  // namespace detail
 
-// Inline storage of the acceptor's handlers: four pointers of captures (a server object and a
-// little more); the acceptor keeps them for its lifetime, so this is not a per-op cost.
-inline constexpr std::size_t acceptor_fn_capacity = 32;
+// Inline storage of the acceptor's handlers: by default four pointers of captures (a server
+// object and a little more); the acceptor keeps them for its lifetime, so this is not a
+// per-op cost. OPREG_ACCEPTOR_FN_CAPACITY (config.hpp) changes it.
+inline constexpr std::size_t acceptor_fn_capacity = OPREG_ACCEPTOR_FN_CAPACITY;
 
 template <registry R>
 class acceptor {

@@ -8,6 +8,8 @@
 // thread-safe as the strategy's.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <memory>
 #include <span>
 #include <string>
@@ -94,12 +96,12 @@ static_assert(registry<any_registry>);
 
 // The strategy names, in the order tables and benchmarks list them (opreg::strategy_names,
 // for code that does not include every strategy's header through strategies.hpp).
-[[nodiscard]] std::span<const std::string_view> registry_names() noexcept;
+[[nodiscard]] OPREG_API std::span<const std::string_view> registry_names() noexcept;
 // The same names joined by `separator`, for usage and error messages.
-[[nodiscard]] std::string joined_registry_names(std::string_view separator = ", ");
+[[nodiscard]] OPREG_API std::string joined_registry_names(std::string_view separator = ", ");
 
 // An any_registry holding the strategy called `name`, or an empty one (operator bool is
 // false) when no strategy has that name: list registry_names() in the error message.
-[[nodiscard]] any_registry make_registry(std::string_view name, registry_config cfg = {});
+[[nodiscard]] OPREG_API any_registry make_registry(std::string_view name, registry_config cfg = {});
 
 }  // namespace opreg

@@ -15,6 +15,8 @@
 //   release/acquire pairs documented at the point of hand-off.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <cstddef>
 #include <new>
 #include <type_traits>
@@ -43,7 +45,9 @@ public:
         using Fn = std::decay_t<F>;
         static_assert(sizeof(Fn) <= Capacity,
                       "callable too large for inline storage: capture less (a pointer to "
-                      "your state) or raise the capacity");
+                      "your state, which outlives the operation), or build opreg with a "
+                      "larger OPREG_CALLBACK_CAPACITY / OPREG_TASK_CAPACITY / "
+                      "OPREG_ACCEPTOR_FN_CAPACITY (CMake options, README: Install)");
         static_assert(alignof(Fn) <= alignof(void*), "callable over-aligned for inline storage");
         static_assert(std::is_nothrow_move_constructible_v<Fn>,
                       "callable must be nothrow-move-constructible");

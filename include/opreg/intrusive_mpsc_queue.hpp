@@ -37,6 +37,8 @@
 // the link's release (link_order) weakened to show that it is needed.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <atomic>
 #include <cstddef>
 #include <type_traits>

@@ -59,6 +59,8 @@
 // default, keeps them as written. stress/relacy/close_model.cpp runs this code with Relacy's.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <atomic>
 #include <cassert>
 #include <cstddef>

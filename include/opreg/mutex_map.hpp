@@ -15,6 +15,8 @@
 // WHEN TO USE: as a baseline. Never in a hot path.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <cassert>
 #include <cstdint>
 #include <functional>

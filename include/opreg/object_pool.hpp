@@ -51,11 +51,15 @@
 // written. stress/relacy/pool_model.cpp runs this code with Relacy's.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <atomic>
 #include <bit>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -112,6 +116,7 @@ public:
             return nullptr;
         }
         T* p;
+#if defined(__cpp_exceptions)
         if constexpr (std::is_nothrow_constructible_v<T, Args&&...>) {
             p = std::construct_at(&slots_[index].value, std::forward<Args>(args)...);
         } else {
@@ -122,6 +127,9 @@ public:
                 throw;
             }
         }
+#else  // -fno-exceptions: a constructor cannot throw
+        p = std::construct_at(&slots_[index].value, std::forward<Args>(args)...);
+#endif
         return p;
     }
 
@@ -232,7 +240,12 @@ private:
 
     [[nodiscard]] static std::uint32_t checked_capacity(std::size_t capacity) {
         if (capacity >= detail::pool_end) {
+#if defined(__cpp_exceptions)
             throw std::length_error("opreg::object_pool: capacity must be below 2^32 - 1");
+#else
+            std::fputs("opreg::object_pool: capacity must be below 2^32 - 1\n", stderr);
+            std::abort();
+#endif
         }
         return static_cast<std::uint32_t>(capacity);
     }

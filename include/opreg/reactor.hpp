@@ -69,6 +69,8 @@
 // over, push their node and wake the same way.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cassert>
@@ -98,9 +100,9 @@
 
 namespace opreg {
 
-[[nodiscard]] std::string_view to_string(backend b) noexcept;
+[[nodiscard]] OPREG_API std::string_view to_string(backend b) noexcept;
 // "epoll", "io_uring", "kqueue" -> the backend; false for anything else.
-[[nodiscard]] bool parse_backend(std::string_view name, backend& out) noexcept;
+[[nodiscard]] OPREG_API bool parse_backend(std::string_view name, backend& out) noexcept;
 
 struct reactor_options {
     backend which = native_backend();
@@ -130,23 +132,25 @@ struct reactor_stats {
 
 namespace detail {
 
-void close_fd(int fd) noexcept;  // src/reactor_support.cpp
+OPREG_API void close_fd(int fd) noexcept;  // src/reactor_support.cpp
 
 static_assert(fd_token::from_u64(wake_token).slot() >= token_reserved_slot);
 
 // Opens the backend asked for, falling back to native_backend() when allowed; `note` says why the one
 // asked for is not the one returned (or, on an error, why none could be opened).
-result<std::unique_ptr<poller>> open_poller(backend which, bool fall_back, const poller_config& cfg,
-                                            std::string& note);
+OPREG_API result<std::unique_ptr<poller>> open_poller(backend which, bool fall_back,
+                                                      const poller_config& cfg, std::string& note);
 // The same for a constructor: throws std::system_error, with the OS error, instead.
-std::unique_ptr<poller> open_poller_or_throw(backend which, bool fall_back,
-                                             const poller_config& cfg, std::string& note);
+OPREG_API std::unique_ptr<poller> open_poller_or_throw(backend which, bool fall_back,
+                                                       const poller_config& cfg,
+                                                       std::string& note);
 
 }  // namespace detail
 
-// Inline storage of a posted task or timer: 48 bytes of captures, so that a post node (hook
-// and task) is one 64-byte line, as an op slot is (callback_capacity in types.hpp).
-inline constexpr std::size_t task_capacity = 48;
+// Inline storage of a posted task or timer: by default 48 bytes of captures, so that a post
+// node (hook and task) is one 64-byte line, as an op slot is (callback_capacity in
+// types.hpp). OPREG_TASK_CAPACITY (config.hpp) changes it.
+inline constexpr std::size_t task_capacity = OPREG_TASK_CAPACITY;
 
 template <registry R>
 class reactor {
@@ -186,6 +190,29 @@ public:
     [[nodiscard]] bool hangup_reported() const noexcept { return poller_->reports_hangup(); }
     [[nodiscard]] R& registry() noexcept { return reg_; }
 
+    // EMBEDDING, as libuv's uv_backend_fd / uv_backend_timeout allow: another event loop (Asio,
+    // libuv, a GUI toolkit's) drives the reactor by waiting until native_handle() is readable
+    // or next_timeout_ms() has passed, then calling run_once(0) on its own thread, which is
+    // then the reactor thread. Wake-ups from post(), stop() and foreign arms make the handle
+    // readable too.
+    //
+    //   for (;;) { poll({loop.native_handle(), POLLIN}, loop.next_timeout_ms()); loop.run_once(0); }
+    //
+    // The backend's fd (epoll, kqueue, the io_uring ring); -1 when it has none.
+    [[nodiscard]] int native_handle() const noexcept { return poller_->native_handle(); }
+    // Reactor thread. How long the caller may wait before the next run_once(0): 0 when work
+    // is waiting already, the time to the next timer, or -1 when nothing is scheduled (wait
+    // for the handle). Hands what watch/unwatch queued to the kernel first (io_uring), so
+    // that the wait sees its events.
+    [[nodiscard]] int next_timeout_ms() {
+        poller_->submit();
+        if (registry_busy_ || !queue_.empty_approx() || !handed_.empty_approx()) return 0;
+        if (timers_.empty()) return -1;
+        const auto ms =
+            std::chrono::ceil<std::chrono::milliseconds>(timers_.next_due() - clock::now()).count();
+        return ms < 0 ? 0 : ms > max_wait_ms ? max_wait_ms : static_cast<int>(ms);
+    }
+
     // Whether the calling thread is the reactor thread (see THREADS).
     [[nodiscard]] bool on_reactor_thread() const noexcept {
         // relaxed: only ever true for the thread that stored it, which reads its own store.
@@ -224,6 +251,18 @@ public:
         carrier_node* n = carriers_.try_create(std::move(cb));
         if (n == nullptr) return errc::full;
         return reg_.arm(fd, d, carrier{this, n});  // refused: ~carrier frees n
+    }
+
+    // Reactor thread. arm(), then expire_after(op, timeout): the op ends as timed_out if it is
+    // still pending then. An op that ends inside arm (readiness latched) keeps no timer that
+    // matters: its timer finds it gone, and a newer op on its (fd, direction) replaces it.
+    // The completion tells a timeout apart by outcome::timed_out; no sequence numbers needed.
+    [[nodiscard]] result<op_token> arm_with_deadline(int fd, direction d, callback cb,
+                                                     clock::duration timeout) {
+        assert(on_reactor_thread() && "arm_with_deadline belongs to the reactor thread");
+        result<op_token> r = reg_.arm(fd, d, std::move(cb));
+        if (r) (void)expire_after(r.value(), timeout);
+        return r;
     }
 
     // Any thread. On the reactor thread, the registry's cancel. From another thread, handed
@@ -384,7 +423,8 @@ private:
         mpsc_hook hook;
         task fn;
     };
-    static_assert(sizeof(post_node) == detail::cache_line, "a post node is one line");
+    static_assert(sizeof(post_node) == detail::cache_line || task_capacity != 48,
+                  "a post node is one line at the default capacity");
 
     // The callback of an op armed from another thread, and its completion once it ended.
     struct carrier_node {

@@ -89,6 +89,8 @@
 //   at quiescence; a snapshot taken while other threads work is approximate.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <concepts>
 #include <cstddef>
 #include <cstdint>

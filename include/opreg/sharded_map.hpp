@@ -13,6 +13,8 @@
 // WHEN TO USE: a drop-in for a single global mutex when fds are sparse or keys are not fds.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <cstddef>
 #include <memory>
 #include <mutex>

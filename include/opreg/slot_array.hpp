@@ -54,6 +54,8 @@
 // `slot_array`, Relacy's in stress/relacy/slot_model.cpp, which checks this code.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <atomic>
 #include <cassert>
 #include <cstdint>
@@ -317,8 +319,9 @@ private:
         // Plain memory, handed from arm to the winner by (A)/(B) and back by (C)/(D).
         typename Sync::template cell<callback> cb;
     };
-    static_assert(sizeof(slot) == detail::cache_line || !std::is_same_v<Sync, detail::std_sync>,
-                  "one op, one cache line");
+    static_assert(sizeof(slot) == detail::cache_line || !std::is_same_v<Sync, detail::std_sync> ||
+                      callback_capacity != 48,
+                  "one op, one cache line at the default capacity");
 
     // The caller owns `completing` on s for op t. Moves the callback out, releases the slot,
     // then runs the callback: a callback that re-arms this slot finds it idle.

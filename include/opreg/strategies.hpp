@@ -6,9 +6,16 @@
 // tool, the sample server and, through each program's --list, the scripts. A new strategy
 // is its header plus one entry here.
 //
+// tbb_map is in the list when opreg is built with oneTBB (OPREG_WITH_TBB in config.hpp, the
+// same in every translation unit): a program that includes this header then needs oneTBB's
+// headers and library (link opreg::tbb). The library's run-time table (make_registry,
+// registry_names) is built from the same list.
+//
 //   opreg::visit_strategy(name, [&]<class R>(std::type_identity<R>) { run<R>(); });
 //   opreg::for_each_strategy([&]<class R>(std::type_identity<R>) { register_bench<R>(); });
 #pragma once
+
+#include <opreg/config.hpp>
 
 #include <array>
 #include <cstddef>
@@ -21,7 +28,9 @@
 #include <opreg/registry.hpp>
 #include <opreg/sharded_map.hpp>
 #include <opreg/slot_array.hpp>
+#if OPREG_WITH_TBB
 #include <opreg/tbb_map.hpp>
+#endif
 
 namespace opreg {
 
@@ -32,7 +41,11 @@ struct type_list {
 
 // The strategies. mutex_map is the baseline (one global mutex around a map, as the design
 // this project answers had it); the others are the contenders.
+#if OPREG_WITH_TBB
 using strategies = type_list<mutex_map, sharded_map, tbb_map, slot_array, mpsc_queue>;
+#else
+using strategies = type_list<mutex_map, sharded_map, slot_array, mpsc_queue>;
+#endif
 
 namespace detail {
 template <class... R>
@@ -50,8 +63,8 @@ constexpr bool visit_of(type_list<R...>, std::string_view name, F& f) {
 }
 }  // namespace detail
 
-// The strategies' names, in list order: "mutex_map", "sharded_map", "tbb_map", "slot_array",
-// "mpsc_queue".
+// The strategies' names, in list order: "mutex_map", "sharded_map", "tbb_map" (with oneTBB),
+// "slot_array", "mpsc_queue".
 inline constexpr auto strategy_names = detail::names_of(strategies{});
 
 // Calls f(std::type_identity<R>{}) for every strategy R, in list order.

@@ -15,6 +15,8 @@
 // ThreadSanitizer report; the per-fd node is allocated once per fd, not per op.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <memory>
 #include <string_view>
 #include <utility>

@@ -32,6 +32,8 @@
 //             it; cancel takes it.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <cassert>
 #include <compare>
 #include <cstdint>

@@ -2,10 +2,13 @@
 // error codes, the completion record a callback receives, and result<T>.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
@@ -55,9 +58,17 @@ enum class errc : std::uint8_t {
     no_callback,      // arm() was given an empty callback (nullptr, a null function pointer)
 };
 
-[[nodiscard]] std::string_view to_string(direction d) noexcept;
-[[nodiscard]] std::string_view to_string(outcome o) noexcept;
-[[nodiscard]] std::string_view to_string(errc e) noexcept;
+[[nodiscard]] OPREG_API std::string_view to_string(direction d) noexcept;
+[[nodiscard]] OPREG_API std::string_view to_string(outcome o) noexcept;
+[[nodiscard]] OPREG_API std::string_view to_string(errc e) noexcept;
+
+// errc as a std::error_code: the category's name is "opreg", its messages to_string(errc).
+// An errc::os_error result converts to the system category with its errno value instead
+// (result<void>::error_code()), so the OS reason travels with it.
+[[nodiscard]] OPREG_API const std::error_category& error_category() noexcept;
+[[nodiscard]] inline std::error_code make_error_code(errc e) noexcept {
+    return {static_cast<int>(e), error_category()};
+}
 
 // What a callback receives. Small and trivially copyable: passed by const reference.
 struct completion {
@@ -74,11 +85,13 @@ struct completion {
 };
 static_assert(std::is_trivially_copyable_v<completion>);
 
-// Inline storage for a completion handler: 48 bytes of captures (six pointers) plus the
-// dispatch pointer; an op slot of state word + callback is one 64-byte cache line.
-inline constexpr std::size_t callback_capacity = 48;
+// Inline storage for a completion handler: by default 48 bytes of captures (six pointers)
+// plus the dispatch pointer, so that an op slot of state word + callback is one 64-byte
+// cache line. OPREG_CALLBACK_CAPACITY (a CMake option, recorded in config.hpp) changes it
+// for the library and every program built against it.
+inline constexpr std::size_t callback_capacity = OPREG_CALLBACK_CAPACITY;
 using callback = inline_function<void(const completion&), callback_capacity>;
-static_assert(sizeof(callback) == 56);
+static_assert(sizeof(callback) == callback_capacity + sizeof(void*));
 
 namespace detail {
 // result<T>::value() on an error: a bug in the caller, stopped here in every build mode
@@ -119,6 +132,13 @@ public:
     // The errno value for errc::os_error; 0 otherwise.
     [[nodiscard]] constexpr int os_error() const noexcept { return error_.os_error; }
     [[nodiscard]] constexpr failure why() const noexcept { return error_; }
+    // The error as a std::error_code: the system category and errno for errc::os_error, the
+    // opreg category otherwise; a default (no error) code when ok().
+    [[nodiscard]] std::error_code error_code() const noexcept {
+        if (ok()) return {};
+        if (error_.code == errc::os_error) return {error_.os_error, std::system_category()};
+        return make_error_code(error_.code);
+    }
 
 private:
     failure error_{};
@@ -161,6 +181,9 @@ enum class cancel_status : std::uint8_t {
     stale,      // no such pending op: it already ended, or the token was never issued
     full,       // no room to hand the request over (mpsc_queue); try again after apply_handed_off()
 };
-[[nodiscard]] std::string_view to_string(cancel_status s) noexcept;
+[[nodiscard]] OPREG_API std::string_view to_string(cancel_status s) noexcept;
 
 }  // namespace opreg
+
+template <>
+struct std::is_error_code_enum<opreg::errc> : std::true_type {};

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <opreg/opreg.hpp>
+#include <opreg/strategies.hpp>
 
 #include "app.hpp"
 #include "diagnosis.hpp"

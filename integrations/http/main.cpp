@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include <opreg/opreg.hpp>
+#include <opreg/strategies.hpp>
 
 #include "server.hpp"
 

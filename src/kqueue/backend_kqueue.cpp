@@ -17,6 +17,7 @@
 //   user event, EV_CLEAR, triggered by wake() from any thread (NOTE_TRIGGER), reported
 //   under wake_token.
 #include <opreg/detail/poller.hpp>
+#include <opreg/readiness.hpp>
 
 #include <fcntl.h>
 #include <sys/event.h>
@@ -81,19 +82,6 @@ using udata_t = decltype(std::declval<struct kevent&>().udata);
     return kev;
 }
 
-[[nodiscard]] readiness to_readiness(const struct kevent& kev) noexcept {
-    readiness r = readiness::none;
-    if (kev.filter == EVFILT_READ) r = r | readiness::readable;
-    if (kev.filter == EVFILT_WRITE) r = r | readiness::writable;
-    if (kev.flags & EV_EOF) {
-        // Hang-up is readable and writable, so that the op's own read (0) or write (EPIPE)
-        // sees it; for sockets fflags then holds the pending error, if any.
-        r = r | readiness::readable | readiness::writable | readiness::hangup;
-        if (kev.fflags != 0) r = r | readiness::error;
-    }
-    if (kev.flags & EV_ERROR) r = r | readiness::error;
-    return r;
-}
 
 class kqueue_poller final : public poller {
 public:
@@ -122,6 +110,8 @@ public:
     [[nodiscard]] bool reports_hangup() const noexcept override {
         return OPREG_KQUEUE_ON_LIBKQUEUE == 0;
     }
+
+    [[nodiscard]] int native_handle() const noexcept override { return kq_; }
 
     void wake() noexcept override {
         struct kevent kev {};
@@ -193,7 +183,7 @@ public:
                 out[count++] = poll_event{wake_token, readiness::readable};
                 continue;
             }
-            const readiness r = to_readiness(events_[i]);
+            const readiness r = readiness_from_kevent(events_[i]);
             if (r == readiness::none) continue;
             out[count++] = poll_event{from_udata(events_[i].udata), r};
         }

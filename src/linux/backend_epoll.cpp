@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <opreg/detail/poller.hpp>
+#include <opreg/readiness.hpp>
 
 #include "eventfd_wake.hpp"
 
@@ -64,23 +65,14 @@ public:
                 out[static_cast<std::size_t>(i)] = poll_event{wake_token, readiness::readable};
                 continue;
             }
-            const std::uint32_t e = raw_[i].events;
-            readiness r = readiness::none;
-            if (e & EPOLLERR) {
-                r = readiness::error;
-            } else {
-                // Hang-up: readable and writable, so the op's own read or write sees it;
-                // and hangup, so that a reader knows not to stop before end-of-file.
-                if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) r = r | readiness::readable;
-                if (e & (EPOLLOUT | EPOLLHUP)) r = r | readiness::writable;
-                if (e & (EPOLLRDHUP | EPOLLHUP)) r = r | readiness::hangup;
-            }
-            out[static_cast<std::size_t>(i)] = poll_event{raw_[i].data.u64, r};
+            out[static_cast<std::size_t>(i)] =
+                poll_event{raw_[i].data.u64, readiness_from_epoll(raw_[i].events)};
         }
         return static_cast<std::size_t>(n);
     }
 
     void wake() noexcept override { wake_.signal(); }
+    [[nodiscard]] int native_handle() const noexcept override { return epfd_; }
 
 private:
     int epfd_;

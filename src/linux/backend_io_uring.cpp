@@ -36,6 +36,7 @@
 //   ~0                  LIBURING_UDATA_TIMEOUT, liburing's own timeout SQE on kernels without
 //                       IORING_FEAT_EXT_ARG
 #include <opreg/detail/poller.hpp>
+#include <opreg/readiness.hpp>
 
 #include <liburing.h>
 #include <poll.h>
@@ -96,16 +97,6 @@ static_assert(is_own(udata_remove) && is_own(udata_wake) && is_own(udata_probe))
 static_assert(udata_remove + max_removals <= udata_wake);
 static_assert(is_own(LIBURING_UDATA_TIMEOUT) && !is_own(poll_udata(0x7FFF'FFFF, watch_number_limit - 1)));
 
-[[nodiscard]] constexpr readiness to_readiness(unsigned mask) noexcept {
-    readiness r = readiness::none;
-    if (mask & (POLLERR | POLLNVAL)) r = r | readiness::error;
-    // Hang-up is readable and writable, so that the op's own read (0) or write (EPIPE) sees
-    // it, and says hangup, so that a reader knows not to stop before end-of-file.
-    if (mask & (POLLIN | POLLRDHUP | POLLHUP)) r = r | readiness::readable;
-    if (mask & (POLLOUT | POLLHUP)) r = r | readiness::writable;
-    if (mask & (POLLRDHUP | POLLHUP)) r = r | readiness::hangup;
-    return r;
-}
 
 [[nodiscard]] std::string errno_text(int err) {
     return std::generic_category().message(err);
@@ -137,6 +128,12 @@ public:
     [[nodiscard]] result<std::size_t> wait(std::span<poll_event> out,
                                            int timeout_ms) noexcept override;
     void wake() noexcept override { wake_.signal(); }
+    // The ring fd polls readable while completions wait in the CQ ring.
+    [[nodiscard]] int native_handle() const noexcept override { return ring_.ring_fd; }
+    void submit() noexcept override {
+        unsubmitted_ = false;
+        if (io_uring_sq_ready(&ring_) != 0) (void)io_uring_submit(&ring_);  // refused: wait() retries
+    }
 
 private:
     // What the backend keeps per fd number.
@@ -407,7 +404,7 @@ bool io_uring_poller::on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept {
     if (cqe.res >= 0) {
         // Readiness, also on a poll's final CQE (the kernel ends a multishot poll whose next
         // CQE would not fit, and hands over that readiness in the final one).
-        ev = poll_event{w->token, to_readiness(static_cast<unsigned>(cqe.res))};
+        ev = poll_event{w->token, readiness_from_poll(static_cast<unsigned>(cqe.res))};
         if (ended) {
             if (arm(fd, user_data).ok())
                 unsubmitted_ = true;

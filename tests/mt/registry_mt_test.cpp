@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <opreg/opreg.hpp>
+#include <opreg/strategies.hpp>
 
 #include "support/strategies.hpp"
 

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <opreg/opreg.hpp>
+#include <opreg/strategies.hpp>
 
 namespace opreg_test {
 

@@ -1,6 +1,8 @@
 // opreg/detail/cache_line.hpp — the one cache-line size every padded type uses.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <cstddef>
 
 namespace opreg::detail {

@@ -1,7 +1,11 @@
 // opreg/detail/common.hpp — small pieces every strategy shares.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 #include <opreg/registry.hpp>
@@ -23,10 +27,21 @@ struct delivery {
             has(ev, readiness::hangup)};
 }
 
+// A configuration the caller got wrong, in a constructor: std::invalid_argument, or, in a
+// program built without exceptions (-fno-exceptions), the message and abort().
+[[noreturn]] inline void bad_config(const char* what) {
+#if defined(__cpp_exceptions)
+    throw std::invalid_argument(what);
+#else
+    std::fprintf(stderr, "%s\n", what);
+    std::abort();
+#endif
+}
+
 // Every strategy's constructor checks its config through this.
 [[nodiscard]] inline registry_config validated(registry_config cfg) {
     if (cfg.max_fds == 0 || cfg.max_fds > registry_config::max_fds_limit)
-        throw std::invalid_argument("opreg: registry_config::max_fds must be 1 .. 2^24");
+        bad_config("opreg: registry_config::max_fds must be 1 .. 2^24");
     return cfg;
 }
 

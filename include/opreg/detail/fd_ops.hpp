@@ -3,6 +3,8 @@
 // callbacks are moved out into a taken_ops and run after that lock is released.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <cstdint>
 #include <utility>
 

@@ -11,6 +11,8 @@
 //   with_existing(fd, f)   f(fd_ops*): the record, or nullptr if fd has none yet.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <cassert>
 #include <cstdint>
 

@@ -26,11 +26,15 @@
 // - A backend may report several events for one fd in one batch, and readiness::error for
 //   EPOLLERR-like conditions; hang-up is reported as readable and writable (reads return
 //   0, writes fail), so that the op's own I/O call sees it.
+// - native_handle() and submit(): for a reactor embedded in another event loop (reactor.hpp,
+//   EMBEDDING).
 // - reports_hangup(): whether an event that finds the peer's FIN queued always carries
 //   readiness::hangup. Only then may a reader stop at a short read without reading on to
 //   EAGAIN (no edge follows a FIN). epoll, io_uring and BSD kqueue do; kqueue on Linux
 //   through libkqueue does not, for a socket watched in both directions.
 #pragma once
+
+#include <opreg/config.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -47,7 +51,7 @@ enum class backend : std::uint8_t { epoll, io_uring, kqueue };
 
 // The backend this build was made for: epoll on Linux; kqueue on BSD and macOS, and in the
 // kqueue configuration on Linux (libkqueue). The default, and what fall_back falls back to.
-[[nodiscard]] backend native_backend() noexcept;
+[[nodiscard]] OPREG_API backend native_backend() noexcept;
 
 namespace detail {
 
@@ -60,7 +64,7 @@ struct poll_event {
 // no registry issues it; a backend never takes it for an fd's token.
 inline constexpr std::uint64_t wake_token = 0xffffffffull;
 
-class poller {
+class OPREG_API poller {
 public:
     virtual ~poller() = default;
     [[nodiscard]] virtual backend kind() const noexcept = 0;
@@ -70,6 +74,13 @@ public:
                                                    int timeout_ms) noexcept = 0;
     virtual void wake() noexcept = 0;  // any thread
     [[nodiscard]] virtual bool reports_hangup() const noexcept { return true; }
+    // The fd another event loop may wait on: readable when wait(out, 0) would report an
+    // event or a wake-up (the epoll fd, the kqueue fd, the io_uring ring fd). -1: none.
+    [[nodiscard]] virtual int native_handle() const noexcept { return -1; }
+    // Hands what watch/unwatch queued to the kernel now, without waiting (io_uring queues
+    // submissions until wait(); epoll and kqueue apply each call at once). Called before a
+    // wait that is not this poller's own (another loop waiting on native_handle()).
+    virtual void submit() noexcept {}
 };
 
 // What a backend may be sized by (reactor_options carries it).
@@ -83,9 +94,10 @@ struct poller_config {
 // One factory per backend file. An error when the backend is not built on this platform
 // (ENOSYS) or not usable on this kernel (the errno of the step that failed); `why` then says
 // which and why, in one line.
-result<std::unique_ptr<poller>> make_epoll_poller(std::string& why);
-result<std::unique_ptr<poller>> make_io_uring_poller(std::string& why, const poller_config& cfg);
-result<std::unique_ptr<poller>> make_kqueue_poller(std::string& why);
+OPREG_API result<std::unique_ptr<poller>> make_epoll_poller(std::string& why);
+OPREG_API result<std::unique_ptr<poller>> make_io_uring_poller(std::string& why,
+                                                              const poller_config& cfg);
+OPREG_API result<std::unique_ptr<poller>> make_kqueue_poller(std::string& why);
 
 }  // namespace detail
 }  // namespace opreg

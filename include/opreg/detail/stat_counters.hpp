@@ -10,6 +10,8 @@
 // stress oracle read after joining their threads: the join provides the happens-before).
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>

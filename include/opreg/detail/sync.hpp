@@ -22,6 +22,8 @@
 //   static broken(site)                 whether a code site below runs its broken variant.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <type_traits>

@@ -7,6 +7,8 @@
 // are reused, so a steady number of timers allocates nothing once warm.
 #pragma once
 
+#include <opreg/config.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <utility>

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include <opreg/opreg.hpp>
+#include <opreg/strategies.hpp>
 
 #include "app.hpp"
 #include "diagnosis.hpp"

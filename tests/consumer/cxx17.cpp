@@ -1,0 +1,4 @@
+// A C++17 program including opreg: must not compile, and must say why in words.
+#include <opreg/slot_array.hpp>
+
+int main() { return 0; }
