@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The installed package as its users meet it: find_package and pkg-config on the static
-# install, a C++23 and a C++17 consumer, a plugin on the static library, the shared library
+# install, a C++23, a -fno-exceptions and a C++17 consumer, a plugin on the static library, the shared library
 # (built, installed, found, its exports and SONAME checked), a refused incompatible version,
 # and opreg embedded with FetchContent (only the library built). Each step says what it
 # checks; the first failure stops the run with its reason.
@@ -30,7 +30,7 @@ if cmake -S "$here" -B "$work/incompatible" -G Ninja -DCMAKE_PREFIX_PATH="$prefi
      -DOPREG_VERSION_WANTED=0.2 >"$work/incompatible.log" 2>&1; then
   fail "find_package(opreg 0.2) accepted opreg $(sed -n 's/^Version: //p' "$prefix"/lib*/pkgconfig/opreg.pc)"
 fi
-grep -q 'compatible with requested version "0.2"' "$work/incompatible.log" ||
+grep -q 'requested version "0.2"' "$work/incompatible.log" ||
   { cat "$work/incompatible.log" >&2; fail "refused, but not for its version"; }
 
 export PKG_CONFIG_PATH="$(dirname "$(ls "$prefix"/lib*/pkgconfig/opreg.pc)")"
@@ -42,6 +42,11 @@ step "a C++23 program, through pkg-config"
 # shellcheck disable=SC2086  # flags are words
 "$cxx" -std=c++23 -O2 "$here/main.cpp" $flags -o "$work/consumer-c++23"
 "$work/consumer-c++23"
+
+step "a program built without exceptions (-fno-exceptions)"
+# shellcheck disable=SC2086
+"$cxx" -std=c++20 -O2 -fno-exceptions "$here/main.cpp" $flags -o "$work/consumer-no-exceptions"
+"$work/consumer-no-exceptions"
 
 step "a C++17 program is told, in words, that opreg requires C++20"
 # shellcheck disable=SC2086
