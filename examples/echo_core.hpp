@@ -16,7 +16,8 @@
 //   close the connection: nothing touches a connection after arming it.
 // - reg.close(fd) before ::close(fd): the fd's pending op ends as closed, and events of the
 //   old fd still in the kernel's batch are dropped as stale instead of reaching the
-//   connection that reuses the fd number.
+//   connection that reuses the fd number. The kernel is told too (unwatch) rather than
+//   trusted to forget a closed fd: libkqueue, kqueue's emulation on Linux, does not.
 #pragma once
 
 #include <sys/types.h>
@@ -35,13 +36,15 @@
 
 namespace example {
 
-// Watch: bool(int fd, std::uint64_t token, bool writes) hands fd's token to the kernel for
-// read readiness, and for write readiness too when `writes`; once per fd lifetime.
-template <class Watch>
+// Kernel, the loop's side of the kernel interface:
+//   bool watch(int fd, std::uint64_t token, bool writes)  hands fd's token to the kernel for
+//       read readiness, and for write readiness too when `writes`; once per fd lifetime;
+//   void unwatch(int fd)  forgets fd, before it is closed.
+template <class Kernel>
 class echo_server {
 public:
-    echo_server(opreg::slot_array& reg, Watch watch, int listen_fd, int stop_fd)
-        : reg_{reg}, watch_{watch}, listen_fd_{listen_fd}, stop_fd_{stop_fd} {}
+    echo_server(opreg::slot_array& reg, Kernel& kernel, int listen_fd, int stop_fd)
+        : reg_{reg}, kernel_{kernel}, listen_fd_{listen_fd}, stop_fd_{stop_fd} {}
 
     echo_server(const echo_server&) = delete;
     echo_server& operator=(const echo_server&) = delete;
@@ -91,7 +94,7 @@ private:
             std::fprintf(stderr, "echo: fd %d: %s\n", fd, opreg::to_string(t.error()).data());
             return false;
         }
-        return watch_(fd, t.value().to_u64(), writes);
+        return kernel_.watch(fd, t.value().to_u64(), writes);
     }
 
     template <class F>
@@ -173,18 +176,18 @@ private:
 
     void close_conn(conn* c) {
         const int fd = c->fd;
-        (void)reg_.close(fd);  // a pending op ends as closed, here, before the fd goes back
-        ::close(fd);           // ...and the kernel forgets its registration
+        close_fd(fd);
         conns_[fd].reset();
     }
 
     void close_fd(int fd) {
-        (void)reg_.close(fd);
+        (void)reg_.close(fd);  // a pending op ends as closed, here, before the fd goes back
+        kernel_.unwatch(fd);
         ::close(fd);
     }
 
     opreg::slot_array& reg_;
-    Watch watch_;
+    Kernel& kernel_;
     int listen_fd_;
     int stop_fd_;
     bool stopping_ = false;

@@ -32,6 +32,24 @@ Prints "listening on 127.0.0.1:PORT" once it accepts. SIGTERM or SIGINT: close e
 connection, print the registry's statistics on stderr, exit 0.
 )usage";
 
+// The registry's tokens, handed to epoll: once per fd lifetime, edge-triggered. The registry
+// latches an edge that comes while nothing is armed, so the fd is never re-registered per
+// operation.
+struct epoll_kernel {
+    int ep;
+
+    bool watch(int fd, std::uint64_t token, bool writes) const {
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+        if (writes) ev.events |= EPOLLOUT;
+        ev.data.u64 = token;
+        if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0) return true;
+        std::fprintf(stderr, "echo_epoll: epoll_ctl fd %d: %s\n", fd, std::strerror(errno));
+        return false;
+    }
+    void unwatch(int fd) const { (void)::epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr); }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -55,18 +73,8 @@ int main(int argc, char** argv) {
     }
 
     opreg::slot_array reg;
-    // Once per fd lifetime, edge-triggered: the registry latches an edge that comes while
-    // nothing is armed, so the fd is never re-registered per operation.
-    auto watch = [ep](int fd, std::uint64_t token, bool writes) {
-        epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
-        if (writes) ev.events |= EPOLLOUT;
-        ev.data.u64 = token;
-        if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0) return true;
-        std::fprintf(stderr, "echo_epoll: epoll_ctl fd %d: %s\n", fd, std::strerror(errno));
-        return false;
-    };
-    example::echo_server server{reg, watch, lfd, stop_fd};
+    epoll_kernel kernel{ep};
+    example::echo_server server{reg, kernel, lfd, stop_fd};
     if (!server.start()) return 1;
     example::announce(bound);
 

@@ -39,6 +39,32 @@ std::uint64_t from_udata(void* udata) {
     return reinterpret_cast<std::uintptr_t>(udata);
 }
 
+// The registry's tokens, handed to kqueue in udata: once per fd lifetime, EV_CLEAR (edge-
+// triggered). The registry latches an edge that comes while nothing is armed, so the filters
+// are never re-added per operation.
+struct kqueue_kernel {
+    int kq;
+
+    bool watch(int fd, std::uint64_t token, bool writes) const {
+        struct kevent changes[2];
+        EV_SET(&changes[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, to_udata(token));
+        EV_SET(&changes[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR, 0, 0, to_udata(token));
+        if (::kevent(kq, changes, writes ? 2 : 1, nullptr, 0, nullptr) == 0) return true;
+        std::fprintf(stderr, "echo_kevent: kevent fd %d: %s\n", fd, std::strerror(errno));
+        return false;
+    }
+    // A BSD kernel drops an fd's filters when it is closed; libkqueue does not notice the
+    // close, and would keep them for the next fd of that number. One filter per call: a
+    // filter never added (EVFILT_WRITE on the listener) fails alone.
+    void unwatch(int fd) const {
+        for (const short filter : {EVFILT_READ, EVFILT_WRITE}) {
+            struct kevent change;
+            EV_SET(&change, fd, filter, EV_DELETE, 0, 0, nullptr);
+            (void)::kevent(kq, &change, 1, nullptr, 0, nullptr);
+        }
+    }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,17 +90,8 @@ int main(int argc, char** argv) {
     }
 
     opreg::slot_array reg;
-    // Once per fd lifetime, EV_CLEAR (edge-triggered): the registry latches an edge that
-    // comes while nothing is armed, so the filters are never re-added per operation.
-    auto watch = [kq](int fd, std::uint64_t token, bool writes) {
-        struct kevent changes[2];
-        EV_SET(&changes[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, to_udata(token));
-        EV_SET(&changes[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR, 0, 0, to_udata(token));
-        if (::kevent(kq, changes, writes ? 2 : 1, nullptr, 0, nullptr) == 0) return true;
-        std::fprintf(stderr, "echo_kevent: kevent fd %d: %s\n", fd, std::strerror(errno));
-        return false;
-    };
-    example::echo_server server{reg, watch, lfd, stop_fd};
+    kqueue_kernel kernel{kq};
+    example::echo_server server{reg, kernel, lfd, stop_fd};
     if (!server.start()) return 1;
     example::announce(bound);
 
