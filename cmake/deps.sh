@@ -11,6 +11,8 @@ packages=(
   curl wrk nghttp2-client python3 gnuplot-nox
   # node's strict llhttp: the oracle of the HTTP framing differential test
   nodejs
+  # standalone Asio (headers only, no Boost): examples/asio_echo
+  libasio-dev
 )
 # `deps.sh demo`: also the servers the demo compares against (rows are skipped without them).
 if [ "${1:-}" = demo ]; then

@@ -2,8 +2,9 @@
 # The installed package as its users meet it: find_package and pkg-config on the static
 # install, a C++23, a -fno-exceptions and a C++17 consumer, a plugin on the static library, the shared library
 # (built, installed, found, its exports and SONAME checked), a refused incompatible version,
-# and opreg embedded with FetchContent (only the library built). Each step says what it
-# checks; the first failure stops the run with its reason.
+# opreg embedded with FetchContent (only the library built), and examples/ built on its own
+# against the install and checked with real clients. Each step says what it checks; the first
+# failure stops the run with its reason.
 # usage: tests/consumer/run.sh STATIC_PREFIX WORK_DIR   (from the source tree's root)
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: $0 STATIC_PREFIX WORK_DIR" >&2; exit 2; }
@@ -93,5 +94,11 @@ cmake --build "$work/embedded" --parallel "$jobs"
 "$work/embedded/embedder"
 built=$(find "$work/embedded" -name 'opreg-*' -type f -perm -u+x | wc -l)
 [ "$built" -eq 0 ] || fail "embedding built $built opreg programs"
+
+step "examples/ built on their own against the static install, checked with real clients"
+configure -S "$src/examples" -B "$work/examples" -DCMAKE_PREFIX_PATH="$prefix"
+cmake --build "$work/examples" --parallel "$jobs"
+python3 "$src/examples/tests/clients.py" --bin-dir "$work/examples" ||
+  fail "the examples built against the install failed their client checks"
 
 echo "== consumer: all checks passed =="
