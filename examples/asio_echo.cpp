@@ -191,6 +191,7 @@ public:
     void shutdown() {
         asio::error_code ignored;
         acceptor_.close(ignored);
+        retry_.cancel();
         watchdog_.stop();  // joined: nothing more is cancelled or posted from its thread
         for (const std::shared_ptr<session>& s : std::set{live_}) s->close();
     }
@@ -211,19 +212,29 @@ public:
 private:
     void accept() {
         acceptor_.async_accept([this](const asio::error_code& ec, tcp::socket socket) {
-            if (ec == asio::error::operation_aborted) return;  // shutdown() closed the acceptor
-            if (!ec) {
-                socket.set_option(tcp::no_delay{true});
-                auto s = std::make_shared<session>(*this, std::move(socket));
-                live_.insert(s);
-                s->read();
+            // shutdown() closed the acceptor: this one may have been accepted just before,
+            // its handler queued behind the signal's. It is dropped (closed) unserved.
+            if (!acceptor_.is_open()) return;
+            if (ec) {  // out of fds, or a connection that failed: not a reason to spin
+                std::fprintf(stderr, "asio_echo: accept: %s\n", ec.message().c_str());
+                retry_.expires_after(std::chrono::milliseconds(100));
+                retry_.async_wait([this](const asio::error_code& wec) {
+                    if (!wec) accept();
+                });
+                return;
             }
+            asio::error_code ignored;
+            socket.set_option(tcp::no_delay{true}, ignored);
+            auto s = std::make_shared<session>(*this, std::move(socket));
+            live_.insert(s);
+            s->read();
             accept();
         });
     }
 
     asio::io_context& io_;
     tcp::acceptor acceptor_;
+    asio::steady_timer retry_{io_};
     opreg::slot_array reads_;
     read_table table_;
     watchdog watchdog_;

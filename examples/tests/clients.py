@@ -201,6 +201,21 @@ def stop_checks(srv, name, clients=(), sig=signal.SIGTERM):
     report(f"{name} no sanitizer report on stderr", not marks, f"{marks}: {err[-3000:]!r}" if marks else "")
 
 
+def stop_while_accepting(binary, name, rounds=20):
+    """SIGTERM right behind fresh connections, whose accepts may still be queued: a server
+    that serves them after its shutdown (or spins on its closed listener) never exits."""
+    codes = []
+    for _ in range(rounds):
+        srv = Server(binary)
+        clients = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(3)]
+        codes.append(srv.stop(timeout=10))
+        for c in clients:
+            c.close()
+    report(f"{name} SIGTERM right behind {rounds}x3 fresh connections: exit 0 every time",
+           codes == [0] * rounds, "" if codes == [0] * rounds
+           else f"exit statuses {codes} (None: still running after 10 s)")
+
+
 def curl_telnet(port, data, max_time):
     """curl's telnet client: sends data, returns (exit status, what came back)."""
     p = subprocess.run(["curl", "--silent", "--max-time", str(max_time), f"telnet://127.0.0.1:{port}"],
@@ -299,6 +314,7 @@ def test_echo(binary, name):
     clients[1].read_exactly(1)
     stop_checks(srv, name, clients)
     stop_checks(Server(binary), name, sig=signal.SIGINT)
+    stop_while_accepting(binary, name)
 
 
 # ---- line_server ---------------------------------------------------------------------------
@@ -456,6 +472,7 @@ def test_line_server(binary, name):
     clients[0].send(b"half a line")
     clients[1].ask("hello")
     stop_checks(srv, name, clients)
+    stop_while_accepting(binary, name)
     line_kick_and_stats(binary, name)
     srv = Server(binary, "--idle-timeout", "1")
     idle_checks(srv, name, 1.0, b"BYE idle\n")
@@ -502,6 +519,7 @@ def test_asio_echo(binary, name):
     clients = [Client(srv.port) for _ in range(3)]
     clients[0].send(b"unread echo")
     stop_checks(srv, name, clients)
+    stop_while_accepting(binary, name)
 
     # No reactor timer due for a minute: a status connection is served only if the reactor's
     # handle, readable with the connection's events, wakes Asio's loop.
