@@ -84,8 +84,7 @@ public:
         e.op.store(op.to_u64(), std::memory_order_release);
         // relaxed: a bound for the scan; the watchdog sees it by its next scan at the latest.
         int seen = high_.load(std::memory_order_relaxed);
-        while (seen < fd && !high_.compare_exchange_weak(seen, fd, std::memory_order_relaxed)) {
-        }
+        while (seen < fd && !high_.compare_exchange_weak(seen, fd, std::memory_order_relaxed)) {}
     }
 
     // Watchdog thread: calls f(op) for each tracked op armed more than `idle` ago. Ops
@@ -97,7 +96,8 @@ public:
         for (int fd = 0; fd <= high; ++fd) {
             const entry& e = entries_[fd];
             const auto op = opreg::op_token::from_u64(e.op.load(std::memory_order_acquire));
-            if (op.valid() && now - e.since_ns.load(std::memory_order_relaxed) >= idle.count()) f(op);
+            if (op.valid() && now - e.since_ns.load(std::memory_order_relaxed) >= idle.count())
+                f(op);
         }
     }
 
@@ -107,7 +107,8 @@ private:
         std::atomic<std::int64_t> since_ns{0};
     };
     static std::int64_t now_ns() {
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch())
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   steady::now().time_since_epoch())
             .count();
     }
     std::unique_ptr<entry[]> entries_;
@@ -118,10 +119,14 @@ private:
 class watchdog {
 public:
     watchdog(opreg::slot_array& reads, const read_table& table, std::chrono::nanoseconds idle)
-        : reads_{reads}, table_{table}, idle_{idle} {}
+        : reads_{reads},
+          table_{table},
+          idle_{idle} {}
     ~watchdog() { stop(); }
 
-    void start() { thread_ = std::thread([this] { run(); }); }
+    void start() {
+        thread_ = std::thread([this] { run(); });
+    }
     void stop() {
         {
             const std::lock_guard lock{mutex_};
@@ -133,8 +138,8 @@ public:
 
 private:
     void run() {
-        const auto period = std::clamp<std::chrono::nanoseconds>(idle_ / 4, std::chrono::milliseconds(10),
-                                                                 std::chrono::seconds(1));
+        const auto period = std::clamp<std::chrono::nanoseconds>(
+            idle_ / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
         std::unique_lock lock{mutex_};
         while (!wake_.wait_for(lock, period, [this] { return stopping_; })) {
             lock.unlock();
@@ -177,7 +182,8 @@ class echo_server {
 public:
     echo_server(asio::io_context& io, int port, std::chrono::nanoseconds idle)
         : io_{io},
-          acceptor_{io, tcp::endpoint{asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}},
+          acceptor_{io, tcp::endpoint{asio::ip::make_address("127.0.0.1"),
+                                      static_cast<unsigned short>(port)}},
           table_{reads_.config().max_fds},
           watchdog_{reads_, table_, idle} {}
 
@@ -199,9 +205,9 @@ public:
     [[nodiscard]] std::string status(std::uint64_t ticks) const {
         const opreg::registry_stats s = reads_.stats();
         const auto n = [](std::uint64_t v) { return std::to_string(v); };
-        return "ticks=" + n(ticks) + " sessions=" + n(live_.size()) + " reads: armed=" + n(s.armed) +
-               " completed=" + n(s.completed) + " timed_out=" + n(s.timed_out) +
-               " closed=" + n(s.closed) + "\n";
+        return "ticks=" + n(ticks) + " sessions=" + n(live_.size()) +
+               " reads: armed=" + n(s.armed) + " completed=" + n(s.completed) +
+               " timed_out=" + n(s.timed_out) + " closed=" + n(s.closed) + "\n";
     }
 
     asio::io_context& io() noexcept { return io_; }
@@ -253,29 +259,31 @@ void session::read() {
     // session (24 bytes of captures, inline) and matters only when the watchdog wins: it
     // runs on the watchdog's thread, and hands the session over to the io_context, moved,
     // so that the session is never released on that thread.
-    auto op = srv_.reads().arm(fd_, opreg::direction::read,
-                               [self = shared_from_this(), io = &srv_.io()](const opreg::completion& c) mutable {
-                                   if (c.result != opreg::outcome::timed_out) return;
-                                   asio::post(*io, [s = std::move(self)] { s->close(); });
-                               });
+    auto op = srv_.reads().arm(
+        fd_, opreg::direction::read,
+        [self = shared_from_this(), io = &srv_.io()](const opreg::completion& c) mutable {
+            if (c.result != opreg::outcome::timed_out) return;
+            asio::post(*io, [s = std::move(self)] { s->close(); });
+        });
     if (!op) {  // fd out of the registry's range: refused, the callback was never run
-        std::fprintf(stderr, "asio_echo: arm fd %d: %s\n", fd_, opreg::to_string(op.error()).data());
+        std::fprintf(stderr, "asio_echo: arm fd %d: %s\n", fd_,
+                     opreg::to_string(op.error()).data());
         return close();
     }
     srv_.table().track(fd_, op.value());
-    socket_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](const asio::error_code& ec,
-                                                                          std::size_t n) {
-        if (self->closed_) return;  // close() cancelled it
-        // Ends the op as ready unless the watchdog ended it first: exactly one of us wins.
-        if (self->srv_.reads().dispatch(self->ft_, opreg::readiness::readable) == 0) return;
-        if (ec) return self->close();  // end of file, or an error
-        asio::async_write(self->socket_, asio::buffer(self->buf_.data(), n),
-                          [self](const asio::error_code& wec, std::size_t) {
-                              if (self->closed_) return;
-                              if (wec) return self->close();
-                              self->read();
-                          });
-    });
+    socket_.async_read_some(
+        asio::buffer(buf_), [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
+            if (self->closed_) return;  // close() cancelled it
+            // Ends the op as ready unless the watchdog ended it first: exactly one of us wins.
+            if (self->srv_.reads().dispatch(self->ft_, opreg::readiness::readable) == 0) return;
+            if (ec) return self->close();  // end of file, or an error
+            asio::async_write(self->socket_, asio::buffer(self->buf_.data(), n),
+                              [self](const asio::error_code& wec, std::size_t) {
+                                  if (self->closed_) return;
+                                  if (wec) return self->close();
+                                  self->read();
+                              });
+        });
 }
 
 void session::close() {
@@ -299,7 +307,10 @@ using event_loop = opreg::reactor<registry>;
 class embedded_reactor {
 public:
     embedded_reactor(asio::io_context& io, event_loop& loop)
-        : io_{io}, loop_{loop}, handle_{io}, timer_{io} {}
+        : io_{io},
+          loop_{loop},
+          handle_{io},
+          timer_{io} {}
 
     [[nodiscard]] bool start() {
         // A duplicate, which the descriptor owns and closes; the reactor keeps its own.
@@ -363,7 +374,8 @@ private:
 // The status port, served by the embedded reactor: one line per connection, then close.
 class status_service {
 public:
-    status_service(event_loop& loop, int lfd, const echo_server& srv, std::chrono::milliseconds tick)
+    status_service(event_loop& loop, int lfd, const echo_server& srv,
+                   std::chrono::milliseconds tick)
         : loop_{loop},
           lfd_{lfd},
           srv_{srv},
@@ -432,12 +444,14 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
         if (a == "--help") return std::fputs(usage, stdout), 0;
-        if (a == "--port" && example::parse_long(example::flag_value(argc, argv, i), 0, 65535, port))
+        if (a == "--port" &&
+            example::parse_long(example::flag_value(argc, argv, i), 0, 65535, port))
             continue;
         if (a == "--idle-timeout" &&
             example::parse_seconds(example::flag_value(argc, argv, i), 0.001, 86400, idle_s))
             continue;
-        if (a == "--tick-ms" && example::parse_long(example::flag_value(argc, argv, i), 1, 3600000, tick_ms))
+        if (a == "--tick-ms" &&
+            example::parse_long(example::flag_value(argc, argv, i), 1, 3600000, tick_ms))
             continue;
         example::bad_flag(argv, argv[i]);
     }

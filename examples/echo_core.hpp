@@ -44,7 +44,10 @@ template <class Kernel>
 class echo_server {
 public:
     echo_server(opreg::slot_array& reg, Kernel& kernel, int listen_fd, int stop_fd)
-        : reg_{reg}, kernel_{kernel}, listen_fd_{listen_fd}, stop_fd_{stop_fd} {}
+        : reg_{reg},
+          kernel_{kernel},
+          listen_fd_{listen_fd},
+          stop_fd_{stop_fd} {}
 
     echo_server(const echo_server&) = delete;
     echo_server& operator=(const echo_server&) = delete;
@@ -100,7 +103,8 @@ private:
     template <class F>
     bool arm(int fd, opreg::direction d, F&& f) {
         const opreg::result<opreg::op_token> op = reg_.arm(fd, d, std::forward<F>(f));
-        if (!op) std::fprintf(stderr, "echo: arm fd %d: %s\n", fd, opreg::to_string(op.error()).data());
+        if (!op)
+            std::fprintf(stderr, "echo: arm fd %d: %s\n", fd, opreg::to_string(op.error()).data());
         return op.ok();
     }
 
@@ -165,9 +169,9 @@ private:
         const opreg::result<opreg::op_token> op =
             reg_.arm(c->fd, d, [this, c](const opreg::completion& done) {
                 switch (done.result) {
-                case opreg::outcome::ready: return serve(c);
-                case opreg::outcome::closed: return;  // close_conn() is closing it
-                default: return close_conn(c);        // error: EPOLLERR and the like
+                    case opreg::outcome::ready: return serve(c);
+                    case opreg::outcome::closed: return;  // close_conn() is closing it
+                    default: return close_conn(c);        // error: EPOLLERR and the like
                 }
             });
         // Refused (never for this single-threaded loop): the callback was destroyed unrun.

@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
         if (a == "--help") return std::fputs(usage, stdout), 0;
-        if (a == "--port" && example::parse_long(example::flag_value(argc, argv, i), 0, 65535, port))
+        if (a == "--port" &&
+            example::parse_long(example::flag_value(argc, argv, i), 0, 65535, port))
             continue;
         example::bad_flag(argv, argv[i]);
     }

@@ -2,9 +2,9 @@
 // only the loop differs: the token rides in kevent's udata, and readiness_from_kevent maps
 // each filter's report. Built where the kqueue backend is (BSD, macOS, and the kqueue
 // configuration on Linux through libkqueue). See --help.
-#include <sys/types.h>
 #include <sys/event.h>
 #include <sys/time.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
         if (a == "--help") return std::fputs(usage, stdout), 0;
-        if (a == "--port" && example::parse_long(example::flag_value(argc, argv, i), 0, 65535, port))
+        if (a == "--port" &&
+            example::parse_long(example::flag_value(argc, argv, i), 0, 65535, port))
             continue;
         example::bad_flag(argv, argv[i]);
     }

@@ -77,9 +77,9 @@ constexpr std::size_t max_unsent = 64 * 1024;
 struct conn {
     conn(int f, std::uint64_t i) : fd{f}, id{i} {}
     int fd;
-    std::uint64_t id;  // in accept order, over both threads: the lowest is the oldest
-    std::string in;    // a line not yet complete
-    std::string out;   // answers not yet written
+    std::uint64_t id;       // in accept order, over both threads: the lowest is the oldest
+    std::string in;         // a line not yet complete
+    std::string out;        // answers not yet written
     bool reading = false;   // a read is armed
     bool writing = false;   // a write is armed (the peer's buffer was full)
     bool unread = false;    // readable, not read to EAGAIN yet
@@ -153,7 +153,8 @@ private:
             return;
         }
         if (const opreg::result<opreg::fd_token> t = loop_.watch(fd); !t) {
-            std::fprintf(stderr, "line_server: watch fd %d: %s\n", fd, t.error_code().message().c_str());
+            std::fprintf(stderr, "line_server: watch fd %d: %s\n", fd,
+                         t.error_code().message().c_str());
             ::close(fd);
             return;
         }
@@ -272,7 +273,8 @@ private:
                 c->out += "ERR busy\n";
         } else {
             std::string up{line};
-            for (char& ch : up) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+            for (char& ch : up)
+                ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
             c->out += up;
             c->out += '\n';
         }
@@ -294,9 +296,10 @@ private:
             std::fprintf(stderr, "line_server: worker %d: KICK answer lost (queue full)\n", me);
     }
     void kick_done(std::uint64_t asker, int kicker, std::uint64_t victim) {
-        deliver(asker, victim != 0 ? "KICKED worker " + std::to_string(kicker) + " conn " +
-                                         std::to_string(victim) + "\n"
-                                   : "KICKED none (worker " + std::to_string(kicker) + " has none)\n");
+        deliver(asker, victim != 0
+                           ? "KICKED worker " + std::to_string(kicker) + " conn " +
+                                 std::to_string(victim) + "\n"
+                           : "KICKED none (worker " + std::to_string(kicker) + " has none)\n");
     }
 
     // On this thread, asked by `from`: send it this thread's tally.
@@ -341,7 +344,7 @@ private:
     worker* other_ = nullptr;
     std::unique_ptr<opreg::acceptor<registry>> acceptor_;
     int lfd_ = -1;
-    std::uint64_t next_id_ = 0;  // the acceptor's worker only
+    std::uint64_t next_id_ = 0;                             // the acceptor's worker only
     std::map<std::uint64_t, std::unique_ptr<conn>> conns_;  // by id: oldest first
     std::uint64_t served_ = 0;
     std::uint64_t lines_ = 0;
@@ -362,7 +365,8 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
         if (a == "--help") return std::fputs(usage, stdout), 0;
-        if (a == "--port" && example::parse_long(example::flag_value(argc, argv, i), 0, 65535, port))
+        if (a == "--port" &&
+            example::parse_long(example::flag_value(argc, argv, i), 0, 65535, port))
             continue;
         if (a == "--idle-timeout" &&
             example::parse_seconds(example::flag_value(argc, argv, i), 0.001, 86400, idle_s))
@@ -379,7 +383,8 @@ int main(int argc, char** argv) {
     int bound = static_cast<int>(port);
     const int lfd = example::listen_on(bound);
     if (lfd < 0) {
-        std::fprintf(stderr, "line_server: listen on 127.0.0.1:%ld: %s\n", port, std::strerror(errno));
+        std::fprintf(stderr, "line_server: listen on 127.0.0.1:%ld: %s\n", port,
+                     std::strerror(errno));
         return 1;
     }
     std::unique_ptr<worker> workers[2];

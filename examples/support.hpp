@@ -100,7 +100,7 @@ inline int accept_nonblocking(int listen_fd) {
 // A write to a connection the peer has closed fails with EPIPE instead of killing the
 // process with SIGPIPE (send's MSG_NOSIGNAL is not everywhere; this is).
 inline void ignore_sigpipe() {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = SIG_IGN;
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGPIPE, &sa, nullptr);
@@ -130,11 +130,12 @@ inline int stop_signal_fd() {
     if (::pipe(p) != 0) return -1;
     if (!set_nonblocking(p[0]) || !set_nonblocking(p[1])) return -1;
     detail::stop_pipe_write_end = p[1];
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = detail::on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    if (::sigaction(SIGTERM, &sa, nullptr) != 0 || ::sigaction(SIGINT, &sa, nullptr) != 0) return -1;
+    if (::sigaction(SIGTERM, &sa, nullptr) != 0 || ::sigaction(SIGINT, &sa, nullptr) != 0)
+        return -1;
     return p[0];
 }
 
@@ -150,8 +151,7 @@ inline sigset_t block_stop_signals() {
 }
 inline int wait_for_stop_signal(const sigset_t& sigs) {
     int sig = 0;
-    while (::sigwait(&sigs, &sig) != 0) {
-    }
+    while (::sigwait(&sigs, &sig) != 0) {}
     return sig;
 }
 
