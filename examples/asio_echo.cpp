@@ -313,10 +313,13 @@ public:
           timer_{io} {}
 
     [[nodiscard]] bool start() {
-        // A duplicate, which the descriptor owns and closes; the reactor keeps its own.
-        const int fd = ::dup(loop_.native_handle());
-        if (fd < 0) return false;
-        handle_.assign(fd);
+        // A duplicate, which the descriptor owns and closes; the reactor keeps its own. A
+        // backend without a handle (-1: kqueue through libkqueue) is looked at on a timer.
+        if (loop_.native_handle() >= 0) {
+            const int fd = ::dup(loop_.native_handle());
+            if (fd < 0) return false;
+            handle_.assign(fd);
+        }
         schedule();
         return true;
     }
@@ -336,7 +339,7 @@ private:
 
     void schedule() {
         if (stopped_) return;
-        const int ms = loop_.next_timeout_ms();
+        int ms = loop_.next_timeout_ms();
         // Asio watches the handle edge-triggered and its async_wait never checks first: an
         // edge that came while no wait was queued (events left from a full batch, or that
         // arrived during the turn) would not come again. So look before waiting.
@@ -345,7 +348,9 @@ private:
             asio::post(io_, [this] { turn(); });
             return;
         }
-        if (!waiting_) {
+        if (!handle_.is_open()) {  // no handle: every no_handle_tick at the longest
+            if (ms < 0 || ms > no_handle_tick_ms) ms = no_handle_tick_ms;
+        } else if (!waiting_) {
             waiting_ = true;
             handle_.async_wait(asio::posix::stream_descriptor::wait_read,
                                [this](const asio::error_code& ec) {
@@ -362,6 +367,8 @@ private:
             if (!ec) turn();
         });
     }
+
+    static constexpr int no_handle_tick_ms = 10;
 
     asio::io_context& io_;
     event_loop& loop_;

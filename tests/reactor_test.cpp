@@ -381,9 +381,15 @@ int foreign_turn(Loop& loop, int cap_ms = 2000) {
     return ready;
 }
 
+// The backends with no handle to wait on (kqueue through libkqueue) say so with -1.
+#define OPREG_SKIP_WITHOUT_HANDLE(loop)                                                    \
+    if ((loop).native_handle() < 0)                                                        \
+    GTEST_SKIP() << to_string((loop).active_backend())                                     \
+                 << " has no handle another loop can wait on here (native_handle() == -1)"
+
 TYPED_TEST(Reactor, EmbeddedReadinessMakesTheHandleReadable) {
     auto& loop = *this->loop;
-    ASSERT_GE(loop.native_handle(), 0);
+    OPREG_SKIP_WITHOUT_HANDLE(loop);
     socket_pair p;
     ASSERT_TRUE(loop.watch(p.a).ok());
     record rec;
@@ -399,7 +405,7 @@ TYPED_TEST(Reactor, EmbeddedReadinessMakesTheHandleReadable) {
 }
 
 TYPED_TEST(Reactor, EmbeddedTimersSetTheTimeout) {
-    auto& loop = *this->loop;
+    auto& loop = *this->loop;  // deadlines alone: also where there is no handle
     bool fired = false;
     loop.after(30ms, [&fired] { fired = true; });
     const int ms = loop.next_timeout_ms();
@@ -414,6 +420,7 @@ TYPED_TEST(Reactor, EmbeddedTimersSetTheTimeout) {
 
 TYPED_TEST(Reactor, EmbeddedPostFromAnotherThreadWakesTheHandle) {
     auto& loop = *this->loop;
+    OPREG_SKIP_WITHOUT_HANDLE(loop);
     loop.run_once(0);  // this thread is the reactor thread
     std::atomic<bool> ran{false};
     std::thread other([&] { ASSERT_TRUE(loop.post([&ran] { ran.store(true); })); });

@@ -198,7 +198,12 @@ public:
     //
     //   for (;;) { poll({loop.native_handle(), POLLIN}, loop.next_timeout_ms()); loop.run_once(0); }
     //
-    // The backend's fd (epoll, kqueue, the io_uring ring); -1 when it has none.
+    // The handle is an epoll-like fd: readable while something is pending, but a loop that
+    // waits for an edge on it (Asio's stream_descriptor::async_wait, libuv's uv_poll) sees only
+    // changes; call run_once(0) until next_timeout_ms() is not 0 before each such wait.
+    //
+    // The backend's fd (epoll, kqueue, the io_uring ring); -1 when it has none (kqueue through
+    // libkqueue on Linux: its fd never polls readable), where only the deadlines can drive it.
     [[nodiscard]] int native_handle() const noexcept { return poller_->native_handle(); }
     // Reactor thread. How long the caller may wait before the next run_once(0): 0 when work
     // is waiting already, the time to the next timer, or -1 when nothing is scheduled (wait

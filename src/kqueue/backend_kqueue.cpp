@@ -111,7 +111,11 @@ public:
         return OPREG_KQUEUE_ON_LIBKQUEUE == 0;
     }
 
-    [[nodiscard]] int native_handle() const noexcept override { return kq_; }
+    // BSD and macOS: the kqueue polls readable while events are pending. libkqueue on Linux
+    // hands out an fd that never does (the write end of a pipe): no handle to wait on there.
+    [[nodiscard]] int native_handle() const noexcept override {
+        return OPREG_KQUEUE_ON_LIBKQUEUE == 0 ? kq_ : -1;
+    }
 
     void wake() noexcept override {
         struct kevent kev {};
