@@ -1,7 +1,8 @@
-// opreg-bench: Google Benchmark over the registry strategies and the reactor backends.
-// Every number is a comparison: the mutex_map baseline runs beside each contender in the
-// same process. Benchmarks are named registry/<strategy>/<scenario> and
-// reactor/<backend>/<strategy>/<scenario>; see --help for Google Benchmark's flags
+// opreg-bench: Google Benchmark over the registry strategies, the reactor backends and the
+// hand-off queues. Every number is a comparison: the mutex_map baseline runs beside each
+// contender in the same process (the intrusive queue beside other queues and a mutex around
+// a deque). Benchmarks are named registry/<strategy>/<scenario>,
+// reactor/<backend>/<strategy>/<scenario> and queue/<queue>/producers:<n>; see --help for Google Benchmark's flags
 // (--benchmark_filter, --benchmark_format=json, --benchmark_repetitions, ...).
 // --list prints the strategy names, one per line, for scripts.
 #include <cstdio>
@@ -13,6 +14,7 @@
 
 void register_registry_benchmarks();
 void register_reactor_benchmarks();
+void register_queue_benchmarks();
 
 int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
@@ -21,8 +23,9 @@ int main(int argc, char** argv) {
                 "usage: opreg-bench [--list] [google benchmark flags]\n\n"
                 "Benchmarks of opreg's registry strategies (registry/<strategy>/<scenario>,\n"
                 "scenarios arm_fire, arm_cancel, mixed, cross_thread, memory) and reactor\n"
-                "backends (reactor/<backend>/<strategy>/ping_pong). Throughput is reported as\n"
-                "items_per_second; memory as bytes_per_pending_op.\n\n"
+                "backends (reactor/<backend>/<strategy>/ping_pong), and of hand-off queues\n"
+                "(queue/<queue>/producers:<n>, 56-byte tasks to one consumer; filter '^queue/').\n"
+                "Throughput is reported as items_per_second; memory as bytes_per_pending_op.\n\n"
                 "Useful flags:\n"
                 "  --list                          the registry strategies, one per line\n"
                 "  --benchmark_filter=REGEX        run only matching benchmarks\n"
@@ -40,6 +43,7 @@ int main(int argc, char** argv) {
     }
     register_registry_benchmarks();
     register_reactor_benchmarks();
+    register_queue_benchmarks();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     benchmark::RunSpecifiedBenchmarks();
