@@ -24,9 +24,15 @@
 // ends of its payload, so a queue that loses, repeats, reorders or tears a task fails the
 // run. Throughput is items_per_second in real time: tasks the consumer popped.
 //
-// Producers and the consumer wait alike: a few pause instructions, then yield. With more
-// threads than cores (producers:2 and :4 on a 2-core machine) the rows measure scheduling
-// as much as the queue.
+// The consumer is pinned to one CPU and the producers to the others (see placement), so a
+// row measures tasks crossing cores; under `taskset -c 0` everything shares one core and a
+// row measures the instructions alone. Producers and the consumer wait alike: a few pause
+// instructions, then yield. With more producers than the other cores (producers:2 and :4
+// on a 2-core machine) producers take turns on a core, as posting threads would.
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <chrono>
@@ -289,6 +295,56 @@ private:
     std::deque<task> tasks_;
 };
 
+// Where the threads run: the consumer on the first CPU this thread may use, producers on the
+// others in turn, or all on that one when there is no other (`taskset -c 0 opreg-bench`
+// runs a row on one core). Pinned so that a row keeps one schedule: unpinned, a producer
+// and the consumer sometimes shared a core and a row swung between ~6 and ~70 M/s here.
+class placement {
+public:
+    placement() {
+        CPU_ZERO(&allowed_);
+        if (::sched_getaffinity(0, sizeof allowed_, &allowed_) != 0) return;  // then unpinned
+        for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+            if (CPU_ISSET(cpu, &allowed_)) cpus_.push_back(cpu);
+    }
+    // The calling thread's mask as it was: the consumer is the benchmark's own thread, which
+    // runs the other benchmarks afterwards.
+    ~placement() {
+        if (pinned_consumer_) ::pthread_setaffinity_np(::pthread_self(), sizeof allowed_, &allowed_);
+    }
+    placement(const placement&) = delete;
+    placement& operator=(const placement&) = delete;
+
+    void pin_consumer() {
+        if (cpus_.empty()) return;
+        pinned_consumer_ = pin(cpus_[0]);
+    }
+    // On the producer's own thread.
+    void pin_producer(int p) const {
+        if (cpus_.empty()) return;
+        (void)pin(cpus_.size() == 1 ? cpus_[0] : cpus_[1 + std::size_t(p) % (cpus_.size() - 1)]);
+    }
+    [[nodiscard]] std::string describe(int producers) const {
+        if (cpus_.empty()) return "unpinned";
+        if (cpus_.size() == 1) return "all on cpu " + std::to_string(cpus_[0]);
+        const std::size_t others = std::min(cpus_.size() - 1, std::size_t(producers));
+        return "consumer on cpu " + std::to_string(cpus_[0]) + ", producers on " +
+               std::to_string(others) + " other cpu(s)";
+    }
+
+private:
+    static bool pin(int cpu) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        return ::pthread_setaffinity_np(::pthread_self(), sizeof one, &one) == 0;
+    }
+
+    cpu_set_t allowed_;
+    std::vector<int> cpus_;
+    bool pinned_consumer_ = false;
+};
+
 // What the consumer tells the producers: a round has begun, or the run is over.
 struct rounds {
     // Rounds begun. release on the bump (the consumer's), acquire on the read (a
@@ -357,9 +413,14 @@ void hand_off(benchmark::State& state) {
     const std::uint32_t share = items_per_round / std::uint32_t(producers);
     Q q{producers};
     rounds r;
+    placement where;
+    where.pin_consumer();
     std::vector<std::thread> threads;
     for (int p = 0; p < producers; ++p)
-        threads.emplace_back([&q, &r, p, share] { produce(q, r, std::uint64_t(p), share); });
+        threads.emplace_back([&q, &r, &where, p, share] {
+            where.pin_producer(p);
+            produce(q, r, std::uint64_t(p), share);
+        });
     typename Q::consumer handle = q.make_consumer();
     checker check{producers};
     bool lost = false;
@@ -393,6 +454,7 @@ void hand_off(benchmark::State& state) {
         state.SkipWithError("a task came out lost, repeated, reordered or torn");
     }
     state.SetItemsProcessed(std::int64_t(check.good()));
+    state.SetLabel(where.describe(producers));
     state.counters["full_retries"] = double(r.full_retries.load(std::memory_order_relaxed));
 }
 
