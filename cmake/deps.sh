@@ -4,7 +4,11 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libgtest-dev libbenchmark-dev libtbb-dev libconcurrentqueue-dev liburing-dev relacy-dev
+  libgtest-dev libbenchmark-dev libtbb-dev liburing-dev relacy-dev
+  # opreg-bench's queue/ contenders, for that benchmark alone: the library keeps its own
+  # queue (README, Strategies). moodycamel's ConcurrentQueue is required by opreg-bench,
+  # Boost.Lockfree optional (without it, queue/boost_lockfree is not built).
+  libconcurrentqueue-dev libboost-dev
   # the HTTP parser's fuzz targets (libFuzzer comes with clang's runtime)
   clang libclang-rt-14-dev
   # real clients for opreg-httpd's tests and the demo, and the demo's plot
