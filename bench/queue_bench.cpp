@@ -1,5 +1,5 @@
 // Queue benchmarks: queue/<queue>/producers:<n>. n producer threads hand 56-byte tasks (the
-// size of reactor<R>::task) to one consumer, which is the benchmark's own thread, as a
+// size of reactor<R>::task, which OPREG_TASK_CAPACITY changes) to one consumer, which is the benchmark's own thread, as a
 // reactor's post queue takes tasks from other threads. The queues, behind one surface:
 //
 //   intrusive_pool   opreg::object_pool<node> + opreg::intrusive_mpsc_queue, a node being a
@@ -65,18 +65,24 @@ constexpr int producer_counts[] = {1, 2, 4};
 // A round that has not ended after this long has lost a task: the run fails, not hangs.
 constexpr std::chrono::seconds round_limit{10};
 
-// 56 bytes, trivially copyable: the producer, a sequence number, and a payload that
-// repeats the sequence number so that the consumer can see a torn copy.
+// The size of the reactor's posted task: 56 bytes at the default OPREG_TASK_CAPACITY.
+constexpr std::size_t task_bytes = sizeof(opreg::reactor<opreg::slot_array>::task);
+static_assert(task_bytes % sizeof(std::uint64_t) == 0 && task_bytes >= 3 * sizeof(std::uint64_t));
+
+// Trivially copyable: the producer, a sequence number, and a payload that repeats the
+// sequence number so that the consumer can see a torn copy.
 struct task {
+    static constexpr std::size_t payload_words = task_bytes / sizeof(std::uint64_t) - 2;
     std::uint64_t producer = 0;
     std::uint64_t seq = 0;
-    std::uint64_t payload[5] = {};
+    std::uint64_t payload[payload_words] = {};
 };
-static_assert(sizeof(task) == sizeof(opreg::reactor<opreg::slot_array>::task),
-              "a task is the size of the reactor's posted task");
+static_assert(sizeof(task) == task_bytes, "a task is the size of the reactor's posted task");
 
 [[nodiscard]] task make_task(std::uint64_t producer, std::uint64_t seq) noexcept {
-    return task{producer, seq, {seq, seq, seq, seq, seq}};
+    task t{producer, seq, {}};
+    for (std::uint64_t& w : t.payload) w = seq;
+    return t;
 }
 
 // Waiting for room (producers) or for a task (the consumer): spin briefly, then let the
@@ -137,7 +143,8 @@ private:
         opreg::mpsc_hook hook;
         task t;
     };
-    static_assert(sizeof(node) == opreg::detail::cache_line, "a node is one line, as post's");
+    static_assert(sizeof(node) == opreg::detail::cache_line || task_bytes != 56,
+                  "a node is one line at the default capacity, as post's");
 
     opreg::object_pool<node> pool_;
     opreg::intrusive_mpsc_queue<node, &node::hook> queue_;
@@ -389,7 +396,7 @@ public:
 
     void take(const task& t) noexcept {
         if (t.producer >= next_.size() || t.seq != next_[t.producer] ||
-            t.payload[0] != t.seq || t.payload[4] != t.seq) {
+            t.payload[0] != t.seq || t.payload[task::payload_words - 1] != t.seq) {
             ++bad_;
             return;
         }
