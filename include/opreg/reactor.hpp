@@ -196,7 +196,10 @@ public:
     // then the reactor thread. Wake-ups from post(), stop() and foreign arms make the handle
     // readable too.
     //
-    //   for (;;) { poll({loop.native_handle(), POLLIN}, loop.next_timeout_ms()); loop.run_once(0); }
+    //   for (;;) {
+    //       poll({loop.native_handle(), POLLIN}, loop.next_timeout_ms());
+    //       loop.run_once(0);
+    //   }
     //
     // The handle is an epoll-like fd: readable while something is pending, but a loop that
     // waits for an edge on it (Asio's stream_descriptor::async_wait, libuv's uv_poll) sees only
@@ -211,11 +214,7 @@ public:
     // that the wait sees its events.
     [[nodiscard]] int next_timeout_ms() {
         poller_->submit();
-        if (registry_busy_ || !queue_.empty_approx() || !handed_.empty_approx()) return 0;
-        if (timers_.empty()) return -1;
-        const auto ms =
-            std::chrono::ceil<std::chrono::milliseconds>(timers_.next_due() - clock::now()).count();
-        return ms < 0 ? 0 : ms > max_wait_ms ? max_wait_ms : static_cast<int>(ms);
+        return work_waiting() ? 0 : until_next_timer_ms();
     }
 
     // Whether the calling thread is the reactor thread (see THREADS).
@@ -348,14 +347,9 @@ public:
         // run_once, which may end at once on a latch) is applied before any wait.
         std::size_t handled = reg_.apply_handed_off();
         int wait_ms = timeout_ms;
-        if (!timers_.empty()) {
-            const auto until = timers_.next_due() - clock::now();
-            const auto ms = std::chrono::ceil<std::chrono::milliseconds>(until).count();
-            const int due_ms = ms < 0 ? 0 : ms > max_wait_ms ? max_wait_ms : static_cast<int>(ms);
-            if (wait_ms < 0 || due_ms < wait_ms) wait_ms = due_ms;
-        }
-        if (handled != 0 || registry_busy_ || !queue_.empty_approx() || !handed_.empty_approx())
-            wait_ms = 0;
+        const int due_ms = until_next_timer_ms();
+        if (due_ms >= 0 && (wait_ms < 0 || due_ms < wait_ms)) wait_ms = due_ms;
+        if (handled != 0 || work_waiting()) wait_ms = 0;
 
         // A failed wait (the kernel refused it: EBADF, ENOMEM) reports nothing this turn; the
         // timers, posts and hand-offs below still run, and the next turn waits again.
@@ -394,6 +388,19 @@ public:
 private:
     // The longest single wait for a timer: far-off timers (days) fit an int of milliseconds.
     static constexpr int max_wait_ms = 1'000'000;
+
+    // Milliseconds until the next timer is due (0 if it is, at most max_wait_ms); -1: none.
+    [[nodiscard]] int until_next_timer_ms() const {
+        if (timers_.empty()) return -1;
+        const auto ms =
+            std::chrono::ceil<std::chrono::milliseconds>(timers_.next_due() - clock::now()).count();
+        return ms < 0 ? 0 : ms > max_wait_ms ? max_wait_ms : static_cast<int>(ms);
+    }
+    // Work a turn would do without waiting: the registry's last apply_handed_off() applied
+    // something, or posts or carried completions are queued.
+    [[nodiscard]] bool work_waiting() const noexcept {
+        return registry_busy_ || !queue_.empty_approx() || !handed_.empty_approx();
+    }
     // A timeout that finds the hand-off full applies it to make room this many times in its turn
     // before it tries again next turn: enough to drain a full queue that only this thread
     // fills, bounded so that producers that never stop cannot hold the loop.

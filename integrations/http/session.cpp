@@ -43,7 +43,8 @@ void refuse(session_state& st, int status, std::string_view reason, response_buf
     st.body.reset();
 }
 
-constexpr std::string_view over_budget = "request bodies in progress are over the server's memory budget";
+constexpr std::string_view over_budget =
+    "request bodies in progress are over the server's memory budget";
 
 // Answers one complete request. false: the connection closes after this answer.
 bool answer(const session_context& cx, const request& req, std::string_view body,
@@ -93,19 +94,13 @@ serve_result serve_requests(const session_context& cx, std::string_view data,
         if (st.body) {
             bool done = false;
             res.consumed += continue_body(data.substr(res.consumed), st, out, done);
-            if (st.close_after) {
-                res.consumed = data.size();
-                break;
-            }
+            if (st.close_after) break;
             if (!done) break;  // every byte is taken; more are needed
             const bool keep = answer(cx, st.body->req, st.body->body, out);
             ++res.requests;
             st.body.reset();
             st.sent_continue = false;
-            if (!keep) {
-                st.close_after = true;
-                res.consumed = data.size();
-            }
+            st.close_after = !keep;
             continue;
         }
         if (res.consumed == data.size()) break;
@@ -119,7 +114,6 @@ serve_result serve_requests(const session_context& cx, std::string_view data,
         if (head.st == status::incomplete) break;
         if (head.st == status::error) {
             refuse(st, head.http_status, head.reason, out);
-            res.consumed = data.size();
             break;
         }
         const std::string_view after_head = rest.substr(head.consumed);
@@ -133,7 +127,6 @@ serve_result serve_requests(const session_context& cx, std::string_view data,
             const body_result decoded = dec.feed(after_head, chunked_body);
             if (decoded.st == status::error) {
                 refuse(st, decoded.http_status, decoded.reason, out);
-                res.consumed = data.size();
                 break;
             }
             whole = decoded.st == status::complete;
@@ -157,7 +150,6 @@ serve_result serve_requests(const session_context& cx, std::string_view data,
                 b->remaining = req.content_length - after_head.size();
                 if (cx.budget != nullptr && !cx.budget->try_take(req.content_length)) {
                     refuse(st, 503, over_budget, out);
-                    res.consumed = data.size();
                     break;
                 }
                 b->taken = cx.budget != nullptr ? req.content_length : 0;
@@ -166,7 +158,6 @@ serve_result serve_requests(const session_context& cx, std::string_view data,
             }
             if (!b->account()) {
                 refuse(st, 503, over_budget, out);
-                res.consumed = data.size();
                 break;
             }
             if (req.expect_continue && !st.sent_continue) {
@@ -181,11 +172,10 @@ serve_result serve_requests(const session_context& cx, std::string_view data,
         ++res.requests;
         res.consumed += total;
         st.sent_continue = false;
-        if (!keep) {
-            st.close_after = true;
-            res.consumed = data.size();  // nothing after a closing response is answered
-        }
+        st.close_after = !keep;
     }
+    // Nothing after an error or a closing response is answered: all of it is used up.
+    if (st.close_after) res.consumed = data.size();
     st.mid_request = !st.close_after && (st.body != nullptr || res.consumed < data.size());
     return res;
 }
