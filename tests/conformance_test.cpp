@@ -179,6 +179,102 @@ TYPED_TEST(Conformance, CancelAsTimedOut) {
     EXPECT_EQ(this->reg.stats().cancelled, 0u);
 }
 
+// A completion-mode backend (io_uring) gets the op token back in the kernel's completion and
+// ends exactly that op as ready through cancel(t, outcome::ready).
+TYPED_TEST(Conformance, CancelAsReadyEndsTheOpOnceAsCompleted) {
+    record rec;
+    const op_token t = this->arm_ok(2, direction::write, rec);
+    const cancel_status first = this->reg.cancel(t, outcome::ready);
+    if (this->reg.hands_off()) {
+        EXPECT_EQ(first, cancel_status::requested);
+        EXPECT_EQ(rec.calls, 0) << "a hand-off strategy ends the op on the owner";
+        this->reg.apply_handed_off();
+    } else {
+        EXPECT_EQ(first, cancel_status::done);
+    }
+    ASSERT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::ready);
+    EXPECT_EQ(rec.last.error, errc::ok);
+    EXPECT_EQ(rec.last.token, t);
+    EXPECT_EQ(rec.last.fd, 2);
+    EXPECT_EQ(rec.last.dir, direction::write);
+    EXPECT_FALSE(rec.last.latched);
+    EXPECT_FALSE(rec.last.hangup);
+    registry_stats s = this->reg.stats();
+    EXPECT_EQ(s.completed, 1u);
+    EXPECT_EQ(s.cancelled, 0u);
+    EXPECT_EQ(s.timed_out, 0u);
+    EXPECT_EQ(s.in_flight, 0u);
+    // The op has ended: a second completion naming it, and a later event, find nothing.
+    const cancel_status second = this->cancel(t, outcome::ready);
+    if (!this->reg.hands_off()) {
+        EXPECT_EQ(second, cancel_status::stale);
+    }
+    EXPECT_EQ(this->reg.dispatch(this->tok(2), readiness::writable), 0u);
+    EXPECT_EQ(rec.calls, 1);
+    s = this->reg.stats();
+    EXPECT_EQ(s.completed, 1u);
+    EXPECT_EQ(s.in_flight, 0u);
+    this->expect_balanced();
+}
+
+// A completion that arrives after the op ended some other way names an op that is gone: it
+// is stale, never the newer op armed on the same slot since.
+TYPED_TEST(Conformance, AReadyCancelOfAnEndedOpNeverReachesTheNextOp) {
+    record first, second, third;
+    const op_token old = this->arm_ok(7, direction::read, first);
+    this->cancel(old, outcome::ready);
+    ASSERT_EQ(first.calls, 1);
+    const op_token fresh = this->arm_ok(7, direction::read, second);
+    EXPECT_EQ(old.slot(), fresh.slot());
+    EXPECT_NE(old.generation(), fresh.generation());
+    const cancel_status s = this->cancel(old, outcome::ready);
+    if (!this->reg.hands_off()) {
+        EXPECT_EQ(s, cancel_status::stale);
+    }
+    EXPECT_EQ(first.calls, 1);
+    EXPECT_EQ(second.calls, 0) << "a stale op token completed the newer op";
+    // One winner: a cancel that came first leaves the completion nothing to end.
+    this->cancel(fresh, outcome::cancelled);
+    this->cancel(fresh, outcome::ready);
+    ASSERT_EQ(second.calls, 1);
+    EXPECT_EQ(second.last.result, outcome::cancelled);
+    EXPECT_EQ(second.last.token, fresh);
+    // ...and the slot's next op is still reached by its own token only.
+    const op_token third_t = this->arm_ok(7, direction::read, third);
+    this->cancel(fresh, outcome::ready);
+    EXPECT_EQ(third.calls, 0) << "a stale op token completed the newer op";
+    this->cancel(third_t, outcome::ready);
+    ASSERT_EQ(third.calls, 1);
+    EXPECT_EQ(third.last.result, outcome::ready);
+    EXPECT_EQ(third.last.token, third_t);
+    const registry_stats st = this->reg.stats();
+    EXPECT_EQ(st.completed, 2u);
+    EXPECT_EQ(st.cancelled, 1u);
+    EXPECT_EQ(st.in_flight, 0u);
+    this->expect_balanced();
+}
+
+// Closed wins over a completion that comes after close(): the op ended as closed, once.
+TYPED_TEST(Conformance, CloseThenReadyCancelEndsTheOpOnlyAsClosed) {
+    record rec;
+    const op_token t = this->arm_ok(8, direction::read, rec);
+    this->close(8);
+    ASSERT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::closed);
+    const cancel_status s = this->cancel(t, outcome::ready);
+    if (!this->reg.hands_off()) {
+        EXPECT_EQ(s, cancel_status::stale);
+    }
+    EXPECT_EQ(rec.calls, 1);
+    EXPECT_EQ(rec.last.result, outcome::closed);
+    const registry_stats st = this->reg.stats();
+    EXPECT_EQ(st.closed, 1u);
+    EXPECT_EQ(st.completed, 0u);
+    EXPECT_EQ(st.in_flight, 0u);
+    this->expect_balanced();
+}
+
 TYPED_TEST(Conformance, CancelAfterCompletionIsStale) {
     record rec;
     const op_token t = this->arm_ok(6, direction::read, rec);

@@ -316,6 +316,29 @@ TYPED_TEST(Contract, ACancelFromAnotherThreadRunsTheCallbackWhereTheContractSays
     EXPECT_EQ(ran_on.load(), reg.hands_off() ? std::this_thread::get_id() : canceller);
 }
 
+// The same for a completion-mode backend's cancel(t, outcome::ready): it is a cancel, and its
+// callback runs where a cancel's does.
+TYPED_TEST(Contract, AReadyCancelFromAnotherThreadRunsTheCallbackWhereTheContractSays) {
+    auto& reg = this->reg;
+    std::atomic<std::thread::id> ran_on{};
+    const op_token t = reg.arm(3, direction::write,
+                               [&ran_on](const completion& c) {
+                                   EXPECT_EQ(c.result, outcome::ready);
+                                   ran_on.store(std::this_thread::get_id());
+                               })
+                           .value();
+    settle(reg);
+    std::thread::id canceller;
+    std::thread other([&] {
+        canceller = std::this_thread::get_id();
+        reg.cancel(t, outcome::ready);
+    });
+    other.join();
+    settle(reg);
+    EXPECT_EQ(ran_on.load(), reg.hands_off() ? std::this_thread::get_id() : canceller);
+    EXPECT_EQ(reg.stats().completed, 1u);
+}
+
 // An arm from another thread that finds readiness latched: it ends at once, on the arming
 // thread for the strategies that do not hand off, on the owner for those that do.
 TYPED_TEST(Contract, ALatchedArmFromAnotherThreadRunsTheCallbackWhereTheContractSays) {

@@ -20,10 +20,16 @@
 //   armed. Strategies that hand work to the owner thread (hands_off() true) detect `busy`
 //   on the owner: the op then ends there with outcome::error, errc::busy.
 
-// cancel(op, why)           any thread; why is outcome::cancelled or outcome::timed_out.
-//   Ends the op with `why` unless a completion already won. A completion racing a cancel
-//   has exactly one winner. Returns done (this call ended it), requested (handed to the
-//   owner), stale (nothing pending under that token) or full (could not hand over).
+// cancel(op, why)           any thread; why is outcome::cancelled, outcome::timed_out or
+//   outcome::ready. Ends the op with `why` unless a completion already won. A completion
+//   racing a cancel has exactly one winner. Returns done (this call ended it), requested
+//   (handed to the owner), stale (nothing pending under that token) or full (could not hand
+//   over).
+//   outcome::ready is how a completion-mode backend (io_uring: the op token rides in the
+//   kernel's completion) ends the op that completion names. It is counted in `completed`,
+//   its completion has latched and hangup false, and it wins or loses against dispatch,
+//   close and other cancels by the same single-winner rule (a stale token ends nothing).
+//   hands_off() strategies hand it to the owner like any cancel (requested).
 //
 // dispatch(fd_token, ev)    the owning thread. Delivers kernel readiness: for each direction
 //   in ev the pending op ends with outcome::ready (readiness::error ends every pending op on
@@ -58,9 +64,10 @@
 //
 // Which thread runs a callback. For hands_off() strategies, always the owner (the thread in
 //   apply_handed_off()/dispatch()). For the others, the thread whose call ended the op: dispatch's
-//   for ready and error, cancel's for cancelled and timed_out, close's for closed, and arm's own
-//   for an op that ends at once on latched readiness. (Through opreg::reactor every callback
-//   runs on the reactor thread, whatever the strategy: see reactor.hpp.)
+//   for ready and error, cancel's for cancelled, timed_out and the ready it passes, close's
+//   for closed, and arm's own for an op that ends at once on latched readiness. (Through
+//   opreg::reactor every callback runs on the reactor thread, whatever the strategy: see
+//   reactor.hpp.)
 //
 // Callbacks must not throw. Every strategy runs them from noexcept code, so an exception
 //   that leaves a callback ends the program (std::terminate) at once, with no op of the

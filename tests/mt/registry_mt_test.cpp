@@ -159,6 +159,61 @@ TYPED_TEST(RegistryMT, CancelRacingDispatchHasExactlyOneWinner) {
     EXPECT_EQ(s.in_flight, 0u);
 }
 
+// A completion-mode backend ends an op as ready through cancel(t, outcome::ready) while
+// another thread cancels the same op: exactly one wins, and the counts add up.
+TYPED_TEST(RegistryMT, ReadyCancelRacingCancelHasExactlyOneWinner) {
+    constexpr int rounds = 2000;
+    TypeParam reg{registry_config{.max_fds = 4, .max_pending = 0}};
+    auto records = std::make_unique<op_record[]>(rounds);
+    std::atomic<std::uint64_t> token{0};  // the round's op token
+    std::atomic<int> round{-1};           // the round whose token is published
+    std::atomic<int> done[2] = {-1, -1};  // the last round each canceller finished
+
+    // Each round one thread passes ready and the other cancelled, the two swapping every
+    // round, so that whichever thread tends to come first, both outcomes win some rounds.
+    auto canceller = [&](int who) {
+        for (int r = 0; r < rounds; ++r) {
+            const outcome why = (r + who) % 2 == 0 ? outcome::ready : outcome::cancelled;
+            while (round.load(std::memory_order_acquire) != r) std::this_thread::yield();
+            (void)reg.cancel(op_token::from_u64(token.load(std::memory_order_relaxed)), why);
+            done[who].store(r, std::memory_order_release);
+        }
+    };
+    std::thread first(canceller, 0);
+    std::thread second(canceller, 1);
+
+    for (int r = 0; r < rounds; ++r) {
+        auto t = reg.arm(1, direction::read, count_into(records.get(), r));
+        ASSERT_TRUE(t.ok());
+        reg.apply_handed_off();
+        token.store(t.value().to_u64(), std::memory_order_relaxed);
+        round.store(r, std::memory_order_release);  // the cancellers race from here
+        while (done[0].load(std::memory_order_acquire) != r ||
+               done[1].load(std::memory_order_acquire) != r)
+            std::this_thread::yield();
+        // Both cancels have returned; hand-off strategies end the op here, on the owner.
+        while (records[r].calls.load() == 0) reg.apply_handed_off();
+    }
+    first.join();
+    second.join();
+    reg.apply_handed_off();
+
+    int ready = 0, cancelled = 0;
+    for (int r = 0; r < rounds; ++r) {
+        ASSERT_EQ(records[r].calls.load(), 1) << "round " << r;
+        const auto o = static_cast<outcome>(records[r].result.load());
+        ready += o == outcome::ready;
+        cancelled += o == outcome::cancelled;
+    }
+    EXPECT_EQ(ready + cancelled, rounds);
+    const registry_stats s = reg.stats();
+    EXPECT_EQ(s.armed, std::uint64_t(rounds));
+    EXPECT_EQ(s.completed, std::uint64_t(ready));
+    EXPECT_EQ(s.cancelled, std::uint64_t(cancelled));
+    EXPECT_EQ(s.ended(), std::uint64_t(rounds));
+    EXPECT_EQ(s.in_flight, 0u);
+}
+
 // One thread closes and re-arms an fd again and again while the owner keeps dispatching
 // whatever token it last saw. A ready outcome may only come from an event whose generation
 // is the lifetime the op was armed in.

@@ -49,8 +49,10 @@ struct delivery {
     return fd >= 0 && static_cast<std::uint32_t>(fd) < cfg.max_fds;
 }
 
+// The outcomes cancel(t, why) may end an op with (registry.hpp): cancelled, timed_out, and
+// ready, which a completion-mode backend uses to end the op its kernel completion names.
 [[nodiscard]] constexpr bool cancel_outcome_valid(outcome why) noexcept {
-    return why == outcome::cancelled || why == outcome::timed_out;
+    return why == outcome::cancelled || why == outcome::timed_out || why == outcome::ready;
 }
 
 [[nodiscard]] inline completion make_completion(op_token t, outcome o, errc e = errc::ok,
