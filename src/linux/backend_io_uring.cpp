@@ -33,13 +33,26 @@
 //                       (ids index removals_, the removals in flight)
 //   udata_wake          0xFFFFFFFF'FFFFFFFC: the multishot poll of the wake-up eventfd
 //   udata_probe         0xFFFFFFFF'FFFFFFFD: the throwaway poll of the creation probe
+//   udata_cancel        0xFFFF'FFFF'FFFF'FFFB: an ASYNC_CANCEL's own CQE (its result is not
+//                       needed: the cancelled request's last CQE says how it ended)
 //   ~0                  LIBURING_UDATA_TIMEOUT, liburing's own timeout SQE on kernels without
 //                       IORING_FEAT_EXT_ARG
+// Completion-mode requests carry a tag and the caller's 32-bit id: a recv_multishot
+// io_recv_tag | id (top 32 bits 0xFFFFFFFE), a send io_send_tag | id (0xFFFFFFFD), which
+// neither a poll (top bit clear) nor our own values (all ones) reach.
+//
+// Completion mode. A multishot recv takes its buffers from one provided buffer ring (group
+// 0), registered at the first recv_multishot(): io_uring_buffers buffers of
+// io_uring_buffer_bytes, handed back by release_buffer() one at a time. A recv that finds the
+// ring empty ends with -ENOBUFS; its caller starts it again once buffers are back.
 #include <opreg/detail/poller.hpp>
 #include <opreg/readiness.hpp>
 
 #include <liburing.h>
 #include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -50,6 +63,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <new>
 #include <system_error>
 #include <vector>
 
@@ -76,6 +92,11 @@ constexpr std::uint64_t own_udata = 0xFFFF'FFFF'0000'0000ull;
 constexpr std::uint64_t udata_remove = own_udata;
 constexpr std::uint64_t udata_wake = 0xFFFF'FFFF'FFFF'FFFCull;
 constexpr std::uint64_t udata_probe = 0xFFFF'FFFF'FFFF'FFFDull;
+constexpr std::uint64_t udata_cancel = 0xFFFF'FFFF'FFFF'FFFBull;
+constexpr std::uint64_t io_recv_tag = 0xFFFF'FFFE'0000'0000ull;
+constexpr std::uint64_t io_send_tag = 0xFFFF'FFFD'0000'0000ull;
+// The provided buffer group of the multishot recvs.
+constexpr std::uint16_t buffer_group = 0;
 // Removal ids stay below this, clear of udata_wake and the rest above it.
 constexpr std::uint32_t max_removals = 0xFFFF'FFF0u;
 // Watch numbers stay below this, so a poll's user_data never has its top 32 bits all ones.
@@ -93,7 +114,17 @@ constexpr std::uint64_t no_removal = ~std::uint64_t{0};
 [[nodiscard]] constexpr bool is_removal(std::uint64_t user_data) noexcept {
     return user_data >= udata_remove && user_data < udata_remove + max_removals;
 }
-static_assert(is_own(udata_remove) && is_own(udata_wake) && is_own(udata_probe));
+[[nodiscard]] constexpr bool is_io(std::uint64_t user_data) noexcept {
+    const std::uint64_t tag = user_data & own_udata;
+    return tag == io_recv_tag || tag == io_send_tag;
+}
+[[nodiscard]] constexpr std::uint64_t io_udata(io_kind k, std::uint32_t id) noexcept {
+    return (k == io_kind::recv ? io_recv_tag : io_send_tag) | id;
+}
+static_assert(is_own(udata_remove) && is_own(udata_wake) && is_own(udata_probe) &&
+              is_own(udata_cancel) && !is_own(io_recv_tag) && !is_own(io_send_tag) &&
+              !is_io(udata_cancel) && is_io(io_recv_tag) && is_io(io_send_tag));
+static_assert(!is_io(poll_udata(0x7FFF'FFFF, watch_number_limit - 1)));
 static_assert(udata_remove + max_removals <= udata_wake);
 static_assert(is_own(LIBURING_UDATA_TIMEOUT) && !is_own(poll_udata(0x7FFF'FFFF, watch_number_limit - 1)));
 
@@ -111,12 +142,18 @@ static_assert(is_own(LIBURING_UDATA_TIMEOUT) && !is_own(poll_udata(0x7FFF'FFFF, 
 
 class io_uring_poller final : public poller {
 public:
-    explicit io_uring_poller(unsigned cq_entries) noexcept : cq_entries_{cq_entries} {}
+    explicit io_uring_poller(const poller_config& cfg) noexcept
+        : cq_entries_{cfg.io_uring_cq_entries},
+          buffers_{cfg.io_uring_buffers},
+          buffer_bytes_{cfg.io_uring_buffer_bytes},
+          want_single_issuer_{cfg.io_uring_single_issuer} {}
     io_uring_poller(const io_uring_poller&) = delete;
     io_uring_poller& operator=(const io_uring_poller&) = delete;
-    // Exiting the ring cancels every poll still armed and drops its file reference.
+    // Exiting the ring cancels every request still armed and drops its file reference; the
+    // buffer ring goes with it.
     ~io_uring_poller() override {
         if (ring_live_) io_uring_queue_exit(&ring_);
+        if (buf_ring_ != nullptr) ::munmap(buf_ring_, buf_ring_bytes());
     }
 
     // Sets up the ring and checks that multishot poll works; on failure `why` says which step.
@@ -128,8 +165,27 @@ public:
     [[nodiscard]] result<std::size_t> wait(std::span<poll_event> out,
                                            int timeout_ms) noexcept override;
     void wake() noexcept override { wake_.signal(); }
-    // The ring fd polls readable while completions wait in the CQ ring.
-    [[nodiscard]] int native_handle() const noexcept override { return ring_.ring_fd; }
+    // The ring fd polls readable while completions wait in the CQ ring (not with deferred
+    // task running, whose completions are made only inside wait()).
+    [[nodiscard]] int native_handle() const noexcept override {
+        return single_issuer_ ? -1 : ring_.ring_fd;
+    }
+    // Multishot recv (Linux 6.0) and cancellation by fd or of every match (5.19).
+    [[nodiscard]] bool supports_io() const noexcept override { return kernel_has_io_; }
+    [[nodiscard]] result<void> recv_multishot(int fd, std::uint32_t id) noexcept override;
+    [[nodiscard]] result<void> send(int fd, const char* data, std::size_t len,
+                                    std::uint32_t id) noexcept override;
+    [[nodiscard]] result<void> cancel_io(io_kind k, std::uint32_t id) noexcept override;
+    [[nodiscard]] result<void> cancel_fd(int fd) noexcept override;
+    [[nodiscard]] const char* buffer_data(std::uint16_t bid) const noexcept override {
+        return buffers_mem_.get() + std::size_t{bid} * buffer_bytes_;
+    }
+    void release_buffer(std::uint16_t bid) noexcept override {
+        io_uring_buf_ring_add(buf_ring_, buffers_mem_.get() + std::size_t{bid} * buffer_bytes_,
+                              buffer_bytes_, bid, io_uring_buf_ring_mask(buffers_), 0);
+        io_uring_buf_ring_advance(buf_ring_, 1);
+    }
+    [[nodiscard]] bool single_issuer() const noexcept override { return single_issuer_; }
     void submit() noexcept override {
         unsubmitted_ = false;
         if (io_uring_sq_ready(&ring_) != 0) (void)io_uring_submit(&ring_);  // refused: wait() retries
@@ -155,8 +211,21 @@ private:
     [[nodiscard]] bool on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept;
     [[nodiscard]] std::size_t harvest(std::span<poll_event> out, unsigned& consumed) noexcept;
     [[nodiscard]] result<void> probe_multishot(std::string& why);
+    [[nodiscard]] result<void> setup_buffers() noexcept;
+    [[nodiscard]] std::size_t buf_ring_bytes() const noexcept {
+        return std::size_t{buffers_} * sizeof(io_uring_buf);
+    }
+    [[nodiscard]] bool on_io_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept;
 
     unsigned cq_entries_;
+    unsigned buffers_;
+    unsigned buffer_bytes_;
+    bool want_single_issuer_;
+    bool single_issuer_ = false;
+    bool kernel_has_io_ = false;
+    // The provided buffer ring (mmap'd, shared with the kernel) and the buffers it hands out.
+    io_uring_buf_ring* buf_ring_ = nullptr;
+    std::unique_ptr<char[]> buffers_mem_;
     io_uring ring_{};
     bool ring_live_ = false;
     // SQEs prepared while harvesting (re-arms, removal retries): submitted before wait()
@@ -181,11 +250,29 @@ result<void> io_uring_poller::init(std::string& why) {
         why = "the completion ring size must be a power of 2, at least 2";
         return os_failure(EINVAL);
     }
+    if (buffers_ == 0 || buffers_ > 32768 || (buffers_ & (buffers_ - 1)) != 0 ||
+        buffer_bytes_ == 0) {
+        why = "the provided buffer count must be a power of 2 up to 32768, their size above 0";
+        return os_failure(EINVAL);
+    }
     const unsigned sq_entries = std::min(io_uring_traits::sq_entries, cq_entries_);
     io_uring_params params{};
-    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
-    params.cq_entries = cq_entries_;
-    int rc = io_uring_queue_init_params(sq_entries, &ring_, &params);
+    int rc = -EINVAL;
+    if (want_single_issuer_) {
+        // SINGLE_ISSUER + DEFER_TASKRUN (Linux 6.1): the kernel runs completions only when
+        // this thread waits for them. Refused: the flags below.
+        params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+                       IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+        params.cq_entries = cq_entries_;
+        rc = io_uring_queue_init_params(sq_entries, &ring_, &params);
+        single_issuer_ = rc == 0;
+    }
+    if (rc == -EINVAL) {
+        params = io_uring_params{};
+        params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+        params.cq_entries = cq_entries_;
+        rc = io_uring_queue_init_params(sq_entries, &ring_, &params);
+    }
     if (rc == -EINVAL) {
         params = io_uring_params{};
         params.flags = IORING_SETUP_CQSIZE;
@@ -198,6 +285,12 @@ result<void> io_uring_poller::init(std::string& why) {
     }
     ring_live_ = true;
     if (const result<void> r = probe_multishot(why); !r) return r;
+    // Completion mode's requests are not opcodes a probe can list (multishot recv is a flag
+    // of IORING_OP_RECV): the kernel's version says.
+    utsname u{};
+    int major = 0, minor = 0;
+    kernel_has_io_ = ::uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+                     major >= 6;
     if (const result<void> r = wake_.open(); !r) {
         why = "the wake-up eventfd: " + errno_text(r.os_error());
         return r;
@@ -326,6 +419,81 @@ result<void> io_uring_poller::watch(int fd, std::uint64_t token) noexcept {
     return {};
 }
 
+// The provided buffer ring and its buffers, at the first recv. The buffers' memory is only
+// touched (and so only resident) as the kernel fills them.
+result<void> io_uring_poller::setup_buffers() noexcept {
+    void* mem = ::mmap(nullptr, buf_ring_bytes(), PROT_READ | PROT_WRITE,
+                       MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (mem == MAP_FAILED) return os_failure(errno);
+    auto* br = static_cast<io_uring_buf_ring*>(mem);
+    buffers_mem_.reset(new (std::nothrow) char[std::size_t{buffers_} * buffer_bytes_]);
+    if (!buffers_mem_) {
+        ::munmap(mem, buf_ring_bytes());
+        return os_failure(ENOMEM);
+    }
+    io_uring_buf_ring_init(br);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(br);
+    reg.ring_entries = buffers_;
+    reg.bgid = buffer_group;
+    if (const int rc = io_uring_register_buf_ring(&ring_, &reg, 0); rc < 0) {
+        ::munmap(mem, buf_ring_bytes());
+        buffers_mem_.reset();
+        return os_failure(-rc);
+    }
+    const int mask = io_uring_buf_ring_mask(buffers_);
+    for (unsigned i = 0; i < buffers_; ++i)
+        io_uring_buf_ring_add(br, buffers_mem_.get() + std::size_t{i} * buffer_bytes_,
+                              buffer_bytes_, static_cast<unsigned short>(i), mask,
+                              static_cast<int>(i));
+    io_uring_buf_ring_advance(br, static_cast<int>(buffers_));
+    buf_ring_ = br;
+    return {};
+}
+
+result<void> io_uring_poller::recv_multishot(int fd, std::uint32_t id) noexcept {
+    if (buf_ring_ == nullptr)
+        if (const result<void> r = setup_buffers(); !r) return r;
+    const result<io_uring_sqe*> sqe = next_sqe();
+    if (!sqe) return sqe.why();
+    io_uring_prep_recv_multishot(sqe.value(), fd, nullptr, 0, 0);
+    sqe.value()->flags |= IOSQE_BUFFER_SELECT;
+    sqe.value()->buf_group = buffer_group;
+    io_uring_sqe_set_data64(sqe.value(), io_udata(io_kind::recv, id));
+    return {};
+}
+
+result<void> io_uring_poller::send(int fd, const char* data, std::size_t len,
+                                   std::uint32_t id) noexcept {
+    const result<io_uring_sqe*> sqe = next_sqe();
+    if (!sqe) return sqe.why();
+    // Without MSG_WAITALL: a send to a full socket completes with what the kernel took once
+    // it took some, so that the caller sees progress (a send timeout runs from the last byte
+    // taken) and sends the rest itself.
+    io_uring_prep_send(sqe.value(), fd, data, len, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe.value(), io_udata(io_kind::send, id));
+    return {};
+}
+
+result<void> io_uring_poller::cancel_io(io_kind k, std::uint32_t id) noexcept {
+    const result<io_uring_sqe*> sqe = next_sqe();
+    if (!sqe) return sqe.why();
+    io_uring_prep_cancel64(sqe.value(), io_udata(k, id), IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe.value(), udata_cancel);
+    // At once, as unwatch: the request keeps its file until it ends.
+    (void)io_uring_submit(&ring_);
+    return {};
+}
+
+result<void> io_uring_poller::cancel_fd(int fd) noexcept {
+    const result<io_uring_sqe*> sqe = next_sqe();
+    if (!sqe) return sqe.why();
+    io_uring_prep_cancel_fd(sqe.value(), fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe.value(), udata_cancel);
+    (void)io_uring_submit(&ring_);
+    return {};
+}
+
 // Queues the poll-remove of removal `id`.
 result<void> io_uring_poller::remove(std::uint32_t id) noexcept {
     const result<io_uring_sqe*> sqe = next_sqe();
@@ -389,6 +557,7 @@ result<void> io_uring_poller::unwatch(int fd) noexcept {
 // re-arm's submit (when the SQ is full) does not disturb: it only moves the SQ ring.
 bool io_uring_poller::on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept {
     const std::uint64_t user_data = cqe.user_data;
+    if (is_io(user_data)) return on_io_cqe(cqe, ev);
     if (is_own(user_data)) {
         if (user_data == udata_wake) return on_wake_cqe(cqe, ev);
         if (user_data - udata_remove < max_removals)
@@ -421,6 +590,20 @@ bool io_uring_poller::on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept {
     // The fd cannot be polled (-EBADF: watch() was given a closed fd, -ENOMEM, ...): pending
     // ops end with outcome::error. The record stays, so the reactor's unwatch() still pairs.
     ev = poll_event{w->token, readiness::error};
+    return true;
+}
+
+// A completion-mode request's CQE: handed to the caller as it is.
+bool io_uring_poller::on_io_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept {
+    // A recv: its own flags say whether it took a buffer; a send takes none.
+    const bool recv = (cqe.user_data & own_udata) == io_recv_tag;
+    ev = poll_event{};
+    ev.token = cqe.user_data & 0xFFFF'FFFFu;
+    ev.io = recv ? io_kind::recv : io_kind::send;
+    ev.more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+    ev.has_buffer = (cqe.flags & IORING_CQE_F_BUFFER) != 0;
+    ev.buffer = static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+    ev.res = cqe.res;
     return true;
 }
 
@@ -497,7 +680,7 @@ result<std::size_t> io_uring_poller::wait(std::span<poll_event> out, int timeout
 
 result<std::unique_ptr<poller>> make_io_uring_poller(std::string& why, const poller_config& cfg) {
     try {
-        auto p = std::make_unique<io_uring_poller>(cfg.io_uring_cq_entries);
+        auto p = std::make_unique<io_uring_poller>(cfg);
         std::string step;
         if (const result<void> r = p->init(step); !r) {
             why = "io_uring unavailable: " + step;

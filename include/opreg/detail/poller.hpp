@@ -28,6 +28,11 @@
 //   0, writes fail), so that the op's own I/O call sees it.
 // - native_handle() and submit(): for a reactor embedded in another event loop (reactor.hpp,
 //   EMBEDDING).
+// - COMPLETION MODE (supports_io(): io_uring only): the kernel does the I/O itself and
+//   reports its result. recv_multishot(), send() and cancel_io() queue requests named by a
+//   32-bit id of the caller's; wait() returns their completions as io events (poll_event::io
+//   not none, token = the id, res = bytes or -errno). Readiness events and io events come
+//   from the same wait(); an fd is used in one mode (watched, or given recv/send requests).
 // - reports_hangup(): whether an event that finds the peer's FIN queued always carries
 //   readiness::hangup. Only then may a reader stop at a short read without reading on to
 //   EAGAIN (no edge follows a FIN). epoll, io_uring and BSD kqueue do; kqueue on Linux
@@ -36,6 +41,7 @@
 
 #include <opreg/config.hpp>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -55,9 +61,17 @@ enum class backend : std::uint8_t { epoll, io_uring, kqueue };
 
 namespace detail {
 
+// Which request an io event completes (none: a readiness event).
+enum class io_kind : std::uint8_t { none, recv, send };
+
 struct poll_event {
-    std::uint64_t token = 0;
+    std::uint64_t token = 0;  // readiness: the fd's token (watch); io: the request's id
     readiness ev = readiness::none;
+    io_kind io = io_kind::none;
+    bool more = false;        // io: the request goes on (a multishot recv); false: it has ended
+    bool has_buffer = false;  // recv: the bytes are in provided buffer `buffer` (release it)
+    std::uint16_t buffer = 0;
+    std::int32_t res = 0;  // io: bytes received or sent, 0 at end of stream, or -errno
 };
 
 // The token of wake()'s event. Its slot field (token.hpp) is above token_reserved_slot, so
@@ -81,6 +95,41 @@ public:
     // submissions until wait(); epoll and kqueue apply each call at once). Called before a
     // wait that is not this poller's own (another loop waiting on native_handle()).
     virtual void submit() noexcept {}
+
+    // COMPLETION MODE. Requests are queued and go to the kernel with the next wait() (one
+    // submission per loop turn), except cancel_io, which is submitted at once: a request
+    // holds its file until it ends, so that the ::close() that follows really closes it.
+    [[nodiscard]] virtual bool supports_io() const noexcept { return false; }
+    // A multishot recv on fd into the provided buffer ring: a recv event per arrival (res
+    // bytes in `buffer`), until one without `more` (0: end of stream; -ENOBUFS: no buffer was
+    // free, so it stopped and may be started again; -ECANCELED after cancel_io; -errno).
+    [[nodiscard]] virtual result<void> recv_multishot(int /*fd*/, std::uint32_t /*id*/) noexcept {
+        return os_failure(ENOTSUP);
+    }
+    // One send of data[0, len) (MSG_NOSIGNAL): one send event, res = bytes the kernel took
+    // (all of them while the socket has room; fewer, at least one, once it fills) or -errno.
+    // The bytes are the caller's and must stay valid until that event.
+    [[nodiscard]] virtual result<void> send(int /*fd*/, const char* /*data*/, std::size_t /*len*/,
+                                            std::uint32_t /*id*/) noexcept {
+        return os_failure(ENOTSUP);
+    }
+    // IORING_OP_ASYNC_CANCEL of every request of kind k named `id`. Their own last events
+    // still come (-ECANCELED, or the result they had when the cancel came too late).
+    [[nodiscard]] virtual result<void> cancel_io(io_kind /*k*/, std::uint32_t /*id*/) noexcept {
+        return os_failure(ENOTSUP);
+    }
+    // IORING_OP_ASYNC_CANCEL of every request on fd (recv and sends), submitted at once: what
+    // a completion-mode close() does before the fd is closed.
+    [[nodiscard]] virtual result<void> cancel_fd(int /*fd*/) noexcept { return os_failure(ENOTSUP); }
+    // The bytes of a provided buffer a recv event named, valid until release_buffer(bid),
+    // which gives it back to the kernel.
+    [[nodiscard]] virtual const char* buffer_data(std::uint16_t /*bid*/) const noexcept {
+        return nullptr;
+    }
+    virtual void release_buffer(std::uint16_t /*bid*/) noexcept {}
+    // Whether the ring is driven by one thread only (IORING_SETUP_SINGLE_ISSUER with
+    // DEFER_TASKRUN), as poller_config::io_uring_single_issuer asked and the kernel allowed.
+    [[nodiscard]] virtual bool single_issuer() const noexcept { return false; }
 };
 
 // What a backend may be sized by (reactor_options carries it).
@@ -89,6 +138,16 @@ struct poller_config {
     // change per fd; a multishot poll whose CQE finds the ring full ends and is re-armed,
     // so a larger ring means fewer re-arms under load (16 bytes each).
     unsigned io_uring_cq_entries = 4096;
+    // io_uring, completion mode: the provided buffer ring multishot recvs take from (a power of
+    // 2, at most 32768, buffers of io_uring_buffer_bytes each; set up at the first recv).
+    unsigned io_uring_buffers = 256;
+    unsigned io_uring_buffer_bytes = 4096;
+    // io_uring: ask for IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN (Linux 6.1):
+    // completions are run only when the loop waits, with no interrupt of the loop's thread.
+    // The thread that opens the poller must then be the only one ever to use it, and
+    // native_handle() is -1 (the ring fd does not show deferred completions). Refused by the
+    // kernel: a ring without them (single_issuer() says which).
+    bool io_uring_single_issuer = false;
 };
 
 // One factory per backend file. An error when the backend is not built on this platform
