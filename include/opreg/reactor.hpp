@@ -76,7 +76,9 @@
 #include <cassert>
 #include <chrono>
 #include <cstddef>
+#include <cerrno>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <stdexcept>
@@ -118,7 +120,34 @@ struct reactor_options {
     std::size_t max_foreign_ops = 4096;
     // io_uring: completion ring entries (a power of 2, at least 2); see detail::poller_config.
     unsigned io_uring_cq_entries = detail::poller_config{}.io_uring_cq_entries;
+    // io_uring, completion mode (recv/send): the provided buffers multishot recvs fill, and
+    // SINGLE_ISSUER/DEFER_TASKRUN (detail::poller_config says what each asks of the caller).
+    unsigned io_uring_buffers = detail::poller_config{}.io_uring_buffers;
+    unsigned io_uring_buffer_bytes = detail::poller_config{}.io_uring_buffer_bytes;
+    bool io_uring_single_issuer = false;
+    // Completion mode: bytes an fd's recv may bring while no recv op is pending on it (copied
+    // out of the provided buffers, which go back at once). Past it the fd's recv is cancelled
+    // until the next recv op: the rest waits in the kernel's socket buffer, and TCP's window
+    // stops the peer.
+    std::size_t recv_hold_limit = 64 * 1024;
 };
+
+// What the callback of a completion-mode op (reactor::recv, reactor::send) receives.
+struct io_completion {
+    // The registry's record: the op's token, fd and direction (read: recv, write: send), and
+    // how it ended.
+    completion op;
+    // op.result == ready: a recv's byte count (data.size()), 0 at end of stream, or -errno; a
+    // send's bytes taken (all of them unless the socket filled up) or -errno. Otherwise
+    // (cancelled, timed_out, closed, error): 0, or what the kernel had done when a send's
+    // cancellation reached it (bytes sent, or -ECANCELED).
+    std::int32_t res = 0;
+    // A recv's bytes, valid until the callback returns.
+    std::string_view data;
+};
+
+// Inline storage of a completion-mode callback: the same as an op's (types.hpp).
+using io_callback = inline_function<void(const io_completion&), callback_capacity>;
 
 struct reactor_stats {
     std::uint64_t waits = 0;    // kernel waits
@@ -239,6 +268,7 @@ public:
         if (e != errc::ok) return e;
         for (const direction d : {direction::read, direction::write}) drop_deadline(op_slot(fd, d));
         (void)poller_->unwatch(fd);
+        close_io(fd);
         detail::close_fd(fd);
         return errc::ok;
     }
@@ -267,6 +297,92 @@ public:
         result<op_token> r = reg_.arm(fd, d, std::move(cb));
         if (r) (void)expire_after(r.value(), timeout);
         return r;
+    }
+
+    // COMPLETION MODE (supports_io(): the io_uring backend). The kernel does the I/O and the
+    // op ends with its result: a recv or a send is an op of the registry (read and write
+    // direction of its fd), armed, cancelled, timed out (expire_after) and closed as any op,
+    // ending exactly once; the registry's token is what the op's kernel completion names.
+    // - recv(fd, cb): the next bytes that arrive on fd. The fd's first recv starts a
+    //   multishot recv into the provided buffer ring, which goes on across ops: bytes that
+    //   come while no recv op is pending are kept for the next (up to recv_hold_limit; past
+    //   it the kernel's recv is cancelled until the next recv op, and TCP holds the peer).
+    //   Ends ready with the bytes (io_completion::data), or with res 0 at end of stream, or
+    //   -errno; bytes already kept end it inside recv() (as a latched op ends inside arm).
+    // - send(fd, bytes, cb): one send; it ends with what the kernel took (all of it while the
+    //   socket has room, some once it is full: send the rest with another send, as after a
+    //   short write). The bytes are the caller's until the callback runs, whatever the outcome: a send that is cancelled, timed out or closed is
+    //   cancelled in the kernel too, and its callback waits for the kernel to give it up.
+    // - close(fd) cancels the fd's requests in the kernel before it closes the fd.
+    // An fd is used either way: watched (readiness: arm) or given recv/send ops, not both.
+    // Reactor thread only (recv, send); cancel() from any thread as for any op. Refused:
+    // errc::os_error with ENOTSUP where the backend has no completion mode (epoll, kqueue),
+    // and the registry's refusals (busy: a recv or send is already pending on fd).
+    [[nodiscard]] bool supports_io() const noexcept { return poller_->supports_io(); }
+    // Whether the io_uring ring runs with SINGLE_ISSUER/DEFER_TASKRUN (reactor_options asked,
+    // the kernel agreed).
+    [[nodiscard]] bool single_issuer() const noexcept { return poller_->single_issuer(); }
+
+    [[nodiscard]] result<op_token> recv(int fd, io_callback cb) {
+        assert(on_reactor_thread() && "recv belongs to the reactor thread");
+        if (!poller_->supports_io()) return os_failure(ENOTSUP);
+        if (!cb) return errc::no_callback;
+        const result<std::uint32_t> id = stream_of(fd);
+        if (!id) return id.why();
+        const std::uint32_t sid = id.value();
+        io_stream& s = streams_[sid];  // a deque: stays put while callbacks add streams
+        if (s.op.valid()) return errc::busy;  // its callback is in s.cb: leave it there
+        ++s.busy;
+        s.cb = std::move(cb);
+        const std::uint64_t ends = s.ends;
+        reactor* self = this;
+        result<op_token> t = reg_.arm(fd, direction::read,
+                                      [self, sid](const completion& c) { self->recv_ended(sid, c); });
+        if (!t) {
+            s.cb.reset();
+        } else if (s.ends == ends) {  // pending (else it ended inside arm, on a latch)
+            s.op = t.value();
+            if (!s.in_kernel && s.end == stream_open) start_recv(sid);
+            if (!s.held.empty() || s.end != stream_open) end_recv(sid);
+        }
+        --s.busy;
+        free_stream_if_done(sid);
+        return t;
+    }
+
+    [[nodiscard]] result<op_token> send(int fd, std::string_view bytes, io_callback cb) {
+        assert(on_reactor_thread() && "send belongs to the reactor thread");
+        if (!poller_->supports_io()) return os_failure(ENOTSUP);
+        if (!cb) return errc::no_callback;
+        if (!detail::fd_in_range(fd, reg_.config())) return errc::fd_out_of_range;
+        // One send per fd at a time, refused here for every strategy (a hand-off registry
+        // would refuse it only on its owner, after the bytes went to the kernel).
+        if (io_fd_of(fd).send != 0) return errc::busy;
+        const std::uint32_t id = new_send();
+        io_send& x = sends_[id];
+        x.cb = std::move(cb);
+        x.fd = fd;
+        reactor* self = this;
+        result<op_token> t = reg_.arm(fd, direction::write,
+                                      [self, id](const completion& c) { self->send_ended(id, c); });
+        if (!t) {
+            free_send(id);
+            return t;
+        }
+        if (x.ended) {  // ended inside arm (a latch the fd should not have): nothing was sent
+            deliver_send(id);
+            return t;
+        }
+        x.op = t.value();
+        io_fds_[static_cast<std::size_t>(fd)].send = id + 1;
+        if (const result<void> r = poller_->send(fd, bytes.data(), bytes.size(), id); !r) {
+            x.res = -r.os_error();
+            end_ready(x.op);  // ends with the error
+            return t;
+        }
+        x.in_kernel = true;
+        ++io_fds_[static_cast<std::size_t>(fd)].sends;
+        return t;
     }
 
     // Any thread. On the reactor thread, the registry's cancel. From another thread, handed
@@ -357,6 +473,12 @@ public:
         ++stats_.waits;
         for (std::size_t i = 0; i < n; ++i) {
             const detail::poll_event& ev = events_[i];
+            if (ev.io != detail::io_kind::none) {  // a completion-mode request's completion
+                on_io_event(ev);
+                ++stats_.events;
+                ++handled;
+                continue;
+            }
             if (ev.token == detail::wake_token) {  // the backend consumed the wake-up
                 // acq_rel: see WAKE-UP ORDERING in the header comment.
                 wake_pending_.exchange(false, std::memory_order_acq_rel);
@@ -414,7 +536,12 @@ private:
     static opened open(const reactor_options& opt) {
         opened o;
         o.poller = detail::open_poller_or_throw(
-            opt.which, opt.fall_back, detail::poller_config{opt.io_uring_cq_entries}, o.note);
+            opt.which, opt.fall_back,
+            detail::poller_config{.io_uring_cq_entries = opt.io_uring_cq_entries,
+                                  .io_uring_buffers = opt.io_uring_buffers,
+                                  .io_uring_buffer_bytes = opt.io_uring_buffer_bytes,
+                                  .io_uring_single_issuer = opt.io_uring_single_issuer},
+            o.note);
         return o;
     }
 
@@ -579,6 +706,256 @@ private:
     // Tasks and timers must not throw: one that does ends the program here.
     static void run_task(task& fn) noexcept { fn(); }
 
+    // ---- Completion mode ------------------------------------------------------------------
+    // Reactor thread only. An fd's recv stream and every send live in records named by a
+    // 32-bit id, which the kernel request carries (the backend tags it); the registry op's
+    // callback is a trampoline naming the record, and the record holds the user's callback.
+    // Records are freed when both the op has ended and the kernel has given the request up,
+    // so a late completion always finds its own record, never a newer one's.
+    static constexpr std::int32_t stream_open = 1;
+
+    struct io_stream {
+        io_callback cb;           // the pending recv op's
+        op_token op{};            // the pending recv op; invalid when none
+        std::string held;         // bytes that came while no recv op could take them
+        std::string_view direct;  // bytes handed straight from a provided buffer to the op
+        std::uint64_t ends = 0;   // recv ops ended so far (tells an end inside arm apart)
+        int fd = -1;
+        int busy = 0;             // calls on this stream in progress: not freed under them
+        std::int32_t end = stream_open;  // 0: end of stream, -errno: failed; after the held bytes
+        bool in_kernel = false;   // the multishot recv is armed (its last CQE has not come)
+        bool closing = false;     // the fd was closed: freed once nothing refers to it
+        bool ending = false;      // the op's ready end is requested (a hand-off ends it later)
+        bool pausing = false;     // its recv is being cancelled for holding too much
+    };
+    struct io_send {
+        io_callback cb;
+        op_token op{};
+        int fd = -1;
+        std::int32_t res = 0;
+        bool in_kernel = false;  // the kernel holds the bytes
+        bool ended = false;      // the op ended (its callback waits for the kernel when in_kernel)
+        completion how{};        // how it ended
+    };
+    struct io_fd {
+        std::uint32_t stream = 0;  // its stream's id + 1; 0: none
+        std::uint32_t send = 0;    // its pending send op's id + 1; 0: none
+        std::uint32_t sends = 0;   // sends the kernel holds on this fd number
+    };
+
+    io_fd& io_fd_of(int fd) {
+        const auto i = static_cast<std::size_t>(fd);
+        if (i >= io_fds_.size())
+            io_fds_.resize(std::max({i + 1, io_fds_.size() * 2, std::size_t{64}}));
+        return io_fds_[i];
+    }
+
+    result<std::uint32_t> stream_of(int fd) {
+        if (!detail::fd_in_range(fd, reg_.config())) return errc::fd_out_of_range;
+        io_fd& f = io_fd_of(fd);
+        if (f.stream != 0) return f.stream - 1;
+        std::uint32_t id;
+        if (!free_streams_.empty()) {
+            id = free_streams_.back();
+            free_streams_.pop_back();
+        } else {
+            id = static_cast<std::uint32_t>(streams_.size());
+            streams_.emplace_back();
+        }
+        streams_[id].fd = fd;
+        f.stream = id + 1;
+        return id;
+    }
+
+    // A closed fd's stream goes once no op, kernel request or call in progress refers to it.
+    void free_stream_if_done(std::uint32_t id) {
+        io_stream& s = streams_[id];
+        if (!s.closing || s.in_kernel || s.op.valid() || s.busy != 0) return;
+        io_stream fresh;
+        std::swap(s, fresh);  // not s = {}: a string assigned an empty one keeps its buffer
+        free_streams_.push_back(id);
+    }
+
+    std::uint32_t new_send() {
+        if (free_sends_.empty()) {
+            sends_.emplace_back();
+            return static_cast<std::uint32_t>(sends_.size() - 1);
+        }
+        const std::uint32_t id = free_sends_.back();
+        free_sends_.pop_back();
+        return id;
+    }
+    void free_send(std::uint32_t id) {
+        sends_[id] = io_send{};
+        free_sends_.push_back(id);
+    }
+
+    void start_recv(std::uint32_t id) {
+        io_stream& s = streams_[id];
+        if (const result<void> r = poller_->recv_multishot(s.fd, id); !r) {
+            s.end = -r.os_error();  // delivered to the recv op as its result
+            return;
+        }
+        s.in_kernel = true;
+    }
+
+    // Ends op t as ready: at once, or handed to a hand-off registry's owner (this thread, this
+    // turn). A hand-off with no room is applied to make room, and tried again next turn at
+    // the latest (as a timeout is), so a kernel completion is never lost.
+    void end_ready(op_token t) {
+        for (int tries = 0; tries < expire_tries; ++tries) {
+            if (reg_.cancel(t, outcome::ready) != cancel_status::full) return;
+            if (reg_.apply_handed_off() == 0) break;
+        }
+        reactor* self = this;
+        (void)after(clock::duration::zero(), [self, t] { self->end_ready(t); });
+    }
+    // The stream's pending op, once.
+    void end_recv(std::uint32_t id) {
+        io_stream& s = streams_[id];
+        if (s.ending) return;
+        s.ending = true;
+        end_ready(s.op);
+    }
+
+    // The fd is being closed: its requests are cancelled in the kernel before the fd goes.
+    void close_io(int fd) {
+        if (fd < 0 || static_cast<std::size_t>(fd) >= io_fds_.size()) return;
+        io_fd& f = io_fds_[static_cast<std::size_t>(fd)];
+        const bool stream_in_kernel = f.stream != 0 && streams_[f.stream - 1].in_kernel;
+        if (stream_in_kernel || f.sends != 0) (void)poller_->cancel_fd(fd);
+        if (f.stream != 0) {
+            const std::uint32_t id = f.stream - 1;
+            f.stream = 0;
+            streams_[id].closing = true;
+            std::string{}.swap(streams_[id].held);  // its memory goes now
+            free_stream_if_done(id);
+        }
+    }
+
+    void on_io_event(const detail::poll_event& ev) {
+        const auto id = static_cast<std::uint32_t>(ev.token);
+        if (ev.io == detail::io_kind::send)
+            send_completed(id, ev.res);
+        else
+            recv_completed(id, ev);
+    }
+
+    void recv_completed(std::uint32_t id, const detail::poll_event& ev) {
+        io_stream& s = streams_[id];
+        ++s.busy;
+        if (!ev.more) {
+            s.in_kernel = false;
+            s.pausing = false;
+        }
+        if (ev.has_buffer) {
+            if (ev.res > 0 && !s.closing) {
+                const std::string_view bytes(poller_->buffer_data(ev.buffer),
+                                             static_cast<std::size_t>(ev.res));
+                // The usual case: an op waits and the registry ends it here, on this thread:
+                // the bytes go to its callback straight from the kernel's buffer. Otherwise
+                // (bytes held already, no op, an owner that ends it later) they are copied.
+                if (s.op.valid() && !s.ending && s.held.empty() && !reg_.hands_off()) {
+                    s.direct = bytes;
+                    end_recv(id);
+                    if (!s.direct.empty()) s.held.append(bytes);  // not taken after all
+                    s.direct = {};
+                } else {
+                    s.held.append(bytes);
+                }
+            }
+            poller_->release_buffer(ev.buffer);
+        }
+        if (s.closing) {
+            // Nothing more for anyone.
+        } else if (!ev.more) {
+            if (ev.res == 0) {
+                s.end = 0;  // end of stream
+            } else if (ev.res > 0 || ev.res == -ENOBUFS || ev.res == -ECANCELED) {
+                // Ended by the kernel with its last bytes, out of buffers (they are back by
+                // the next submission), or cancelled for holding too much: go on when wanted,
+                // unless a callback above has already started it again.
+                if (!s.in_kernel && s.end == stream_open &&
+                    (s.op.valid() || s.held.size() < opt_.recv_hold_limit))
+                    start_recv(id);
+            } else {
+                s.end = ev.res;
+            }
+        } else if (!s.op.valid() && s.held.size() >= opt_.recv_hold_limit && !s.pausing) {
+            s.pausing = true;
+            (void)poller_->cancel_io(detail::io_kind::recv, id);  // the rest waits in the kernel
+        }
+        if (!s.closing && s.op.valid() && (!s.held.empty() || s.end != stream_open)) end_recv(id);
+        --s.busy;
+        free_stream_if_done(id);
+    }
+
+    // The recv op ended (the registry's callback).
+    void recv_ended(std::uint32_t id, const completion& c) {
+        io_stream& s = streams_[id];
+        ++s.busy;
+        ++s.ends;
+        s.op = op_token{};
+        s.ending = false;
+        io_completion x{c, 0, {}};
+        // What the op takes leaves the stream before its callback runs: a recv() the callback
+        // makes waits for new bytes.
+        std::string taken;
+        if (c.result == outcome::ready) {
+            if (!s.direct.empty()) {
+                x.data = std::exchange(s.direct, std::string_view{});
+            } else if (!s.held.empty()) {
+                taken.swap(s.held);
+                x.data = taken;
+            }
+            x.res = !x.data.empty()          ? static_cast<std::int32_t>(x.data.size())
+                    : s.end == stream_open ? -EAGAIN  // a spurious ready (a latch): recv again
+                                           : s.end;
+        }
+        io_callback cb = std::move(s.cb);
+        cb(x);
+        // Stopped for holding too much, and the callback wants more.
+        if (!s.closing && !s.in_kernel && s.end == stream_open && s.op.valid() && s.held.empty())
+            start_recv(id);
+        --s.busy;
+        free_stream_if_done(id);
+    }
+
+    void send_completed(std::uint32_t id, std::int32_t res) {
+        io_send& x = sends_[id];
+        x.in_kernel = false;
+        --io_fds_[static_cast<std::size_t>(x.fd)].sends;
+        x.res = res;
+        if (!x.ended) {
+            end_ready(x.op);  // ends it here, or in this turn's hand-off
+            return;
+        }
+        // It ended first (cancelled, timed out, closed): its callback waited for the kernel.
+        deliver_send(id);
+    }
+
+    // The send op ended (the registry's callback).
+    void send_ended(std::uint32_t id, const completion& c) {
+        io_send& x = sends_[id];
+        x.ended = true;
+        x.how = c;
+        io_fd& f = io_fds_[static_cast<std::size_t>(x.fd)];
+        if (f.send == id + 1) f.send = 0;
+        if (x.in_kernel) {
+            (void)poller_->cancel_io(detail::io_kind::send, id);  // its callback waits for this
+            return;
+        }
+        if (x.op.valid()) deliver_send(id);  // else it ended inside arm: send() delivers it
+    }
+
+    void deliver_send(std::uint32_t id) {
+        io_send& x = sends_[id];
+        const io_completion done{x.how, x.res, {}};
+        io_callback cb = std::move(x.cb);
+        free_send(id);
+        cb(done);
+    }
+
     R& reg_;
     reactor_options opt_;
     std::string note_;
@@ -590,6 +967,12 @@ private:
     intrusive_mpsc_queue<carrier_node, &carrier_node::hook> handed_;
     detail::timer_heap<task> timers_;
     std::vector<deadline> deadlines_;  // per op slot; reactor thread only
+    // Completion mode; reactor thread only. deques: a record stays put while callbacks add more.
+    std::deque<io_stream> streams_;
+    std::vector<std::uint32_t> free_streams_;
+    std::deque<io_send> sends_;
+    std::vector<std::uint32_t> free_sends_;
+    std::vector<io_fd> io_fds_;  // per fd number
     bool registry_busy_ = false;       // the last apply_handed_off() applied work: do not sleep
     std::atomic<std::thread::id> owner_;
     alignas(detail::cache_line) std::atomic<bool> wake_pending_{false};

@@ -40,7 +40,8 @@ enum class readiness : std::uint8_t {
 
 // How an armed operation ended. Every armed op ends exactly once, with exactly one of these.
 enum class outcome : std::uint8_t {
-    ready,      // dispatch delivered the readiness it waited for
+    ready,      // dispatch delivered the readiness it waited for, or a completion-mode
+                // backend ended the op its kernel completion names (cancel(t, ready))
     cancelled,  // cancel() won against any completion
     closed,     // its fd was closed (close() bumped the fd's generation)
     timed_out,  // cancel(token, outcome::timed_out): its deadline passed first

@@ -1,0 +1,445 @@
+// Completion mode (reactor::recv / reactor::send on io_uring), for every registry strategy:
+// the kernel does the I/O, and each op ends exactly once through the registry with the
+// kernel's result. Real sockets only (socketpairs, loopback TCP).
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <opreg/opreg.hpp>
+#include <opreg/strategies.hpp>
+
+#include "support/backends.hpp"
+#include "support/sockets.hpp"
+#include "support/strategies.hpp"
+
+using namespace opreg;
+using namespace std::chrono_literals;
+using opreg_test::socket_pair;
+
+namespace {
+
+// How the ops of one test ended: every callback appends here.
+struct io_log {
+    int calls = 0;
+    std::vector<io_completion> ends;
+    std::string bytes;  // every recv's data, in order
+    void add(const io_completion& x) {
+        ++calls;
+        ends.push_back(x);
+        ends.back().data = {};  // only valid during the callback
+        bytes.append(x.data);
+    }
+};
+
+// Writes all of `s` to a non-blocking fd (a socketpair's peer), retrying on EAGAIN.
+void write_all(int fd, std::string_view s) {
+    while (!s.empty()) {
+        const ssize_t n = ::write(fd, s.data(), s.size());
+        if (n > 0) {
+            s.remove_prefix(static_cast<std::size_t>(n));
+        } else {
+            ASSERT_TRUE(n < 0 && errno == EAGAIN) << std::strerror(errno);
+            std::this_thread::sleep_for(1ms);
+        }
+    }
+}
+
+// Fills fd's send buffer (the peer does not read): true once a write says EAGAIN.
+bool fill_send_buffer(int fd) {
+    const std::string chunk(64 * 1024, 'f');
+    for (int i = 0; i < 10'000; ++i)
+        if (::write(fd, chunk.data(), chunk.size()) < 0) return errno == EAGAIN;
+    return false;
+}
+
+template <class R>
+class ReactorIo : public ::testing::Test {
+protected:
+    void SetUp() override { open({}); }
+
+    void open(reactor_options opt) {
+        opt.which = backend::io_uring;
+        loop.reset();
+        std::string why;
+        loop = opreg_test::open_reactor(reg, opt, why);
+        if (!loop) GTEST_SKIP() << why;
+    }
+
+    template <class Pred>
+    bool run_until(Pred pred) {
+        const auto give_up = std::chrono::steady_clock::now() + 3s;
+        while (!pred() && std::chrono::steady_clock::now() < give_up) loop->run_once(20);
+        return pred();
+    }
+    // Turns the loop for a while whatever happens (to show that nothing more comes).
+    void run_for(std::chrono::milliseconds d) {
+        const auto end = std::chrono::steady_clock::now() + d;
+        while (std::chrono::steady_clock::now() < end) loop->run_once(5);
+    }
+
+    result<op_token> recv(int fd, io_log& log) {
+        return loop->recv(fd, [&log](const io_completion& x) { log.add(x); });
+    }
+
+    R reg{registry_config{.max_fds = 4096}};
+    std::unique_ptr<reactor<R>> loop;
+};
+
+#if OPREG_TEST_KQUEUE_BUILD
+using io_strategies = ::testing::Types<opreg::slot_array>;
+#else
+using io_strategies = opreg_test::all_strategies;
+#endif
+TYPED_TEST_SUITE(ReactorIo, io_strategies);
+
+TYPED_TEST(ReactorIo, RecvEndsOnceWithTheBytes) {
+    socket_pair p;
+    io_log log;
+    const result<op_token> t = this->recv(p.a, log);
+    ASSERT_TRUE(t.ok());
+    this->run_for(30ms);
+    EXPECT_EQ(log.calls, 0) << "nothing was sent yet";
+    write_all(p.b, "hello");
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+    const io_completion& x = log.ends[0];
+    EXPECT_EQ(x.op.result, outcome::ready);
+    EXPECT_EQ(x.op.token, t.value());
+    EXPECT_EQ(x.op.fd, p.a);
+    EXPECT_EQ(x.op.dir, direction::read);
+    EXPECT_EQ(x.res, 5);
+    EXPECT_EQ(log.bytes, "hello");
+    this->run_for(30ms);
+    EXPECT_EQ(log.calls, 1);
+    EXPECT_EQ(this->reg.stats().completed, 1u);
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+}
+
+TYPED_TEST(ReactorIo, BytesThatComeBetweenRecvsWaitForTheNext) {
+    socket_pair p;
+    io_log log;
+    ASSERT_TRUE(this->recv(p.a, log).ok());
+    write_all(p.b, "one");
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+    write_all(p.b, "two");
+    this->run_for(30ms);  // the stream goes on with no op pending: the bytes are kept
+    EXPECT_EQ(log.calls, 1);
+    ASSERT_TRUE(this->recv(p.a, log).ok());
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 2; }));
+    EXPECT_EQ(log.bytes, "onetwo");
+    EXPECT_TRUE(log.ends[1].op.result == outcome::ready && log.ends[1].res == 3);
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+}
+
+TYPED_TEST(ReactorIo, EndOfStreamIsReadyWithZero) {
+    socket_pair p;
+    io_log log;
+    write_all(p.b, "last");
+    ::shutdown(p.b, SHUT_WR);
+    ASSERT_TRUE(this->recv(p.a, log).ok());
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+    EXPECT_EQ(log.bytes, "last");
+    ASSERT_TRUE(this->recv(p.a, log).ok());
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 2; }));
+    EXPECT_EQ(log.ends[1].op.result, outcome::ready);
+    EXPECT_EQ(log.ends[1].res, 0);
+    // And again: the end is not lost or repeated as bytes.
+    ASSERT_TRUE(this->recv(p.a, log).ok());
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 3; }));
+    EXPECT_EQ(log.ends[2].res, 0);
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+}
+
+TYPED_TEST(ReactorIo, ACallbackThatRecvsAgainWaitsForNewBytes) {
+    socket_pair p;
+    io_log log;
+    reactor<TypeParam>* loop = this->loop.get();
+    int fd = p.a;
+    std::function<void(const io_completion&)> again;  // test-only: re-arms from the callback
+    again = [&](const io_completion& x) {
+        log.add(x);
+        if (x.op.result == outcome::ready && x.res > 0 && log.calls < 3) {
+            ASSERT_TRUE(loop->recv(fd, [&](const io_completion& y) { again(y); }).ok());
+        }
+    };
+    ASSERT_TRUE(loop->recv(fd, [&](const io_completion& y) { again(y); }).ok());
+    write_all(p.b, "a");
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+    this->run_for(30ms);
+    EXPECT_EQ(log.calls, 1) << "the re-armed recv must not get the same bytes again";
+    write_all(p.b, "b");
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 2; }));
+    EXPECT_EQ(log.bytes, "ab");
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);  // ends the third as closed
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 3; }));
+    EXPECT_EQ(log.ends[2].op.result, outcome::closed);
+}
+
+TYPED_TEST(ReactorIo, SendEndsOnceWithEveryByte) {
+    int port = 0;
+    const int lfd = opreg_test::listen_loopback(port);
+    ASSERT_GE(lfd, 0);
+    const int client = opreg_test::connect_loopback(port);
+    ASSERT_GE(client, 0);
+    const int server = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    ASSERT_GE(server, 0);
+    // 4 MiB: more than the socket takes at once.
+    std::string big(4 << 20, 'x');
+    for (std::size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>('a' + i % 26);
+    std::string got;
+    std::thread reader([&] {
+        char buf[65536];
+        for (;;) {
+            const ssize_t n = ::read(client, buf, sizeof buf);
+            if (n <= 0) break;
+            got.append(buf, static_cast<std::size_t>(n));
+        }
+    });
+    // Each send ends once, with what the kernel took; the rest goes in the next, as after a
+    // short write.
+    io_log log;
+    std::size_t sent = 0;
+    while (sent < big.size()) {
+        const int before = log.calls;
+        ASSERT_TRUE(this->loop
+                        ->send(server, std::string_view(big).substr(sent),
+                               [&](const io_completion& x) { log.add(x); })
+                        .ok());
+        ASSERT_TRUE(this->run_until([&] { return log.calls == before + 1; }));
+        const io_completion& x = log.ends.back();
+        ASSERT_EQ(x.op.result, outcome::ready);
+        ASSERT_EQ(x.op.dir, direction::write);
+        ASSERT_GT(x.res, 0);
+        sent += static_cast<std::size_t>(x.res);
+    }
+    EXPECT_EQ(sent, big.size());
+    EXPECT_EQ(this->loop->close(server), errc::ok);
+    reader.join();
+    EXPECT_TRUE(got == big) << "received " << got.size() << " of " << big.size() << " bytes";
+    ::close(client);
+    ::close(lfd);
+}
+
+// A send the peer does not take: cancelling it ends the op as cancelled, and its callback
+// comes only once the kernel has let go of the bytes (so they may then be freed).
+TYPED_TEST(ReactorIo, ACancelledSendEndsOnceAfterTheKernelGaveItUp) {
+    socket_pair p;
+    ASSERT_TRUE(fill_send_buffer(p.a));
+    auto bytes = std::make_unique<std::string>(1 << 20, 'z');
+    io_log log;
+    const result<op_token> t =
+        this->loop->send(p.a, *bytes, [&](const io_completion& x) { log.add(x); });
+    ASSERT_TRUE(t.ok());
+    this->run_for(30ms);
+    EXPECT_EQ(log.calls, 0) << "the peer reads nothing: the send cannot end";
+    EXPECT_EQ(this->loop->cancel(t.value()), this->reg.hands_off() ? cancel_status::requested
+                                                                  : cancel_status::done);
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+    EXPECT_EQ(log.ends[0].op.result, outcome::cancelled);
+    EXPECT_TRUE(log.ends[0].res == -ECANCELED || log.ends[0].res >= 0) << log.ends[0].res;
+    bytes.reset();  // the kernel is done with them
+    this->run_for(30ms);
+    EXPECT_EQ(log.calls, 1);
+    const registry_stats s = this->reg.stats();
+    EXPECT_EQ(s.cancelled, 1u);
+    EXPECT_EQ(s.in_flight, 0u);
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+}
+
+// close() ends a pending recv and a stuck send as closed, each once, and the fd is really
+// closed: the peer sees its end once it reads what was sent.
+TYPED_TEST(ReactorIo, CloseEndsEveryOpAndReleasesTheFile) {
+    socket_pair p;
+    ASSERT_TRUE(fill_send_buffer(p.a));
+    const std::string bytes(256 * 1024, 'c');
+    io_log rlog, slog;
+    ASSERT_TRUE(this->recv(p.a, rlog).ok());
+    ASSERT_TRUE(this->loop->send(p.a, bytes, [&](const io_completion& x) { slog.add(x); }).ok());
+    this->run_for(30ms);
+    ASSERT_EQ(rlog.calls + slog.calls, 0);
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+    ASSERT_TRUE(this->run_until([&] { return rlog.calls == 1 && slog.calls == 1; }));
+    EXPECT_EQ(rlog.ends[0].op.result, outcome::closed);
+    EXPECT_EQ(slog.ends[0].op.result, outcome::closed);
+    // The peer drains and then reads end-of-file: nothing in the kernel holds the file.
+    const int fl = ::fcntl(p.b, F_GETFL);
+    ::fcntl(p.b, F_SETFL, fl & ~O_NONBLOCK);
+    timeval tv{.tv_sec = 3, .tv_usec = 0};
+    ::setsockopt(p.b, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(p.b, buf, sizeof buf)) > 0) {}
+    EXPECT_EQ(n, 0) << "no end of file: " << std::strerror(errno);
+    this->run_for(30ms);
+    EXPECT_EQ(rlog.calls + slog.calls, 2);
+    EXPECT_EQ(this->reg.stats().in_flight, 0u);
+}
+
+// A recv that times out ends as timed_out; the stream goes on and the next recv gets the
+// bytes, in order, none lost.
+TYPED_TEST(ReactorIo, ATimedOutRecvLosesNoBytes) {
+    socket_pair p;
+    io_log log;
+    const result<op_token> t = this->recv(p.a, log);
+    ASSERT_TRUE(t.ok());
+    this->loop->expire_after(t.value(), 20ms);
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+    EXPECT_EQ(log.ends[0].op.result, outcome::timed_out);
+    write_all(p.b, "late");
+    this->run_for(20ms);
+    ASSERT_TRUE(this->recv(p.a, log).ok());
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 2; }));
+    EXPECT_EQ(log.ends[1].op.result, outcome::ready);
+    EXPECT_EQ(log.bytes, "late");
+    EXPECT_EQ(this->reg.stats().timed_out, 1u);
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+}
+
+// The token of an ended recv names nothing: cancelling it leaves the newer recv pending,
+// and that one gets the bytes.
+TYPED_TEST(ReactorIo, AStaleTokenNeverReachesTheNewerRecv) {
+    socket_pair p;
+    io_log first, second;
+    const result<op_token> old = this->recv(p.a, first);
+    ASSERT_TRUE(old.ok());
+    (void)this->loop->cancel(old.value());
+    ASSERT_TRUE(this->run_until([&] { return first.calls == 1; }));
+    ASSERT_TRUE(this->recv(p.a, second).ok());
+    (void)this->loop->cancel(old.value());
+    this->run_for(30ms);
+    EXPECT_EQ(second.calls, 0) << "the old token ended the newer op";
+    write_all(p.b, "new");
+    ASSERT_TRUE(this->run_until([&] { return second.calls == 1; }));
+    EXPECT_EQ(second.bytes, "new");
+    EXPECT_EQ(first.calls, 1);
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+}
+
+// Bytes that come while no recv is pending are held up to recv_hold_limit; past it the
+// kernel's recv stops and TCP holds the rest. Every byte arrives, in order, none twice.
+TYPED_TEST(ReactorIo, HoldLimitLosesNothing) {
+    this->open(reactor_options{.recv_hold_limit = 4096});
+    if (this->IsSkipped()) return;
+    socket_pair p;
+    std::string sent;
+    for (int i = 0; sent.size() < 200'000; ++i) sent += std::to_string(i) + ",";
+    std::thread writer([&] {
+        const int fl = ::fcntl(p.b, F_GETFL);
+        ::fcntl(p.b, F_SETFL, fl & ~O_NONBLOCK);
+        (void)!::write(p.b, sent.data(), sent.size());
+    });
+    io_log log;
+    ASSERT_TRUE(this->recv(p.a, log).ok());
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+    this->run_for(50ms);  // no op: the stream fills its hold and pauses
+    while (log.bytes.size() < sent.size()) {
+        const int before = log.calls;
+        ASSERT_TRUE(this->recv(p.a, log).ok());
+        ASSERT_TRUE(this->run_until([&] { return log.calls == before + 1; }))
+            << "stalled after " << log.bytes.size() << " bytes";
+        ASSERT_EQ(log.ends.back().op.result, outcome::ready);
+        ASSERT_GT(log.ends.back().res, 0);
+    }
+    writer.join();
+    EXPECT_TRUE(log.bytes == sent) << log.bytes.size() << " vs " << sent.size();
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+}
+
+// More arrivals in one turn than there are provided buffers: a recv that finds none ends
+// with -ENOBUFS inside the reactor and starts again; no connection loses a byte.
+TYPED_TEST(ReactorIo, FewBuffersManyConnections) {
+    this->open(reactor_options{.io_uring_buffers = 2, .io_uring_buffer_bytes = 64});
+    if (this->IsSkipped()) return;
+    constexpr int conns = 8;
+    std::vector<std::unique_ptr<socket_pair>> pairs;
+    std::vector<io_log> logs(conns);
+    std::vector<std::string> want(conns);
+    for (int i = 0; i < conns; ++i) {
+        pairs.push_back(std::make_unique<socket_pair>());
+        for (int k = 0; k < 40; ++k) want[i] += "c" + std::to_string(i) + "-" + std::to_string(k) + ";";
+    }
+    for (int i = 0; i < conns; ++i) write_all(pairs[i]->b, want[i]);
+    for (int round = 0; round < 10'000; ++round) {
+        bool done = true;
+        for (int i = 0; i < conns; ++i) {
+            io_log& l = logs[i];
+            if (l.bytes.size() < want[i].size()) {
+                done = false;
+                (void)this->recv(pairs[i]->a, l);  // busy while the last is pending
+            }
+        }
+        if (done) break;
+        this->loop->run_once(5);
+    }
+    for (int i = 0; i < conns; ++i) {
+        EXPECT_EQ(logs[i].bytes, want[i]) << "connection " << i;
+        EXPECT_EQ(this->loop->close(pairs[i]->take_a()), errc::ok);
+    }
+    this->run_for(20ms);
+    EXPECT_EQ(this->reg.stats().in_flight, 0u);
+}
+
+TYPED_TEST(ReactorIo, RecvAndSendRefuseWhatTheyCannotDo) {
+    socket_pair p;
+    io_log log;
+    ASSERT_TRUE(this->recv(p.a, log).ok());
+    EXPECT_EQ(this->recv(p.a, log).error(), errc::busy);
+    EXPECT_EQ(this->loop->recv(p.a, io_callback{}).error(), errc::no_callback);
+    EXPECT_EQ(this->loop->send(p.a, "x", io_callback{}).error(), errc::no_callback);
+    EXPECT_EQ(this->loop->recv(1 << 20, [](const io_completion&) {}).error(),
+              errc::fd_out_of_range);
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+    this->run_for(20ms);
+    EXPECT_EQ(this->reg.stats().in_flight, 0u);
+    int ended_closed = 0;
+    for (const io_completion& x : log.ends) ended_closed += x.op.result == outcome::closed;
+    EXPECT_GE(ended_closed, 1);
+}
+
+// SINGLE_ISSUER + DEFER_TASKRUN where the kernel has them: the same behaviour, on a reactor
+// made and driven by one thread.
+TYPED_TEST(ReactorIo, SingleIssuerRingWorksTheSame) {
+    this->open(reactor_options{.io_uring_single_issuer = true});
+    if (this->IsSkipped()) return;
+    ::testing::Test::RecordProperty("single_issuer", this->loop->single_issuer() ? "yes" : "no");
+    EXPECT_EQ(this->loop->native_handle() < 0, this->loop->single_issuer());
+    socket_pair p;
+    io_log log;
+    ASSERT_TRUE(this->recv(p.a, log).ok());
+    write_all(p.b, "ping");
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+    EXPECT_EQ(log.bytes, "ping");
+    io_log slog;
+    ASSERT_TRUE(this->loop->send(p.a, "pong", [&](const io_completion& x) { slog.add(x); }).ok());
+    ASSERT_TRUE(this->run_until([&] { return slog.calls == 1; }));
+    EXPECT_EQ(slog.ends[0].res, 4);
+    char buf[8];
+    EXPECT_EQ(::read(p.b, buf, sizeof buf), 4);
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+}
+
+// Readiness backends have no completion mode: a clear refusal, nothing armed.
+TEST(ReactorIoElsewhere, ReadinessBackendsRefuseWithENOTSUP) {
+    slot_array reg{registry_config{.max_fds = 1024}};
+    reactor<slot_array> loop{reg, reactor_options{.which = native_backend()}};
+    ASSERT_FALSE(loop.supports_io());
+    socket_pair p;
+    const result<op_token> r = loop.recv(p.a, [](const io_completion&) {});
+    EXPECT_EQ(r.error(), errc::os_error);
+    EXPECT_EQ(r.os_error(), ENOTSUP);
+    EXPECT_EQ(loop.send(p.a, "x", [](const io_completion&) {}).os_error(), ENOTSUP);
+    EXPECT_EQ(reg.stats().armed, 0u);
+}
+
+}  // namespace
