@@ -127,6 +127,7 @@ public:
           opt_{srv.options()},
           arming_{opt_, p.rearm},
           loop_{reg, std::move(p.poller)},
+          ring_{opt_.completion && loop_.supports_io()},
           hangup_reported_{loop_.hangup_reported()},
           lfd_{listen_fd},
           conns_{opt_.max_conns},
@@ -138,9 +139,13 @@ public:
     ~worker() {
         while (head_ != nullptr) close_conn(head_);
         loop_.run_once(0);  // let hand-off registries end the ops of the closed fds
+        // Completion mode: a closed connection's send ends once the kernel gives it up.
+        for (int i = 0; ring_ && zombies_ != 0 && i < 100; ++i) loop_.run_once(10);
     }
 
     reactor<R>& loop() noexcept { return loop_; }
+    // Whether this worker runs in completion mode (io_uring recv and send ops).
+    bool ring() const noexcept { return ring_; }
     std::size_t live() const noexcept { return live_.load(std::memory_order_relaxed); }
     std::uint64_t requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
 
@@ -200,7 +205,7 @@ private:
             return;
         }
         conn* c = conns_.try_create();
-        if (c == nullptr || !loop_.watch(fd)) {
+        if (c == nullptr || (!ring_ && !loop_.watch(fd))) {
             if (c != nullptr) conns_.destroy(c);
             ::close(fd);
             return;
@@ -210,6 +215,10 @@ private:
         c->fd = fd;
         c->last_active = now_;
         link(c);
+        if (ring_) {
+            next_read(c);
+            return;
+        }
         // Edge-triggered: data may already be there. Stopping short is safe: the watch
         // just made raises an edge for whatever is queued, FIN included.
         on_readable(c, hangup_reported_);
@@ -236,19 +245,19 @@ private:
 
     // Readable (or just accepted): read, answer and write until the socket has nothing more,
     // then arm the next read; or close.
-    void on_readable(conn* c, bool may_stop_short) {
-        bool read_more = true;
+    void on_readable(conn* c, bool may_stop_short) { serve(c, read_step(c, may_stop_short)); }
+
+    // Answers `batch`, then goes on: with the requests left over after a batch whose answers
+    // filled the output (answered before anything new is read: c->partial shrinks, never
+    // grows), by reading on, or by waiting for the next read; or closes.
+    void serve(conn* c, read_batch batch) {
         for (;;) {
-            // After a batch whose answers filled the output, the requests left over are
-            // answered before anything new is read: c->partial shrinks, never grows.
-            const read_batch batch = read_more ? read_step(c, may_stop_short) : kept_batch(c);
             if (batch.end == read_end::failed) {
                 close_conn(c);
                 return;
             }
             const dispatched d = dispatch_step(c, batch.bytes);
             if (d == dispatched::stopped) return;  // closed, or waiting to write
-            read_more = d == dispatched::written;
             if (batch.end == read_end::eof) {
                 eof_step(c);
                 return;
@@ -257,11 +266,103 @@ private:
                 close_conn(c);
                 return;
             }
-            if (batch.end == read_end::drained) {
-                arm(c, direction::read);
+            if (d == dispatched::output_full) {
+                batch = kept_batch(c);
+            } else if (ring_ || batch.end == read_end::drained) {
+                next_read(c);
                 return;
+            } else {
+                batch = read_step(c, false);
             }
         }
+    }
+
+    // Wait for the next bytes: arm a read (readiness), or a recv (completion mode).
+    void next_read(conn* c) {
+        if (!ring_) {
+            arm(c, direction::read);
+            return;
+        }
+        c->read_pending = true;
+        const result<op_token> t =
+            loop_.recv(c->fd, [c](const io_completion& x) { c->w->on_recv(c, x); });
+        if (!t) {
+            std::fprintf(stderr, "opreg-httpd: recv fd %d: %s\n", c->fd, describe(t.why()).c_str());
+            c->read_pending = false;
+            close_conn(c);
+        }
+    }
+
+    // Completion mode: the recv op ended with the bytes (or the end, or an error).
+    void on_recv(conn* c, const io_completion& x) {
+        c->read_pending = false;
+        if (c->zombie) {
+            if (!c->write_pending) free_conn(c);
+            return;
+        }
+        if (x.op.result != outcome::ready || x.res < 0) {
+            close_conn(c);
+            return;
+        }
+        serve(c, received_batch(c, x.data));
+    }
+
+    // c's kept incomplete request and the bytes a recv brought, as one batch: the bytes as
+    // they are when nothing is kept (no copy), else both in the scratch buffer.
+    read_batch received_batch(conn* c, std::string_view got) {
+        const read_end end = got.empty() ? read_end::eof : read_end::drained;
+        std::size_t len = c->partial.size();
+        if (len == 0) {
+            if (!got.empty()) {
+                if (!c->session.mid_request) c->request_started = now_;
+                c->last_active = now_;
+            }
+            return {got, end};
+        }
+        reserve_scratch(len + got.size());
+        std::memcpy(in_.data(), c->partial.view().data(), len);
+        c->partial.reset();
+        if (!got.empty()) std::memcpy(in_.data() + len, got.data(), got.size());
+        len += got.size();
+        if (!got.empty()) c->last_active = now_;
+        return {std::string_view(in_.data(), len), end};
+    }
+
+    // Completion mode: one send of c->unsent, which stays put until the send's op ends.
+    void start_send(conn* c) {
+        c->write_pending = true;
+        const result<op_token> t = loop_.send(c->fd, c->unsent.view(),
+                                              [c](const io_completion& x) { c->w->on_sent(c, x); });
+        if (!t) {
+            std::fprintf(stderr, "opreg-httpd: send fd %d: %s\n", c->fd, describe(t.why()).c_str());
+            c->write_pending = false;
+            close_conn(c);
+        }
+    }
+
+    // Completion mode: the kernel took res bytes of c->unsent (or failed). The rest is sent
+    // again; once all is out the connection goes on as after a flush.
+    void on_sent(conn* c, const io_completion& x) {
+        c->write_pending = false;
+        if (c->zombie) {
+            if (!c->read_pending) free_conn(c);
+            return;
+        }
+        if (x.op.result != outcome::ready || x.res < 0) {
+            close_conn(c);
+            return;
+        }
+        c->unsent.consume(std::size_t(x.res));
+        if (x.res != 0) c->last_sent = now_;
+        if (!c->unsent.empty()) {
+            start_send(c);
+            return;
+        }
+        if (c->session.close_after) {
+            close_conn(c);
+            return;
+        }
+        serve(c, kept_batch(c));  // requests left over, then the next recv
     }
 
     // The read step: c's kept incomplete request (moved into the scratch buffer), then what
@@ -352,6 +453,12 @@ private:
     // write is armed. false when c must wait to write, or was closed.
     bool write_step(conn* c) {
         const std::string_view all = out_.view();
+        if (ring_) {  // one send of all of it, from the connection's own copy
+            c->unsent.assign(all);
+            c->last_sent = now_;
+            start_send(c);
+            return false;
+        }
         std::size_t from = 0;
         for (const std::size_t part_end : out_.part_ends()) {
             if (!write_or_queue(c, all, from, part_end)) return false;
@@ -429,12 +536,17 @@ private:
         c->zombie = true;
         c->fd = -1;
         const bool wait_for_ops = c->read_pending || c->write_pending;
+        if (wait_for_ops) ++zombies_;
         loop_.close(fd);  // ends its pending op as closed: on_event frees c then, or later
-        if (!wait_for_ops) free_conn(c);
+        if (!wait_for_ops) conns_.destroy(c);
         if (draining_ && live() == 0) loop_.stop();
     }
 
-    void free_conn(conn* c) { conns_.destroy(c); }
+    // A closed connection whose last op has ended.
+    void free_conn(conn* c) {
+        --zombies_;
+        conns_.destroy(c);
+    }
 
     void link(conn* c) {
         c->next = head_;
@@ -492,6 +604,8 @@ private:
     const server_options& opt_;
     Arming arming_;  // may point at loop_'s poller (a rearming_poller), which outlives it
     reactor<R> loop_;
+    // Completion mode: --backend io_uring-completion, and the backend has it.
+    const bool ring_;
     // Whether events say when the peer's FIN is queued (reactor::hangup_reported): a short
     // read may then stand for EAGAIN. Where they do not, every read goes on to EAGAIN.
     const bool hangup_reported_;
@@ -502,6 +616,7 @@ private:
     std::atomic<std::size_t> live_{0};
     std::atomic<std::uint64_t> requests_{0};
     std::uint32_t now_ = 0;
+    std::size_t zombies_ = 0;  // closed connections waiting for their last op to end
     bool draining_ = false;
     std::string in_;       // scratch: the bytes of one read batch, any connection's
     response_buffer out_;  // the answers to one read batch
@@ -563,6 +678,10 @@ public:
         }
         if (!note.empty()) std::fprintf(stderr, "opreg-httpd: %s\n", note.c_str());
         backend_ = workers_.front()->loop().active_backend();
+        ring_ = workers_.front()->ring();
+        if (opt_.completion && !ring_)
+            std::fprintf(stderr, "opreg-httpd: completion mode needs io_uring; serving on %s "
+                                 "readiness instead\n", std::string(to_string(backend_)).c_str());
 
         // Signals go to the sigwait below, not to the reactor threads.
         sigset_t sigs;
@@ -597,7 +716,7 @@ public:
         stats_view v;
         v.registry = R::name();
         v.model = "async";
-        v.backend = to_string(backend_);
+        v.backend = ring_ ? "io_uring-completion" : to_string(backend_);
         auto add = [&v](const registry_stats& s) {
             v.armed += s.armed;
             v.completed += s.completed;
@@ -628,6 +747,7 @@ private:
     std::vector<std::unique_ptr<R>> own_;
     std::vector<std::unique_ptr<worker<R, Arming>>> workers_;
     backend backend_ = native_backend();
+    bool ring_ = false;
 };
 
 } // namespace

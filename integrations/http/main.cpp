@@ -31,9 +31,13 @@ options:
   --port N               port on 127.0.0.1 (default 8080; 0 picks a free one)
   --threads N            reactor threads, each with its own listener (default 1)
   --registry NAME        the registry strategy, one of --list (default slot_array)
-  --backend NAME         epoll | io_uring | kqueue (default: this build's own, epoll on
-                         Linux, kqueue on BSD, macOS and the kqueue build; a backend the
-                         kernel refuses or the build lacks falls back to it with a note)
+  --backend NAME         epoll | io_uring | io_uring-completion | kqueue (default: this
+                         build's own, epoll on Linux, kqueue on BSD, macOS and the kqueue
+                         build; a backend the kernel refuses or the build lacks falls back
+                         to it with a note). io_uring waits for readiness and reads and
+                         writes itself; io_uring-completion has the kernel do the reads
+                         (multishot recv into provided buffers) and the writes (one send
+                         per batch of answers), each a registry op
   --model NAME           async (reactor threads) | thread-per-conn (default async);
                          thread-per-conn runs a thread with a 256 KiB stack per connection
                          (about 14 KiB of RSS while idle: 10000 connections, 140 MB)
@@ -110,8 +114,13 @@ int main(int argc, char** argv) {
                 return 2;
             }
         } else if (a == "--backend") {
-            if (!opreg::parse_backend(value(), opt.which)) {
-                std::fprintf(stderr, "opreg-httpd: unknown backend '%s' (epoll, io_uring, kqueue)\n", argv[i]);
+            const std::string_view name = value();
+            opt.completion = name == "io_uring-completion";
+            if (opt.completion) {
+                opt.which = opreg::backend::io_uring;
+            } else if (!opreg::parse_backend(name, opt.which)) {
+                std::fprintf(stderr, "opreg-httpd: unknown backend '%s' (epoll, io_uring, "
+                                     "io_uring-completion, kqueue)\n", argv[i]);
                 return 2;
             }
         } else if (a == "--model") {
@@ -147,6 +156,12 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "opreg-httpd: bad argument '%s' (see --help)\n", argv[i]);
             return 2;
         }
+    }
+    if (opt.completion && (opt.std_function || opt.rearm_per_op || opt.write_per_part)) {
+        std::fprintf(stderr, "opreg-httpd: --std-function, --rearm-per-op and --write-per-part "
+                             "diagnose the readiness model; io_uring-completion sends each "
+                             "batch of answers in one request\n");
+        return 2;
     }
     if (opt.rearm_per_op && opt.which == opreg::backend::io_uring) {
         std::fprintf(stderr,

@@ -24,6 +24,9 @@ namespace opreg::http {
 struct server_options {
     std::string registry = "slot_array";
     backend which = native_backend();
+    // Completion mode (--backend io_uring-completion): the kernel does the reads and writes
+    // (reactor::recv and send on io_uring); readiness on `which` where io_uring is refused.
+    bool completion = false;
     std::string model = "async";
     int threads = 1;
     int port = 8080;

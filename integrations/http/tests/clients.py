@@ -314,7 +314,12 @@ def check_graceful_stop(binary, args, tag):
            status_of(got) == 200 and got.endswith(b"helloworld") and code == 0, f"exit {code}, {got[-20:]!r}")
 
 
+ONLY = ""
+
+
 def run_suite(binary, tag, args, checks, full=False):
+    if ONLY not in tag:
+        return
     srv = Server(binary, *args)
     try:
         for check in checks:
@@ -369,13 +374,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server", required=True, help="path to opreg-httpd")
     ap.add_argument("--quick", action="store_true", help="one strategy only")
+    ap.add_argument("--only", default="", help="only the suites whose tag contains this text")
     a = ap.parse_args()
+    global ONLY
+    ONLY = a.only
     registries = ["slot_array"] if a.quick else registry_names(a.server)
     check_refused_flags(a.server)
     for i, r in enumerate(registries):
         run_suite(a.server, f"[{r}]", ["--registry", r, "--threads", "2"], FULL_CHECKS,
                   full=(i == len(registries) - 1))
     run_suite(a.server, "[io_uring]", ["--backend", "io_uring", "--registry", "slot_array"], FULL_CHECKS)
+    # Completion mode: the kernel reads and writes (recv and send ops), for every strategy.
+    for i, r in enumerate(registries):
+        run_suite(a.server, f"[io_uring-completion {r}]",
+                  ["--backend", "io_uring-completion", "--registry", r, "--threads", "2"],
+                  FULL_CHECKS, full=(i == len(registries) - 1))
     run_suite(a.server, "[thread-per-conn]", ["--model", "thread-per-conn"], FULL_CHECKS, full=True)
     if not a.quick:
         for tag, args in LIGHT_SUITES:
