@@ -52,6 +52,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -187,6 +188,7 @@ public:
     }
     [[nodiscard]] bool single_issuer() const noexcept override { return single_issuer_; }
     void submit() noexcept override {
+        if (!ready()) return;
         unsubmitted_ = false;
         if (io_uring_sq_ready(&ring_) != 0) (void)io_uring_submit(&ring_);  // refused: wait() retries
     }
@@ -211,6 +213,10 @@ private:
     [[nodiscard]] bool on_cqe(const io_uring_cqe& cqe, poll_event& ev) noexcept;
     [[nodiscard]] std::size_t harvest(std::span<poll_event> out, unsigned& consumed) noexcept;
     [[nodiscard]] result<void> probe_multishot(std::string& why);
+    [[nodiscard]] result<void> start(std::string& why);
+    [[nodiscard]] result<void> enable() noexcept;
+    // Every hook's first step: a single-issuer ring is enabled by its first user.
+    [[nodiscard]] result<void> ready() noexcept { return enabled_ ? result<void>{} : enable(); }
     [[nodiscard]] result<void> setup_buffers() noexcept;
     [[nodiscard]] std::size_t buf_ring_bytes() const noexcept {
         return std::size_t{buffers_} * sizeof(io_uring_buf);
@@ -222,6 +228,8 @@ private:
     unsigned buffer_bytes_;
     bool want_single_issuer_;
     bool single_issuer_ = false;
+    bool enabled_ = false;   // started: a single-issuer ring once its thread first used it
+    int enable_error_ = 0;   // why enabling failed (errno), 0 if it did not
     bool kernel_has_io_ = false;
     // The provided buffer ring (mmap'd, shared with the kernel) and the buffers it hands out.
     io_uring_buf_ring* buf_ring_ = nullptr;
@@ -260,8 +268,10 @@ result<void> io_uring_poller::init(std::string& why) {
     int rc = -EINVAL;
     if (want_single_issuer_) {
         // SINGLE_ISSUER + DEFER_TASKRUN (Linux 6.1): the kernel runs completions only when
-        // this thread waits for them. Refused: the flags below.
-        params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+        // the loop waits for them. R_DISABLED: the ring's one thread is the first to use it
+        // (enable()), not the one that opens it, so that a reactor made on one thread may be
+        // run on another. Refused: the flags below.
+        params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED |
                        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
         params.cq_entries = cq_entries_;
         rc = io_uring_queue_init_params(sq_entries, &ring_, &params);
@@ -284,7 +294,6 @@ result<void> io_uring_poller::init(std::string& why) {
         return os_failure(-rc);
     }
     ring_live_ = true;
-    if (const result<void> r = probe_multishot(why); !r) return r;
     // Completion mode's requests are not opcodes a probe can list (multishot recv is a flag
     // of IORING_OP_RECV): the kernel's version says.
     utsname u{};
@@ -295,11 +304,43 @@ result<void> io_uring_poller::init(std::string& why) {
         why = "the wake-up eventfd: " + errno_text(r.os_error());
         return r;
     }
+    if (single_issuer_) return {};  // the rest once its thread first uses it
+    return start(why);
+}
+
+// What the ring needs before its first use: multishot poll checked, the wake-up polled.
+result<void> io_uring_poller::start(std::string& why) {
+    enabled_ = true;
+    if (const result<void> r = probe_multishot(why); !r) return r;
     if (const result<void> r = arm(wake_.fd(), udata_wake, POLLIN); !r) {
         why = "polling the wake-up eventfd: " + errno_text(r.os_error());
         return r;
     }
     (void)io_uring_submit(&ring_);
+    return {};
+}
+
+// A ring made disabled (single issuer) is enabled by the thread that first uses it, which is
+// then the only one that may submit to it. A failure is kept and reported by every hook.
+result<void> io_uring_poller::enable() noexcept {
+    if (enable_error_ != 0) return os_failure(enable_error_);
+    // io_uring_enable_rings() is declared by liburing 2.3 but not exported by Debian's build:
+    // the register call it makes.
+    if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr,
+                  0) < 0) {
+        enable_error_ = errno;
+        return os_failure(enable_error_);
+    }
+    std::string why;
+    try {
+        if (const result<void> r = start(why); !r) {
+            enable_error_ = r.os_error() != 0 ? r.os_error() : EIO;
+            return r;
+        }
+    } catch (...) {  // std::bad_alloc from a message
+        enable_error_ = ENOMEM;
+        return os_failure(ENOMEM);
+    }
     return {};
 }
 
@@ -399,6 +440,7 @@ io_uring_poller::watch_record* io_uring_poller::current(std::uint64_t user_data)
 
 result<void> io_uring_poller::watch(int fd, std::uint64_t token) noexcept {
     if (fd < 0) return os_failure(EBADF);
+    if (const result<void> r = ready(); !r) return r;
     const auto index = static_cast<std::size_t>(fd);
     try {
         if (index >= watched_.size())
@@ -452,6 +494,7 @@ result<void> io_uring_poller::setup_buffers() noexcept {
 }
 
 result<void> io_uring_poller::recv_multishot(int fd, std::uint32_t id) noexcept {
+    if (const result<void> r = ready(); !r) return r;
     if (buf_ring_ == nullptr)
         if (const result<void> r = setup_buffers(); !r) return r;
     const result<io_uring_sqe*> sqe = next_sqe();
@@ -465,6 +508,7 @@ result<void> io_uring_poller::recv_multishot(int fd, std::uint32_t id) noexcept 
 
 result<void> io_uring_poller::send(int fd, const char* data, std::size_t len,
                                    std::uint32_t id) noexcept {
+    if (const result<void> r = ready(); !r) return r;
     const result<io_uring_sqe*> sqe = next_sqe();
     if (!sqe) return sqe.why();
     // Without MSG_WAITALL: a send to a full socket completes with what the kernel took once
@@ -476,6 +520,7 @@ result<void> io_uring_poller::send(int fd, const char* data, std::size_t len,
 }
 
 result<void> io_uring_poller::cancel_io(io_kind k, std::uint32_t id) noexcept {
+    if (const result<void> r = ready(); !r) return r;
     const result<io_uring_sqe*> sqe = next_sqe();
     if (!sqe) return sqe.why();
     io_uring_prep_cancel64(sqe.value(), io_udata(k, id), IORING_ASYNC_CANCEL_ALL);
@@ -486,6 +531,7 @@ result<void> io_uring_poller::cancel_io(io_kind k, std::uint32_t id) noexcept {
 }
 
 result<void> io_uring_poller::cancel_fd(int fd) noexcept {
+    if (const result<void> r = ready(); !r) return r;
     const result<io_uring_sqe*> sqe = next_sqe();
     if (!sqe) return sqe.why();
     io_uring_prep_cancel_fd(sqe.value(), fd, IORING_ASYNC_CANCEL_ALL);
@@ -519,6 +565,7 @@ void io_uring_poller::on_removed(std::uint32_t id, int res) noexcept {
 }
 
 result<void> io_uring_poller::unwatch(int fd) noexcept {
+    if (const result<void> r = ready(); !r) return r;
     const auto index = static_cast<std::size_t>(fd);
     if (fd < 0 || index >= watched_.size() || !watched_[index].live) return os_failure(ENOENT);
     watch_record& w = watched_[index];
@@ -641,6 +688,7 @@ std::size_t io_uring_poller::harvest(std::span<poll_event> out, unsigned& consum
 }
 
 result<std::size_t> io_uring_poller::wait(std::span<poll_event> out, int timeout_ms) noexcept {
+    if (const result<void> r = ready(); !r) return r.why();
     using clock = std::chrono::steady_clock;
     const clock::time_point deadline =
         timeout_ms > 0 ? clock::now() + std::chrono::milliseconds(timeout_ms) : clock::time_point{};

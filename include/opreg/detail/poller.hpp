@@ -144,9 +144,11 @@ struct poller_config {
     unsigned io_uring_buffer_bytes = 4096;
     // io_uring: ask for IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN (Linux 6.1):
     // completions are run only when the loop waits, with no interrupt of the loop's thread.
-    // The thread that opens the poller must then be the only one ever to use it, and
-    // native_handle() is -1 (the ring fd does not show deferred completions). Refused by the
-    // kernel: a ring without them (single_issuer() says which).
+    // The ring is created disabled and enabled by the first thread that calls a hook, which
+    // must then be the only one ever to (a reactor made on one thread and run on another is
+    // fine; one run from two threads in turn is not). native_handle() is -1 (the ring fd does
+    // not show deferred completions), and a cancel_fd's file is let go at the next wait.
+    // Refused by the kernel: a ring without them (single_issuer() says which).
     bool io_uring_single_issuer = false;
 };
 
