@@ -136,7 +136,13 @@ public:
         out_.reserve(initial_response_bytes);
     }
 
-    ~worker() {
+    ~worker() { finish(); }
+
+    // Reactor thread, once run() has returned: closes what is left and lets the ops of the
+    // closed connections end.
+    void finish() {
+        if (finished_) return;
+        finished_ = true;
         while (head_ != nullptr) close_conn(head_);
         loop_.run_once(0);  // let hand-off registries end the ops of the closed fds
         // Completion mode: a closed connection's send ends once the kernel gives it up.
@@ -362,7 +368,11 @@ private:
             close_conn(c);
             return;
         }
-        serve(c, kept_batch(c));  // requests left over, then the next recv
+        if (c->partial.empty() && !(draining_ && !c->session.mid_request)) {
+            next_read(c);  // the usual case: nothing left over
+            return;
+        }
+        serve(c, kept_batch(c));  // requests left over (or a drain's close), then the next recv
     }
 
     // The read step: c's kept incomplete request (moved into the scratch buffer), then what
@@ -409,6 +419,7 @@ private:
     // The kept bytes alone, in the scratch buffer: no read.
     read_batch kept_batch(conn* c) {
         const std::size_t len = c->partial.size();
+        if (len == 0) return {std::string_view{}, read_end::batch_full};
         reserve_scratch(len);
         std::memcpy(in_.data(), c->partial.view().data(), len);
         c->partial.reset();
@@ -618,6 +629,7 @@ private:
     std::uint32_t now_ = 0;
     std::size_t zombies_ = 0;  // closed connections waiting for their last op to end
     bool draining_ = false;
+    bool finished_ = false;
     std::string in_;       // scratch: the bytes of one read batch, any connection's
     response_buffer out_;  // the answers to one read batch
 };
@@ -670,11 +682,6 @@ public:
                 std::fprintf(stderr, "opreg-httpd: cannot start a reactor: %s\n", e.what());
                 return 1;
             }
-            if (const result<void> r = workers_.back()->start(); !r) {
-                std::fprintf(stderr, "opreg-httpd: cannot start accepting: %s\n",
-                             describe(r.why()).c_str());
-                return 1;
-            }
         }
         if (!note.empty()) std::fprintf(stderr, "opreg-httpd: %s\n", note.c_str());
         backend_ = workers_.front()->loop().active_backend();
@@ -689,8 +696,31 @@ public:
         sigaddset(&sigs, SIGTERM);
         sigaddset(&sigs, SIGINT);
         pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+        // Each worker starts, runs and finishes on its own thread, the only one that touches
+        // its reactor (a single-issuer io_uring ring belongs to the thread that first uses it).
         std::vector<std::thread> threads;
-        for (auto& w : workers_) threads.emplace_back([&w] { w->run(); });
+        std::atomic<int> started{0};
+        std::atomic<int> failed{0};
+        for (auto& w : workers_) {
+            threads.emplace_back([&w, &started, &failed] {
+                const result<void> r = w->start();
+                if (!r) {
+                    std::fprintf(stderr, "opreg-httpd: cannot start accepting: %s\n",
+                                 describe(r.why()).c_str());
+                    failed.fetch_add(1);
+                }
+                started.fetch_add(1);  // seq_cst: the main thread reads both after this
+                if (!r) return;
+                w->run();
+                w->finish();
+            });
+        }
+        while (started.load() < int(workers_.size())) std::this_thread::sleep_for(1ms);
+        if (failed.load() != 0) {
+            for (auto& w : workers_) w->force_stop();
+            for (auto& t : threads) t.join();
+            return 1;
+        }
         std::printf("listening on 127.0.0.1:%d\n", port);
         std::fflush(stdout);
 

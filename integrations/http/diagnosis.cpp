@@ -44,8 +44,11 @@ result<void> rearming_poller::reregister(int fd) noexcept {
 }
 
 result<worker_poller> open_worker_poller(const server_options& opt, std::string& note) {
+    // Completion mode's ring is driven by its worker's thread alone: SINGLE_ISSUER and
+    // DEFER_TASKRUN where the kernel has them.
+    const detail::poller_config cfg{.io_uring_single_issuer = opt.completion};
     result<std::unique_ptr<detail::poller>> opened =
-        detail::open_poller(opt.which, /*fall_back=*/true, detail::poller_config{}, note);
+        detail::open_poller(opt.which, /*fall_back=*/true, cfg, note);
     if (!opened) return opened.why();
     worker_poller wp{std::move(opened.value())};
     if (!opt.rearm_per_op) return wp;

@@ -368,6 +368,13 @@ def check_refused_flags(binary):
     report("--rearm-per-op with io_uring: exit 2 and one line saying why",
            p.returncode == 2 and len(lines) == 1 and "io_uring" in lines[0] and not p.stdout,
            f"exit {p.returncode}, {p.stderr.strip()!r}")
+    # The diagnosis flags re-create the readiness model's costs: completion mode refuses them.
+    p = subprocess.run([binary, "--port", "0", "--backend", "io_uring-completion", "--write-per-part"],
+                       capture_output=True, text=True, timeout=10)
+    lines = p.stderr.strip().splitlines()
+    report("--write-per-part with io_uring-completion: exit 2 and one line saying why",
+           p.returncode == 2 and len(lines) == 1 and "io_uring-completion" in lines[0] and not p.stdout,
+           f"exit {p.returncode}, {p.stderr.strip()!r}")
 
 
 def main():
