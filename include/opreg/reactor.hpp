@@ -14,6 +14,8 @@
 // - timers on the reactor thread (after / cancel_timer), and expire_after(op, d), which
 //   ends an op as timed_out when its deadline passes first;
 // - run() / run_once() on the reactor thread, stop() from any thread.
+// - on io_uring, COMPLETION MODE: recv/send ops whose kernel completion ends them through
+//   the registry (see recv() below).
 //
 // THREADS: one reactor is driven by one thread, the reactor thread: the one that last
 // entered run() or run_once() (before that, the one that constructed it). Several reactors,
@@ -36,7 +38,9 @@
 // - registry calls made directly, not through the reactor, keep the bare registry's promise
 //   (registry.hpp): callbacks run on the thread that ended the op.
 // A reactor must be destroyed only once the ops armed through it from other threads have
-// ended (close their fds first): their callbacks wait in its carrier pool.
+// ended (close their fds first): their callbacks wait in its carrier pool. The same holds for
+// completion-mode ops: close their fds and run the loop until their callbacks have run (a
+// closed send's waits for the kernel), or they are destroyed without running.
 //
 // HAND-OFF REGISTRIES: work handed to a hands_off() registry is applied in the same loop turn
 // it was made in, never left for an unrelated kernel event: each turn applies the registry's
