@@ -1,7 +1,8 @@
 // opreg-stress: contention and race programs with exact-count oracles.
 //
 // For every selected registry strategy it runs the registry scenarios (reactor shape,
-// cancel racing dispatch, close and reuse, generation wrap); then the primitives' scenarios
+// cancel racing dispatch, cancel racing a completion by token, close and reuse, generation
+// wrap); then the primitives' scenarios
 // (pool churn, MPSC with many producers). Each prints one line in the format scripts read:
 //   strategy=NAME armed=.. completed=.. cancelled=.. closed=.. stale_dropped=.. lost=0 duplicated=0 scenario=..
 // and the run ends with "N passed, N failed"; the exit status is non-zero on any failure.
@@ -33,9 +34,10 @@ struct named_scenario {
 
 // The registry scenarios, instantiated for strategy R, in the order they run.
 template <class R>
-constexpr std::array<named_scenario, 4> registry_scenarios = {{
+constexpr std::array<named_scenario, 5> registry_scenarios = {{
     {"reactor", &reactor_shape<R>},
     {"cancel_race", &cancel_race<R>},
+    {"completion_race", &completion_race<R>},
     {"close_reuse", &close_reuse<R>},
     {"generation_wrap", &generation_wrap<R>},
 }};

@@ -71,7 +71,8 @@ struct tally {
     std::uint64_t lost = 0;          // accepted, never ended
     std::uint64_t duplicated = 0;    // ended more than once
     std::uint64_t refused_ran = 0;   // refused by arm, callback ran anyway
-    std::uint64_t misdelivered = 0;  // ready from an event of another fd lifetime
+    std::uint64_t misdelivered = 0;  // ready from an event of another fd lifetime, or from
+                                     // a completion naming another op
     std::uint64_t stale_resolved = 0;
     outcome_counts outcomes;
     std::vector<std::string> problems;

@@ -238,6 +238,110 @@ tally cancel_race(const options& o) {
     return out;
 }
 
+// completion_race's callback: notes how its op ended, and counts a ready that the owner's
+// completion of this very op did not cause: the completion being made (*completing, read on
+// the owner, which alone writes it and alone runs ready callbacks, the ready-cancels being
+// its own) must name the op's own token (*own, written by the arming thread before it
+// publishes the token, so before any completion names it).
+struct completion_checked_note {
+    op_record* rec;
+    const std::uint64_t* own;
+    const std::uint64_t* completing;
+    std::atomic<std::uint64_t>* misdelivered;
+
+    void operator()(const opreg::completion& c) const noexcept {
+        if (c.result == opreg::outcome::ready && (*completing != *own || c.token.to_u64() != *own))
+            misdelivered->fetch_add(1, std::memory_order_relaxed);
+        rec->note(c);
+    }
+};
+
+// (b') cancel_race as a completion-mode backend has it: the owner ends each op by its own
+// token, as a kernel completion carrying it would (cancel(t, ready)), racing the arming
+// thread's cancel; and before that it sends the slot's previous op a late completion, which
+// must end nothing (its op has ended: the token is stale), never the op pending now.
+template <class R>
+tally completion_race(const options& o) {
+    constexpr auto stuck_after = std::chrono::seconds(5);
+    constexpr std::uint64_t none = opreg::op_token::invalid().to_u64();
+    const int n = o.threads;
+    R reg{opreg::registry_config{.max_fds = std::uint32_t(n), .max_pending = 0}};
+    std::vector<record_book> books(n);
+    std::vector<std::deque<std::uint64_t>> tokens(n);  // each record's op token, in step
+    auto published = std::make_unique<std::atomic<std::uint64_t>[]>(n);
+    for (int t = 0; t < n; ++t) published[t].store(none, std::memory_order_relaxed);
+    std::vector<std::uint64_t> completing(n, none);  // the owner's
+    std::vector<std::uint64_t> previous(n, none);    // the owner's
+    std::atomic<std::uint64_t> misdelivered{0};
+    std::atomic<int> done{0};
+    const auto deadline = deadline_after(o.seconds);
+
+    std::vector<std::thread> racers;
+    for (int t = 0; t < n; ++t) {
+        racers.emplace_back([&, t] {
+            record_book& book = books[t];
+            while (clock_type::now() < deadline) {
+                op_record& rec = book.emplace_back();
+                std::uint64_t& own = tokens[t].emplace_back(none);
+                const completion_checked_note cb{&rec, &own, &completing[t], &misdelivered};
+                auto r = arm_retrying(reg, t, opreg::direction::read, cb, deadline);
+                rec.accepted = r.ok();
+                if (!r.ok()) break;
+                own = r.value().to_u64();
+                // release: pairs with the owner's acquire exchange, so it completes an armed op.
+                published[t].store(r.value().to_u64(), std::memory_order_release);
+                const auto give_up = deadline + stuck_after;
+                // Every other round the owner takes the token first, so that the completion
+                // wins about as often as the cancel does (a cancel at once mostly wins).
+                if (book.size() % 2 == 0)
+                    while (published[t].load(std::memory_order_acquire) != none &&
+                           clock_type::now() < give_up)
+                        std::this_thread::yield();
+                // ... while the owner completes it. A hand-off with no room says full: the
+                // owner applies it, and the cancel is tried again.
+                while (reg.cancel(r.value()) == opreg::cancel_status::full &&
+                       clock_type::now() < give_up)
+                    std::this_thread::yield();
+                while (!rec.ended() && clock_type::now() < give_up) std::this_thread::yield();
+            }
+            done.fetch_add(1, std::memory_order_release);
+        });
+    }
+    // The owner's completion of op `token`: a hand-off with no room is applied and the
+    // completion tried again, as the reactor does (a kernel completion is never dropped).
+    auto complete = [&reg](std::uint64_t token) {
+        while (reg.cancel(opreg::op_token::from_u64(token), opreg::outcome::ready) ==
+               opreg::cancel_status::full)
+            reg.apply_handed_off();
+    };
+
+    progress_meter meter(o, std::string(reg.name()) + " completion_race");
+    while (done.load(std::memory_order_acquire) < n) {
+        for (int t = 0; t < n; ++t) {
+            const std::uint64_t token = published[t].exchange(none, std::memory_order_acquire);
+            if (token == none) continue;
+            if (previous[t] != none) {  // a late completion of the op before
+                completing[t] = previous[t];
+                complete(previous[t]);
+                reg.apply_handed_off();  // a hand-off applies it now, while it is the one named
+            }
+            completing[t] = token;
+            complete(token);
+            previous[t] = token;
+        }
+        reg.apply_handed_off();
+        meter.tick(reg);
+    }
+    tally out = join_and_audit(reg, racers, n, books, "completion_race", &misdelivered);
+    for (const auto lost_race :
+         {opreg::outcome::closed, opreg::outcome::timed_out, opreg::outcome::error})
+        if (out.outcomes[lost_race] != 0)
+            out.fail("completion_race: " + std::to_string(out.outcomes[lost_race]) + " ops ended " +
+                     std::string(opreg::to_string(lost_race)) +
+                     "; only ready or cancelled may win");
+    return out;
+}
+
 // close_reuse's callback: notes how its op ended, and counts a ready that no event of the
 // op's own fd lifetime caused. A ready that was not latched at arm runs inside the owner's
 // dispatch, where *dispatching_gen is the generation of the event being dispatched (read
