@@ -23,8 +23,8 @@ usage: bench/demo.sh [--seconds S] [--repeat N] [--build DIR] [--out DIR] [--qui
                 <date>-<host>-runs.csv every run (default 3)
   --build DIR   where opreg-httpd and opreg-floor are (default build/release/bin)
   --out DIR     where the CSV and PNG go (default bench/results)
-  --quick       only the strategies (opreg-httpd --list), the floor, nginx and h2o, one
-                round (a first look)
+  --quick       only the strategies (opreg-httpd --list), io_uring's two modes, the floor,
+                nginx and h2o, one round (a first look)
 
 Each run prints, per load (keep-alive 100 connections | 1000 connections | 16-deep
 pipelining on 100), req/s and the server's CPU microseconds per request, then wrk's. The
@@ -109,6 +109,10 @@ build_rows() {
     add_row "opreg $r" "$httpd --registry $r"
   done
   baseline=${strategies[0]}
+  # The kernel interfaces, on the array: io_uring waiting for readiness, and in completion
+  # mode (the kernel reads into provided buffers and sends; one submission per loop turn).
+  add_row "opreg slot_array; io_uring readiness" "$httpd --registry slot_array --backend io_uring"
+  add_row "opreg slot_array; io_uring completion" "$httpd --registry slot_array --backend io_uring-completion"
   if [ "$quick" = 0 ]; then
     add_row "opreg thread-per-conn" "$httpd --model thread-per-conn"
     add_row "$baseline; 2 threads share it" "$httpd --registry $baseline --threads 2 --shared-registry"
