@@ -295,13 +295,15 @@ TYPED_TEST(ContractAtTheWrap, LatchAndStalenessHoldAcrossTheFdGenerationWrap) {
 // --- the thread each callback runs on ----------------------------------------------
 
 // A cancel from another thread: for hands_off() strategies the callback runs on the owner
-// (here, the thread that applies the hand-off); for the others on the cancelling thread.
-TYPED_TEST(Contract, ACancelFromAnotherThreadRunsTheCallbackWhereTheContractSays) {
-    auto& reg = this->reg;
+// (here, the thread that applies the hand-off); for the others on the cancelling thread. The
+// same for a completion-mode backend's cancel(t, outcome::ready): it is a cancel, and its
+// callback runs where a cancel's does.
+template <class R>
+void expect_cancel_runs_where_the_contract_says(R& reg, outcome why) {
     std::atomic<std::thread::id> ran_on{};
     const op_token t = reg.arm(3, direction::read,
-                               [&ran_on](const completion& c) {
-                                   EXPECT_EQ(c.result, outcome::cancelled);
+                               [&ran_on, why](const completion& c) {
+                                   EXPECT_EQ(c.result, why);
                                    ran_on.store(std::this_thread::get_id());
                                })
                            .value();
@@ -309,34 +311,21 @@ TYPED_TEST(Contract, ACancelFromAnotherThreadRunsTheCallbackWhereTheContractSays
     std::thread::id canceller;
     std::thread other([&] {
         canceller = std::this_thread::get_id();
-        reg.cancel(t);
+        reg.cancel(t, why);
     });
     other.join();
     settle(reg);
     EXPECT_EQ(ran_on.load(), reg.hands_off() ? std::this_thread::get_id() : canceller);
 }
 
-// The same for a completion-mode backend's cancel(t, outcome::ready): it is a cancel, and its
-// callback runs where a cancel's does.
+TYPED_TEST(Contract, ACancelFromAnotherThreadRunsTheCallbackWhereTheContractSays) {
+    expect_cancel_runs_where_the_contract_says(this->reg, outcome::cancelled);
+    EXPECT_EQ(this->reg.stats().cancelled, 1u);
+}
+
 TYPED_TEST(Contract, AReadyCancelFromAnotherThreadRunsTheCallbackWhereTheContractSays) {
-    auto& reg = this->reg;
-    std::atomic<std::thread::id> ran_on{};
-    const op_token t = reg.arm(3, direction::write,
-                               [&ran_on](const completion& c) {
-                                   EXPECT_EQ(c.result, outcome::ready);
-                                   ran_on.store(std::this_thread::get_id());
-                               })
-                           .value();
-    settle(reg);
-    std::thread::id canceller;
-    std::thread other([&] {
-        canceller = std::this_thread::get_id();
-        reg.cancel(t, outcome::ready);
-    });
-    other.join();
-    settle(reg);
-    EXPECT_EQ(ran_on.load(), reg.hands_off() ? std::this_thread::get_id() : canceller);
-    EXPECT_EQ(reg.stats().completed, 1u);
+    expect_cancel_runs_where_the_contract_says(this->reg, outcome::ready);
+    EXPECT_EQ(this->reg.stats().completed, 1u);
 }
 
 // An arm from another thread that finds readiness latched: it ends at once, on the arming

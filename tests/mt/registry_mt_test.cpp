@@ -112,6 +112,26 @@ TYPED_TEST(RegistryMT, ManyArmersOneDispatcherEveryOpEndsExactlyOnce) {
     EXPECT_EQ(s.failures, total_ops - n_accepted);
 }
 
+// One op per round, each raced by two ends: every op ended once, as ready or cancelled, and
+// the registry's counts say the same.
+template <class R>
+void expect_one_winner_each_round(const R& reg, const op_record* records, int rounds) {
+    int ready = 0, cancelled = 0;
+    for (int r = 0; r < rounds; ++r) {
+        ASSERT_EQ(records[r].calls.load(), 1) << "round " << r;
+        const auto o = static_cast<outcome>(records[r].result.load());
+        ready += o == outcome::ready;
+        cancelled += o == outcome::cancelled;
+    }
+    EXPECT_EQ(ready + cancelled, rounds);
+    const registry_stats s = reg.stats();
+    EXPECT_EQ(s.armed, std::uint64_t(rounds));
+    EXPECT_EQ(s.completed, std::uint64_t(ready));
+    EXPECT_EQ(s.cancelled, std::uint64_t(cancelled));
+    EXPECT_EQ(s.ended(), std::uint64_t(rounds));
+    EXPECT_EQ(s.in_flight, 0u);
+}
+
 // A cancel from another thread racing the owner's dispatch of the same op: exactly one wins.
 TYPED_TEST(RegistryMT, CancelRacingDispatchHasExactlyOneWinner) {
     constexpr int rounds = 3000;
@@ -144,19 +164,7 @@ TYPED_TEST(RegistryMT, CancelRacingDispatchHasExactlyOneWinner) {
     }
     canceller.join();
     reg.apply_handed_off();
-
-    int ready = 0, cancelled = 0;
-    for (int r = 0; r < rounds; ++r) {
-        ASSERT_EQ(records[r].calls.load(), 1) << "round " << r;
-        const auto o = static_cast<outcome>(records[r].result.load());
-        ready += o == outcome::ready;
-        cancelled += o == outcome::cancelled;
-    }
-    EXPECT_EQ(ready + cancelled, rounds);
-    const registry_stats s = reg.stats();
-    EXPECT_EQ(s.completed, std::uint64_t(ready));
-    EXPECT_EQ(s.cancelled, std::uint64_t(cancelled));
-    EXPECT_EQ(s.in_flight, 0u);
+    expect_one_winner_each_round(reg, records.get(), rounds);
 }
 
 // A completion-mode backend ends an op as ready through cancel(t, outcome::ready) while
@@ -197,21 +205,7 @@ TYPED_TEST(RegistryMT, ReadyCancelRacingCancelHasExactlyOneWinner) {
     first.join();
     second.join();
     reg.apply_handed_off();
-
-    int ready = 0, cancelled = 0;
-    for (int r = 0; r < rounds; ++r) {
-        ASSERT_EQ(records[r].calls.load(), 1) << "round " << r;
-        const auto o = static_cast<outcome>(records[r].result.load());
-        ready += o == outcome::ready;
-        cancelled += o == outcome::cancelled;
-    }
-    EXPECT_EQ(ready + cancelled, rounds);
-    const registry_stats s = reg.stats();
-    EXPECT_EQ(s.armed, std::uint64_t(rounds));
-    EXPECT_EQ(s.completed, std::uint64_t(ready));
-    EXPECT_EQ(s.cancelled, std::uint64_t(cancelled));
-    EXPECT_EQ(s.ended(), std::uint64_t(rounds));
-    EXPECT_EQ(s.in_flight, 0u);
+    expect_one_winner_each_round(reg, records.get(), rounds);
 }
 
 // One thread closes and re-arms an fd again and again while the owner keeps dispatching

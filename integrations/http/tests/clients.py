@@ -359,22 +359,23 @@ def registry_names(binary):
     return names
 
 
+def check_refused(binary, args, why_word, name):
+    """The server must refuse to start with `args`: exit 2 and one line naming `why_word`."""
+    p = subprocess.run([binary, "--port", "0", *args], capture_output=True, text=True, timeout=10)
+    lines = p.stderr.strip().splitlines()
+    report(f"{name}: exit 2 and one line saying why",
+           p.returncode == 2 and len(lines) == 1 and why_word in lines[0] and not p.stdout,
+           f"exit {p.returncode}, {p.stderr.strip()!r}")
+
+
 def check_refused_flags(binary):
     # Re-registering per operation is exact only where a removal is synchronous (epoll,
     # kqueue): with io_uring the server must refuse to start, saying why in one line.
-    p = subprocess.run([binary, "--port", "0", "--backend", "io_uring", "--rearm-per-op"],
-                       capture_output=True, text=True, timeout=10)
-    lines = p.stderr.strip().splitlines()
-    report("--rearm-per-op with io_uring: exit 2 and one line saying why",
-           p.returncode == 2 and len(lines) == 1 and "io_uring" in lines[0] and not p.stdout,
-           f"exit {p.returncode}, {p.stderr.strip()!r}")
+    check_refused(binary, ["--backend", "io_uring", "--rearm-per-op"], "io_uring",
+                  "--rearm-per-op with io_uring")
     # The diagnosis flags re-create the readiness model's costs: completion mode refuses them.
-    p = subprocess.run([binary, "--port", "0", "--backend", "io_uring-completion", "--write-per-part"],
-                       capture_output=True, text=True, timeout=10)
-    lines = p.stderr.strip().splitlines()
-    report("--write-per-part with io_uring-completion: exit 2 and one line saying why",
-           p.returncode == 2 and len(lines) == 1 and "io_uring-completion" in lines[0] and not p.stdout,
-           f"exit {p.returncode}, {p.stderr.strip()!r}")
+    check_refused(binary, ["--backend", "io_uring-completion", "--write-per-part"],
+                  "io_uring-completion", "--write-per-part with io_uring-completion")
 
 
 def main():
