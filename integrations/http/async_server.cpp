@@ -317,21 +317,11 @@ private:
     // they are when nothing is kept (no copy), else both in the scratch buffer.
     read_batch received_batch(conn* c, std::string_view got) {
         const read_end end = got.empty() ? read_end::eof : read_end::drained;
-        std::size_t len = c->partial.size();
-        if (len == 0) {
-            if (!got.empty()) {
-                if (!c->session.mid_request) c->request_started = now_;
-                c->last_active = now_;
-            }
-            return {got, end};
-        }
-        reserve_scratch(len + got.size());
-        std::memcpy(in_.data(), c->partial.view().data(), len);
-        c->partial.reset();
+        if (!got.empty()) note_bytes(c);
+        const std::size_t len = take_partial(c, got.size());
+        if (len == 0) return {got, end};
         if (!got.empty()) std::memcpy(in_.data() + len, got.data(), got.size());
-        len += got.size();
-        if (!got.empty()) c->last_active = now_;
-        return {std::string_view(in_.data(), len), end};
+        return {std::string_view(in_.data(), len + got.size()), end};
     }
 
     // Completion mode: one send of c->unsent, which stays put until the send's op ends.
@@ -379,12 +369,7 @@ private:
     // the socket has, up to a batch. `may_stop_short`: the edge that woke us said no hang-up,
     // so a short read may stand for EAGAIN.
     read_batch read_step(conn* c, bool may_stop_short) {
-        std::size_t len = c->partial.size();
-        if (len != 0) {
-            reserve_scratch(len + read_chunk_bytes);
-            std::memcpy(in_.data(), c->partial.view().data(), len);
-            c->partial.reset();
-        }
+        std::size_t len = take_partial(c, read_chunk_bytes);
         const std::size_t kept = len;
         read_end end = read_end::batch_full;
         while (len - kept < read_batch_bytes) {
@@ -409,21 +394,30 @@ private:
             }
             break;
         }
-        if (len > kept) {
-            if (!c->session.mid_request) c->request_started = now_;
-            c->last_active = now_;
-        }
+        if (len > kept) note_bytes(c);
         return {std::string_view(in_.data(), len), end};
     }
 
     // The kept bytes alone, in the scratch buffer: no read.
     read_batch kept_batch(conn* c) {
+        return {std::string_view(in_.data(), take_partial(c, 0)), read_end::batch_full};
+    }
+
+    // Moves c's kept bytes to the front of the scratch buffer, with room for `more` bytes
+    // after them; returns how many were kept (0: nothing moved).
+    std::size_t take_partial(conn* c, std::size_t more) {
         const std::size_t len = c->partial.size();
-        if (len == 0) return {std::string_view{}, read_end::batch_full};
-        reserve_scratch(len);
+        if (len == 0) return 0;
+        reserve_scratch(len + more);
         std::memcpy(in_.data(), c->partial.view().data(), len);
         c->partial.reset();
-        return {std::string_view(in_.data(), len), read_end::batch_full};
+        return len;
+    }
+
+    // New bytes came: the connection is active, and a request not in progress starts now.
+    void note_bytes(conn* c) {
+        if (!c->session.mid_request) c->request_started = now_;
+        c->last_active = now_;
     }
 
     // Grows the scratch buffer (zero-filling only when it grows, which is rare).
