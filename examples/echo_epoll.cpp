@@ -63,12 +63,17 @@ int main(int argc, char** argv) {
         example::bad_flag(argv, argv[i]);
     }
 
+    // First, before anything starts a thread: the stop signals go to stop_fd's own thread.
+    const int stop_fd = example::stop_signal_fd();
+    if (stop_fd < 0) {
+        std::fprintf(stderr, "echo_epoll: cannot take SIGTERM and SIGINT: %s\n", std::strerror(errno));
+        return 1;
+    }
     example::ignore_sigpipe();
     int bound = static_cast<int>(port);
     const int lfd = example::listen_on(bound);
-    const int stop_fd = example::stop_signal_fd();
     const int ep = ::epoll_create1(EPOLL_CLOEXEC);
-    if (lfd < 0 || stop_fd < 0 || ep < 0) {
+    if (lfd < 0 || ep < 0) {
         std::fprintf(stderr, "echo_epoll: cannot start: %s\n", std::strerror(errno));
         return 1;
     }
@@ -82,7 +87,7 @@ int main(int argc, char** argv) {
     epoll_event events[64];
     while (!server.stopping()) {
         const int n = ::epoll_wait(ep, events, 64, -1);
-        if (n < 0 && errno == EINTR) continue;  // a signal: its byte is in the stop pipe
+        if (n < 0 && errno == EINTR) continue;  // interrupted (a debugger, say): wait again
         if (n < 0) {
             std::fprintf(stderr, "echo_epoll: epoll_wait: %s\n", std::strerror(errno));
             return 1;

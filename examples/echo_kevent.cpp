@@ -80,12 +80,17 @@ int main(int argc, char** argv) {
         example::bad_flag(argv, argv[i]);
     }
 
+    // First, before anything starts a thread: the stop signals go to stop_fd's own thread.
+    const int stop_fd = example::stop_signal_fd();
+    if (stop_fd < 0) {
+        std::fprintf(stderr, "echo_kevent: cannot take SIGTERM and SIGINT: %s\n", std::strerror(errno));
+        return 1;
+    }
     example::ignore_sigpipe();
     int bound = static_cast<int>(port);
     const int lfd = example::listen_on(bound);
-    const int stop_fd = example::stop_signal_fd();
     const int kq = ::kqueue();
-    if (lfd < 0 || stop_fd < 0 || kq < 0) {
+    if (lfd < 0 || kq < 0) {
         std::fprintf(stderr, "echo_kevent: cannot start: %s\n", std::strerror(errno));
         return 1;
     }
@@ -99,7 +104,7 @@ int main(int argc, char** argv) {
     struct kevent events[64];
     while (!server.stopping()) {
         const int n = ::kevent(kq, nullptr, 0, events, 64, nullptr);
-        if (n < 0 && errno == EINTR) continue;  // a signal: its byte is in the stop pipe
+        if (n < 0 && errno == EINTR) continue;  // interrupted (a debugger, say): wait again
         if (n < 0) {
             std::fprintf(stderr, "echo_kevent: kevent: %s\n", std::strerror(errno));
             return 1;
