@@ -378,29 +378,56 @@ def check_refused_flags(binary):
                   "io_uring-completion", "--write-per-part with io_uring-completion")
 
 
+# --matrix quick: completion mode with one strategy that ends ops directly and one that hands
+# them off to the owning thread, instead of every strategy (the default backend still runs
+# every strategy). --matrix full: every strategy in completion mode too.
+QUICK_STRATEGIES = ("slot_array", "mpsc_queue")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server", required=True, help="path to opreg-httpd")
     ap.add_argument("--quick", action="store_true", help="one strategy only")
+    ap.add_argument("--matrix", choices=("quick", "full"), default="full",
+                    help="full: every strategy on the default backend and in completion mode "
+                         "(default); quick: completion mode with slot_array and mpsc_queue only")
+    ap.add_argument("--strategies", default="",
+                    help="comma list: run these strategies only (default: all the server lists)")
+    ap.add_argument("--backends", default="epoll,io_uring,io_uring-completion",
+                    help="comma list of the backends this build has (default epoll,io_uring,"
+                         "io_uring-completion; kqueue in the kqueue configuration): the suites "
+                         "that ask for another are not run")
     ap.add_argument("--only", default="", help="only the suites whose tag contains this text")
     a = ap.parse_args()
     global ONLY
     ONLY = a.only
     registries = ["slot_array"] if a.quick else registry_names(a.server)
-    check_refused_flags(a.server)
+    if a.strategies:
+        unknown = set(a.strategies.split(",")) - set(registries)
+        if unknown:
+            ap.error(f"--strategies: {', '.join(sorted(unknown))} not among {', '.join(registries)}")
+        registries = [r for r in registries if r in a.strategies.split(",")]
+    backends = a.backends.split(",")
+    completion = registries if a.matrix == "full" else [r for r in registries if r in QUICK_STRATEGIES]
+    if "io_uring-completion" not in backends:
+        completion = []
+    if "io_uring" in backends:
+        check_refused_flags(a.server)
     for i, r in enumerate(registries):
         run_suite(a.server, f"[{r}]", ["--registry", r, "--threads", "2"], FULL_CHECKS,
                   full=(i == len(registries) - 1))
-    run_suite(a.server, "[io_uring]", ["--backend", "io_uring", "--registry", "slot_array"], FULL_CHECKS)
-    # Completion mode: the kernel reads and writes (recv and send ops), for every strategy.
-    for i, r in enumerate(registries):
+    if "io_uring" in backends:
+        run_suite(a.server, "[io_uring]", ["--backend", "io_uring", "--registry", "slot_array"], FULL_CHECKS)
+    # Completion mode: the kernel reads and writes (recv and send ops).
+    for i, r in enumerate(completion):
         run_suite(a.server, f"[io_uring-completion {r}]",
                   ["--backend", "io_uring-completion", "--registry", r, "--threads", "2"],
-                  FULL_CHECKS, full=(i == len(registries) - 1))
+                  FULL_CHECKS, full=(i == len(completion) - 1))
     run_suite(a.server, "[thread-per-conn]", ["--model", "thread-per-conn"], FULL_CHECKS, full=True)
     if not a.quick:
         for tag, args in LIGHT_SUITES:
-            run_suite(a.server, tag, args, LIGHT_CHECKS)
+            if "--backend" not in args or args[args.index("--backend") + 1] in backends:
+                run_suite(a.server, tag, args, LIGHT_CHECKS)
     print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed, {RESULTS['skipped']} skipped")
     return 1 if RESULTS["failed"] else 0
 
