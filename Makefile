@@ -9,14 +9,27 @@ SHELL := bash
 JOBS ?= 2
 PREFIX := $(CURDIR)/build/release/_prefix
 CONSUMER_DIR := build/consumer
+# Each stage runs through cmake/stage.sh, which keeps its minutes in build/stages.tsv:
+# `make test` and `make check` print them as a table at their end (or at the first failure).
+STAGE := bash cmake/stage.sh run
 
-.PHONY: build test test-release test-tsan test-asan test-kqueue test-install test-fuzz demo stress deps clean
+.PHONY: build test check stages-reset test-release test-tsan test-asan test-kqueue test-install \
+        test-fuzz check-release check-tsan check-asan check-kqueue demo stress deps clean
 
-# $(call configure_build,PRESET)
+# $(call configure_build,PRESET[,MATRIX,BUILD ARGS]): configure PRESET with the HTTP suites'
+# MATRIX (quick, the default, or full), then build what its build preset names
+# (CMakePresets.json: the binaries `make test` runs there), or BUILD ARGS' targets
+# (`--target all` for `make check`).
 define configure_build
 	@echo "== $(1): configure and build =="
-	cmake --preset $(1)
-	cmake --build --preset $(1) --parallel $(JOBS)
+	$(STAGE) "$(1) configure" cmake --preset $(1) -DOPREG_TEST_MATRIX=$(or $(2),quick) \
+	  $(CONFIGURE_ARGS)
+	$(STAGE) "$(1) build" cmake --build --preset $(1) --parallel $(JOBS) $(3)
+endef
+# $(call run_tests,PRESET,CTEST ARGS): JOBS tests side by side, but those that bound time or
+# CPU (the HTTP suites, the examples: RUN_SERIAL) run alone.
+define run_tests
+	$(STAGE) "$(1) test" ctest --preset $(1) --parallel $(JOBS) $(2)
 endef
 
 deps:
@@ -25,61 +38,116 @@ deps:
 build: deps
 	$(call configure_build,release)
 
-test: test-release test-tsan test-asan test-kqueue test-install test-fuzz
-	@echo "== make test: all checks passed =="
+stages-reset:
+	@bash cmake/stage.sh reset
 
+# `make test`: every kind of check once, in its cheapest sufficient form (20 minutes or less
+# on 2 cores from a clean clone). Each sanitizer build compiles only the binaries its run
+# needs; the HTTP suites run their quick matrix. docs/testing.md says what runs where.
+test: stages-reset test-release test-tsan test-asan test-kqueue test-install test-fuzz
+	@echo "== make test: all checks passed; minutes per stage: =="
+	@bash cmake/stage.sh table
+
+# `make check`: the full matrix (about an hour on 2 cores): every binary built in every
+# preset, the HTTP suites' full matrix (every strategy on every backend), the registry,
+# stress and HTTP suites again on the kqueue configuration and under its sanitizers. Run it
+# before a change to include/, src/ or integrations/ lands.
+check: stages-reset check-release check-tsan check-asan check-kqueue test-install test-fuzz
+	@echo "== make check: all checks passed; minutes per stage: =="
+	@bash cmake/stage.sh table
+
+# Release (-O2): every binary and every test (the HTTP suites: their quick matrix).
 test-release: build
-	@echo "== release: all tests =="
-	ctest --preset release
+	@echo "== release: all tests (HTTP suites: quick matrix) =="
+	$(call run_tests,release)
 
+# ThreadSanitizer: what runs threads, in one process per test binary. Not the HTTP parser
+# (single-threaded: ASan and the fuzzer cover it) nor the compile checks (the compiler's
+# answer, the same in every preset: release asks once).
 test-tsan: deps
 	$(call configure_build,tsan)
-	@echo "== tsan: unit, reactor, multi-threaded tests and short stress =="
-	ctest --preset tsan -L '^(unit|mt|stress)$$'
+	@echo "== tsan: unit, reactor, multi-threaded tests, examples and short stress =="
+	$(call run_tests,tsan,-L '^(unit|mt|stress)$$' -LE '^(parser|compile)$$')
 
+# AddressSanitizer + UBSan: the same and the HTTP suites (quick matrix).
 test-asan: deps
 	$(call configure_build,asan)
-	@echo "== asan+ubsan: unit, reactor, multi-threaded tests and short stress =="
-	ctest --preset asan -L '^(unit|mt|stress|http)$$'
+	@echo "== asan+ubsan: unit, reactor, multi-threaded tests, short stress and HTTP suites =="
+	$(call run_tests,asan,-L '^(unit|mt|stress|http)$$' -LE '^compile$$')
 
 # The kqueue configuration: the kqueue backend on libkqueue (built from LIBKQUEUE_SOURCE into
-# build/kqueue*), with the reactor, HTTP and stress suites on it, in release, under TSan and
-# under ASan+UBSan, and the check that its objects call nothing only Linux has. Without the
-# libkqueue source it is skipped, and says so. Under TSan the kqueue-tsan test preset reads
-# libkqueue's own suppressions (tools/tsan.supp: one stack pattern, race:monitoring_thread_cleanup,
-# for a pthread_cancel cleanup handler whose locking TSan cannot follow, in libkqueue's code;
+# build/kqueue*). In release: the reactor suites, the HTTP server (quick matrix: two
+# strategies on kqueue), the examples on kqueue, the README's first use in both forms, and the
+# check that its objects call nothing only Linux has. Under TSan and under ASan+UBSan: the
+# reactor suites. (The registry, multi-threaded and stress tests touch no backend: the runs
+# above cover them; `make check` runs them here too.) Without the libkqueue source it is
+# skipped, and says so. Under TSan the kqueue-tsan test preset reads libkqueue's own
+# suppressions (tools/tsan.supp: one stack pattern, race:monitoring_thread_cleanup, for a
+# pthread_cancel cleanup handler whose locking TSan cannot follow, in libkqueue's code;
 # nothing of opreg's is suppressed).
 LIBKQUEUE_SOURCE ?= $(abspath $(CURDIR)/../shared/vendor/libkqueue)
-KQUEUE_SUITES := Reactor|ReactorEdges|ReactorDeadline|ReactorThreads|ReactorOnAPoller|Errors|Acceptor
+KQUEUE_CONFIGURE := -DOPREG_LIBKQUEUE_SOURCE="$(LIBKQUEUE_SOURCE)"
+HAVE_LIBKQUEUE := $(wildcard $(LIBKQUEUE_SOURCE)/CMakeLists.txt)
 test-kqueue: deps
-	@if [ ! -f "$(LIBKQUEUE_SOURCE)/CMakeLists.txt" ]; then \
-	  echo "== kqueue: SKIPPED: no libkqueue source at $(LIBKQUEUE_SOURCE) =="; exit 0; fi; \
-	set -e; \
-	for p in kqueue kqueue-tsan kqueue-asan; do \
-	  echo "== $$p: configure and build =="; \
-	  cmake --preset $$p -DOPREG_LIBKQUEUE_SOURCE="$(LIBKQUEUE_SOURCE)"; \
-	  cmake --build --preset $$p --parallel $(JOBS); \
-	done; \
-	echo "== kqueue: every test, the HTTP suites and the symbol check on kqueue =="; \
-	ctest --preset kqueue; \
-	echo "== kqueue-tsan: reactor suites, multi-threaded tests and short stress =="; \
-	ctest --preset kqueue-tsan -L '^(mt|stress|kqueue)$$'; \
-	ctest --preset kqueue-tsan -R '^($(KQUEUE_SUITES))\.'; \
-	echo "== kqueue-asan: reactor suites, HTTP suites and short stress =="; \
-	ctest --preset kqueue-asan -L '^(mt|stress|http|kqueue)$$'; \
-	ctest --preset kqueue-asan -R '^($(KQUEUE_SUITES))\.'
+ifeq ($(HAVE_LIBKQUEUE),)
+	@echo "== kqueue: SKIPPED: no libkqueue source at $(LIBKQUEUE_SOURCE) =="
+else
+	$(call configure_build,kqueue)
+	@echo "== kqueue: reactor suites, HTTP server, examples, first use, symbol check =="
+	$(call run_tests,kqueue,-L '^(reactor|http|examples|first_use|kqueue)$$' -LE '^parser$$' \
+	  -E '^examples\.clients\.echo_epoll$$')
+	$(call configure_build,kqueue-tsan)
+	@echo "== kqueue-tsan: reactor suites =="
+	$(call run_tests,kqueue-tsan,-L '^reactor$$')
+	$(call configure_build,kqueue-asan)
+	@echo "== kqueue-asan: reactor suites =="
+	$(call run_tests,kqueue-asan,-L '^reactor$$')
+endif
+test-kqueue check-kqueue: CONFIGURE_ARGS = $(KQUEUE_CONFIGURE)
+
+# `make check`'s stages: every binary built, every test of the preset's labels, the HTTP
+# suites' full matrix instead of their quick one.
+check-release: deps
+	$(call configure_build,release,full,--target all)
+	@echo "== release: all tests (HTTP suites: full matrix) =="
+	$(call run_tests,release)
+
+check-tsan: deps
+	$(call configure_build,tsan,full,--target all)
+	@echo "== tsan: unit, reactor, multi-threaded tests, examples and short stress =="
+	$(call run_tests,tsan,-L '^(unit|mt|stress)$$')
+
+check-asan: deps
+	$(call configure_build,asan,full,--target all)
+	@echo "== asan+ubsan: unit, reactor, multi-threaded tests, short stress and HTTP suites =="
+	$(call run_tests,asan,-L '^(unit|mt|stress|http)$$')
+
+check-kqueue: deps
+ifeq ($(HAVE_LIBKQUEUE),)
+	@echo "== kqueue: SKIPPED: no libkqueue source at $(LIBKQUEUE_SOURCE) =="
+else
+	$(call configure_build,kqueue,full,--target all)
+	@echo "== kqueue: every test, the HTTP suites (full matrix) and the symbol check =="
+	$(call run_tests,kqueue)
+	$(call configure_build,kqueue-tsan,full,--target all)
+	@echo "== kqueue-tsan: reactor suites, multi-threaded tests and short stress =="
+	$(call run_tests,kqueue-tsan,-L '^(mt|stress|kqueue|reactor)$$')
+	$(call configure_build,kqueue-asan,full,--target all)
+	@echo "== kqueue-asan: reactor suites, HTTP suites (full matrix) and short stress =="
+	$(call run_tests,kqueue-asan,-L '^(mt|stress|http|kqueue|reactor)$$')
+endif
 
 # A short libFuzzer run of the HTTP parser (clang), seeded from the shared corpus.
 FUZZ_SECONDS ?= 15
 test-fuzz: deps
 	@echo "== fuzz: HTTP parser, $(FUZZ_SECONDS) s per target =="
-	FUZZ_SECONDS=$(FUZZ_SECONDS) bash integrations/http/fuzz/run.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(STAGE) fuzz bash integrations/http/fuzz/run.sh
 
 test-install: build
 	@echo "== install: build/release -> $(PREFIX) =="
 	rm -rf "$(PREFIX)"
-	cmake --install build/release --prefix "$(PREFIX)"
-	JOBS=$(JOBS) bash tests/consumer/run.sh "$(PREFIX)" $(CONSUMER_DIR)
+	JOBS=$(JOBS) $(STAGE) install bash -c 'cmake --install build/release --prefix "$$1" && \
+	  bash tests/consumer/run.sh "$$1" "$$2"' install "$(PREFIX)" $(CONSUMER_DIR)
 
 # The main job: every registry strategy (and the original configuration's pitfalls, one at
 # a time) in opreg-httpd under wrk, beside nginx when installed and the bare epoll floor.

@@ -12,14 +12,21 @@ endif()
 set(opreg_libkqueue_dir "${CMAKE_BINARY_DIR}/libkqueue")
 set(opreg_libkqueue_archive "${opreg_libkqueue_dir}/libkqueue.a")
 set(opreg_libkqueue_include "${opreg_libkqueue_dir}/include" "${OPREG_LIBKQUEUE_SOURCE}/include")
-# Instrumented as this tree is, so that TSan sees libkqueue's own synchronisation.
+# Instrumented as this tree is, so that TSan sees libkqueue's own synchronisation, and by
+# the same compiler family (one sanitizer runtime: gcc's and clang's do not mix).
 string(REPLACE ";" " " opreg_libkqueue_cflags "${opreg_sanitize_flags}")
+if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  set(opreg_libkqueue_cc clang)
+else()
+  set(opreg_libkqueue_cc gcc)
+endif()
 ExternalProject_Add(libkqueue_build
   SOURCE_DIR "${OPREG_LIBKQUEUE_SOURCE}"
   BINARY_DIR "${opreg_libkqueue_dir}"
   CMAKE_ARGS
     -G Ninja
     -DCMAKE_BUILD_TYPE=Release
+    -DCMAKE_C_COMPILER=${opreg_libkqueue_cc}
     -DENABLE_TESTING=NO
     -DENABLE_SHARED=OFF
     -DCMAKE_POSITION_INDEPENDENT_CODE=ON

@@ -69,7 +69,8 @@ echo "plugin: ok"
 
 step "the shared library: build and install the library alone"
 configure -S "$src" -B "$work/shared-build" -DBUILD_SHARED_LIBS=ON -DOPREG_BUILD_TESTS=OFF \
-  -DOPREG_BUILD_STRESS=OFF -DOPREG_BUILD_BENCH=OFF -DOPREG_BUILD_INTEGRATIONS=OFF
+  -DOPREG_BUILD_STRESS=OFF -DOPREG_BUILD_BENCH=OFF -DOPREG_BUILD_INTEGRATIONS=OFF \
+  -DOPREG_BUILD_EXAMPLES=OFF
 cmake --build "$work/shared-build" --parallel "$jobs"
 cmake --install "$work/shared-build" --prefix "$work/shared-prefix" >/dev/null
 so=$(ls "$work"/shared-prefix/lib*/libopreg.so.*.*.* | head -1)

@@ -34,18 +34,28 @@ else
   rm -rf "$corpus_root"
 fi
 
+targets=(fuzz_parse_head fuzz_split_invariance)
+# Each target on a core of its own, side by side (libFuzzer runs one process, one thread).
+for target in "${targets[@]}"; do
+  corpus=$corpus_root/$target
+  artifacts=$build/artifacts/$target
+  mkdir -p "$corpus" "$artifacts"
+  if [[ -d $seeds && -f $dict ]]; then cp -n "$seeds"/* "$corpus"/; fi
+  (
+    rc=0
+    "$build/$target" "$corpus" "${dict_args[@]}" -max_total_time="$seconds" -timeout=10 \
+      -print_final_stats=1 -artifact_prefix="$artifacts/" >"$build/$target.log" 2>&1 || rc=$?
+    echo "$rc" >"$build/$target.rc"
+  ) &
+done
+wait
+
 failed=0
-for target in fuzz_parse_head fuzz_split_invariance; do
+for target in "${targets[@]}"; do
   corpus=$corpus_root/$target
   artifacts=$build/artifacts/$target
   log=$build/$target.log
-  mkdir -p "$corpus" "$artifacts"
-  if [[ -d $seeds && -f $dict ]]; then cp -n "$seeds"/* "$corpus"/; fi
-
-  rc=0
-  "$build/$target" "$corpus" "${dict_args[@]}" -max_total_time="$seconds" -timeout=10 \
-    -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1 || rc=$?
-
+  rc=$(cat "$build/$target.rc")
   # A run that crashes early prints none of these; they must not stop the script.
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' "$log" | tail -n 1)
