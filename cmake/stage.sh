@@ -26,7 +26,7 @@ table() {
         printf "%-12s", rows[i]; sum = 0
         for (j = 1; j <= m; j++) {
           if ((rows[i], cols[j]) in t) {
-            printf "%10.1f%s", t[rows[i], cols[j]] / 60, bad[rows[i], cols[j]] ? "!" : " "
+            printf "%10.1f%s", t[rows[i], cols[j]] / 60, ((rows[i], cols[j]) in bad) ? "!" : " "
             sum += t[rows[i], cols[j]]
           } else printf "%11s", "-"
         }
