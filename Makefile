@@ -26,8 +26,8 @@ define configure_build
 	  $(CONFIGURE_ARGS)
 	$(STAGE) "$(1) build" cmake --build --preset $(1) --parallel $(JOBS) $(3)
 endef
-# $(call run_tests,PRESET,CTEST ARGS): JOBS tests side by side, but those that bound time or
-# CPU (the HTTP suites, the examples: RUN_SERIAL) run alone.
+# $(call run_tests,PRESET,CTEST ARGS): JOBS tests side by side, but for the HTTP attacks
+# (RUN_SERIAL: they bound the server's CPU time), which run alone.
 define run_tests
 	$(STAGE) "$(1) test" ctest --preset $(1) --parallel $(JOBS) $(2)
 endef
