@@ -171,7 +171,7 @@ stress: deps
 	  --registry all --threads $(STRESS_THREADS) --seconds $(STRESS_SECONDS) --seed $(STRESS_SEED)
 	@echo "== asan+ubsan+lsan: opreg-stress, $(STRESS_SECONDS) s per scenario, seed $(STRESS_SEED) =="
 	ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-	  build/asan/bin/opreg-stress \
+	  build/asan-clang/bin/opreg-stress \
 	  --registry all --threads $(STRESS_THREADS) --seconds $(STRESS_SECONDS) --seed $(STRESS_SEED)
 
 clean:
