@@ -45,11 +45,26 @@ struct concat<opreg::type_list<A...>, opreg::type_list<B...>, opreg::type_list<C
     using type = ::testing::Types<A..., B..., C...>;
 };
 
-#if OPREG_TEST_KQUEUE_BUILD
+// The strategy that ends ops directly and the one that hands them off: the two shapes the
+// reactor drives differently.
+using direct_and_handoff = opreg::type_list<opreg::slot_array, opreg::mpsc_queue>;
+
+#if OPREG_TEST_KQUEUE_BUILD && OPREG_TEST_REACTOR_QUICK
+// A kqueue build under a sanitizer, quick matrix (make test): the direct and the hand-off
+// strategy. Its release build runs every one.
+using reactor_combos = concat<combos_of<kqueue_backend, direct_and_handoff>::type,
+                              opreg::type_list<>, opreg::type_list<>>::type;
+#elif OPREG_TEST_KQUEUE_BUILD
 // A kqueue build: every strategy on kqueue, and any_registry (each suite gives it a strategy).
 using reactor_combos = concat<combos_of<kqueue_backend, opreg::strategies>::type,
                               opreg::type_list<combo<kqueue_backend, opreg::any_registry>>,
                               opreg::type_list<>>::type;
+#elif OPREG_TEST_REACTOR_QUICK
+// Under a sanitizer, quick matrix (make test): every strategy and any_registry on epoll, the
+// direct and the hand-off strategy on io_uring. The release build runs the whole product.
+using reactor_combos = concat<combos_of<epoll_backend, opreg::strategies>::type,
+                              opreg::type_list<combo<epoll_backend, opreg::any_registry>>,
+                              combos_of<io_uring_backend, direct_and_handoff>::type>::type;
 #else
 // Every strategy on every Linux backend, and any_registry on epoll (each suite gives it a
 // strategy).
