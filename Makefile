@@ -48,7 +48,7 @@ test: stages-reset test-release test-tsan test-asan test-kqueue test-install tes
 	@echo "== make test: all checks passed; minutes per stage: =="
 	@bash cmake/stage.sh table
 
-# `make check`: the full matrix (about an hour on 2 cores): every binary built in every
+# `make check`: the full matrix (about 35 minutes on 2 cores): every binary built in every
 # preset, the HTTP suites' full matrix (every strategy on every backend), the registry,
 # stress and HTTP suites again on the kqueue configuration and under its sanitizers. Run it
 # before a change to include/, src/ or integrations/ lands.
@@ -79,12 +79,12 @@ test-asan: deps
 # build/kqueue*). In release: the reactor suites, the HTTP server (quick matrix: two
 # strategies on kqueue), the examples on kqueue, the README's first use in both forms, and the
 # check that its objects call nothing only Linux has. Under TSan and under ASan+UBSan: the
-# reactor suites. (The registry, multi-threaded and stress tests touch no backend: the runs
-# above cover them; `make check` runs them here too.) Without the libkqueue source it is
-# skipped, and says so. Under TSan the kqueue-tsan test preset reads libkqueue's own
-# suppressions (tools/tsan.supp: one stack pattern, race:monitoring_thread_cleanup, for a
-# pthread_cancel cleanup handler whose locking TSan cannot follow, in libkqueue's code;
-# nothing of opreg's is suppressed).
+# reactor suites (quick matrix: slot_array and mpsc_queue). (The registry, multi-threaded
+# and stress tests touch no backend: the runs above cover them; `make check` runs them here
+# too.) Without the libkqueue source it is skipped, and says so. Under TSan the kqueue-tsan
+# test preset reads libkqueue's own suppressions (tools/tsan.supp: one stack pattern,
+# race:monitoring_thread_cleanup, for a pthread_cancel cleanup handler whose locking TSan
+# cannot follow, in libkqueue's code; nothing of opreg's is suppressed).
 LIBKQUEUE_SOURCE ?= $(abspath $(CURDIR)/../shared/vendor/libkqueue)
 KQUEUE_CONFIGURE := -DOPREG_LIBKQUEUE_SOURCE="$(LIBKQUEUE_SOURCE)"
 HAVE_LIBKQUEUE := $(wildcard $(LIBKQUEUE_SOURCE)/CMakeLists.txt)
