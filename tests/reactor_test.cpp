@@ -80,7 +80,9 @@ protected:
 };
 
 TYPED_TEST(Reactor, UsesTheBackendItWasAskedFor) {
-    EXPECT_TRUE(this->loop->note().empty()) << this->loop->note();
+    EXPECT_EQ(this->loop->active_backend(), TypeParam::which)
+        << "asked for " << to_string(TypeParam::which) << ", runs on "
+        << to_string(this->loop->active_backend()) << " (" << this->loop->note() << ")";
 }
 
 TYPED_TEST(Reactor, ReadinessIsDeliveredOnce) {
