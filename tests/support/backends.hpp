@@ -73,6 +73,19 @@ using reactor_combos = concat<combos_of<epoll_backend, opreg::strategies>::type,
                               combos_of<io_uring_backend, opreg::strategies>::type>::type;
 #endif
 
+// The backends this build has: a test over them reports a backend this kernel refuses (say
+// io_uring) as a skip of its own, never folded into a pass.
+#if OPREG_TEST_KQUEUE_BUILD
+inline const auto built_backends = ::testing::Values(opreg::backend::kqueue);
+#else
+inline const auto built_backends =
+    ::testing::Values(opreg::backend::epoll, opreg::backend::io_uring);
+#endif
+// Test names carry the backend: Suite/Test/epoll.
+inline std::string backend_name(const ::testing::TestParamInfo<opreg::backend>& info) {
+    return std::string(opreg::to_string(info.param));
+}
+
 // A reactor on opt.which and nothing else (no fall-back); nullptr, with the reason in `why`,
 // when this kernel refuses that backend: the caller reports a skip, never a pass.
 template <class R>
