@@ -2,6 +2,7 @@
 // the kernel does the I/O, and each op ends exactly once through the registry with the
 // kernel's result. Real sockets only (socketpairs, loopback TCP).
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -66,7 +68,7 @@ bool fill_send_buffer(int fd) {
 
 template <class R>
 class ReactorIo : public ::testing::Test {
-protected:
+public:
     void SetUp() override { open({}); }
 
     void open(reactor_options opt) {
@@ -96,6 +98,69 @@ protected:
     R reg{registry_config{.max_fds = 4096}};
     std::unique_ptr<reactor<R>> loop;
 };
+
+
+// An io_uring poller whose recv starts and recv cancels fail on demand, as when no SQE or no
+// memory is to be had; everything else goes to the real one.
+class faulty_poller final : public detail::poller {
+public:
+    explicit faulty_poller(std::unique_ptr<detail::poller> inner) : inner_{std::move(inner)} {}
+    backend kind() const noexcept override { return inner_->kind(); }
+    result<void> watch(int fd, std::uint64_t token) noexcept override { return inner_->watch(fd, token); }
+    result<void> unwatch(int fd) noexcept override { return inner_->unwatch(fd); }
+    result<std::size_t> wait(std::span<detail::poll_event> out, int timeout_ms) noexcept override {
+        return inner_->wait(out, timeout_ms);
+    }
+    void wake() noexcept override { inner_->wake(); }
+    int native_handle() const noexcept override { return inner_->native_handle(); }
+    void submit() noexcept override { inner_->submit(); }
+    bool supports_io() const noexcept override { return inner_->supports_io(); }
+    result<void> recv_multishot(int fd, std::uint32_t id) noexcept override {
+        if (fail_recv_starts > 0) {
+            --fail_recv_starts;
+            return os_failure(EBUSY);
+        }
+        return inner_->recv_multishot(fd, id);
+    }
+    result<void> send(int fd, const char* data, std::size_t len, std::uint32_t id) noexcept override {
+        return inner_->send(fd, data, len, id);
+    }
+    result<void> cancel_io(detail::io_kind k, std::uint32_t id) noexcept override {
+        if (k == detail::io_kind::recv && fail_recv_cancels > 0) {
+            --fail_recv_cancels;
+            return os_failure(EBUSY);
+        }
+        return inner_->cancel_io(k, id);
+    }
+    result<void> cancel_fd(int fd) noexcept override { return inner_->cancel_fd(fd); }
+    const char* buffer_data(std::uint16_t bid) const noexcept override { return inner_->buffer_data(bid); }
+    void release_buffer(std::uint16_t bid) noexcept override { inner_->release_buffer(bid); }
+    bool single_issuer() const noexcept override { return inner_->single_issuer(); }
+
+    int fail_recv_starts = 0;
+    int fail_recv_cancels = 0;
+
+private:
+    std::unique_ptr<detail::poller> inner_;
+};
+
+// The fixture's reactor on a faulty_poller over io_uring; nullptr (and a skip) without one.
+template <class Fixture>
+faulty_poller* open_faulty(Fixture& f, const reactor_options& opt) {
+    std::string why;
+    result<std::unique_ptr<detail::poller>> real = detail::open_poller(
+        backend::io_uring, false,
+        detail::poller_config{.io_uring_buffers = opt.io_uring_buffers,
+                              .io_uring_buffer_bytes = opt.io_uring_buffer_bytes},
+        why);
+    if (!real || !real.value()->supports_io()) return nullptr;
+    auto faulty = std::make_unique<faulty_poller>(std::move(real.value()));
+    faulty_poller* seen = faulty.get();
+    f.loop.reset();
+    f.loop = std::make_unique<reactor<typename std::remove_reference_t<decltype(f.reg)>>>(
+        f.reg, std::move(faulty), opt);
+    return seen;
+}
 
 #if OPREG_TEST_KQUEUE_BUILD
 using io_strategies = ::testing::Types<opreg::slot_array>;
@@ -426,6 +491,265 @@ TYPED_TEST(ReactorIo, SingleIssuerRingWorksTheSame) {
     EXPECT_EQ(slog.ends[0].res, 4);
     char buf[8];
     EXPECT_EQ(::read(p.b, buf, sizeof buf), 4);
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+}
+
+// A reactor destroyed with a recv and a send pending: both ops end in the registry, their
+// callbacks are destroyed without running, and the kernel has given the send's bytes back.
+// The registry then serves a new reactor on the same fd as if nothing had been there.
+TYPED_TEST(ReactorIo, DestroyedWithOpsPendingLeavesTheRegistryClean) {
+    socket_pair p;
+    ASSERT_TRUE(fill_send_buffer(p.a));
+    auto bytes = std::make_unique<std::string>(64 * 1024, 's');
+    int ran = 0;
+    ASSERT_TRUE(this->loop->recv(p.a, [&ran](const io_completion&) { ++ran; }).ok());
+    ASSERT_TRUE(this->loop->send(p.a, *bytes, [&ran](const io_completion&) { ++ran; }).ok());
+    this->run_for(20ms);
+    ASSERT_EQ(ran, 0);
+    this->loop.reset();
+    EXPECT_EQ(ran, 0) << "a callback ran from the destructor";
+    bytes.reset();  // the kernel is done with them
+    EXPECT_EQ(this->reg.stats().in_flight, 0u) << "ops left pending, pointing into the reactor";
+    this->open({});
+    io_log log;
+    ASSERT_TRUE(this->recv(p.a, log).ok()) << "the fd is still busy in the registry";
+    char drain[65536];
+    while (::read(p.b, drain, sizeof drain) > 0) {}
+    write_all(p.b, "after");
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+    EXPECT_EQ(log.bytes, "after");
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+    EXPECT_EQ(ran, 0);
+}
+
+// Bytes the kernel brought in a turn, then a timer of that turn closes the fd: the recv
+// ended ready with the bytes when they came, whatever the strategy (a hand-off registry
+// ends it there too), and the close finds nothing left to end.
+TYPED_TEST(ReactorIo, BytesThatCameBeforeACloseInTheSameTurnAreDelivered) {
+    socket_pair p;
+    io_log log;
+    ASSERT_TRUE(this->recv(p.a, log).ok());
+    this->run_for(10ms);
+    write_all(p.b, "data");
+    std::this_thread::sleep_for(20ms);
+    reactor<TypeParam>* loop = this->loop.get();
+    const int fd = p.take_a();
+    (void)loop->after(0ms, [loop, fd] { EXPECT_EQ(loop->close(fd), errc::ok); });
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+    this->run_for(20ms);
+    ASSERT_EQ(log.calls, 1);
+    EXPECT_EQ(log.ends[0].op.result, outcome::ready);
+    EXPECT_EQ(log.ends[0].res, 4);
+    EXPECT_EQ(log.bytes, "data");
+    EXPECT_EQ(this->reg.stats().in_flight, 0u);
+}
+
+// A recv and a send of one fd complete in one turn, and the recv's callback closes the fd:
+// closed wins (registry.hpp), so the send does not end ready after the close.
+TYPED_TEST(ReactorIo, ASendNeverEndsReadyAfterItsFdWasClosed) {
+    socket_pair p;
+    ASSERT_TRUE(fill_send_buffer(p.a));
+    reactor<TypeParam>* loop = this->loop.get();
+    const int fd = p.take_a();
+    bool closed = false;
+    int recv_calls = 0;
+    ASSERT_TRUE(loop->recv(fd, [&](const io_completion&) {
+                        ++recv_calls;
+                        if (!closed) {
+                            EXPECT_EQ(loop->close(fd), errc::ok);
+                        }
+                        closed = true;
+                    }).ok());
+    io_log slog;
+    bool ended_ready_after_close = false;
+    ASSERT_TRUE(loop->send(fd, "y",
+                           [&](const io_completion& x) {
+                               slog.add(x);
+                               ended_ready_after_close = closed && x.op.result == outcome::ready;
+                           })
+                    .ok());
+    this->run_for(20ms);
+    ASSERT_EQ(slog.calls, 0);
+    // Both become due together: bytes for the recv, then room for the send.
+    write_all(p.b, "x");
+    char drain[65536];
+    while (::read(p.b, drain, sizeof drain) > 0) {}
+    ASSERT_TRUE(this->run_until([&] { return recv_calls == 1 && slog.calls == 1; }));
+    this->run_for(20ms);
+    EXPECT_EQ(recv_calls, 1);
+    EXPECT_EQ(slog.calls, 1);
+    EXPECT_FALSE(ended_ready_after_close)
+        << "the send ended " << to_string(slog.ends[0].op.result) << " after its fd was closed";
+    EXPECT_EQ(this->reg.stats().in_flight, 0u);
+}
+
+// Closing twice is a reported no-op: the second close says stale and leaves alone the new
+// file that took the number meanwhile.
+TYPED_TEST(ReactorIo, ASecondCloseIsStaleAndSparesTheNumbersNewFile) {
+    auto first = std::make_unique<socket_pair>();
+    io_log log;
+    ASSERT_TRUE(this->recv(first->a, log).ok());
+    const int fd = first->take_a();
+    EXPECT_EQ(this->loop->close(fd), errc::ok);
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+    EXPECT_EQ(log.ends[0].op.result, outcome::closed);
+    socket_pair second;  // the lowest free number: the one just closed
+    ASSERT_EQ(second.a, fd) << "the number was not reused; the test needs it to be";
+    EXPECT_EQ(this->loop->close(fd), errc::stale);
+    EXPECT_NE(::fcntl(second.a, F_GETFD), -1) << "the second close closed the new file";
+    // Once the new file is given work, close() is its close again.
+    io_log again;
+    ASSERT_TRUE(this->recv(second.a, again).ok());
+    EXPECT_EQ(this->loop->close(second.take_a()), errc::ok);
+    ASSERT_TRUE(this->run_until([&] { return again.calls == 1; }));
+    EXPECT_EQ(::fcntl(fd, F_GETFD), -1);
+}
+
+// A callback of the ops that close() ends cannot give the dying fd new work or close it
+// again: refused as stale, nothing left pending for the next file with that number.
+TYPED_TEST(ReactorIo, CallbacksOfACloseCannotReArmTheDyingFd) {
+    socket_pair p;
+    reactor<TypeParam>* loop = this->loop.get();
+    const int fd = p.take_a();
+    std::vector<errc> refused;
+    int calls = 0;
+    ASSERT_TRUE(loop->recv(fd, [&](const io_completion& x) {
+                        ++calls;
+                        EXPECT_EQ(x.op.result, outcome::closed);
+                        refused.push_back(loop->recv(fd, [](const io_completion&) {}).error());
+                        refused.push_back(loop->send(fd, "z", [](const io_completion&) {}).error());
+                        refused.push_back(
+                            loop->arm(fd, direction::read, [](const completion&) {}).error());
+                        refused.push_back(loop->close(fd));
+                    }).ok());
+    EXPECT_EQ(loop->close(fd), errc::ok);
+    ASSERT_TRUE(this->run_until([&] { return calls == 1; }));
+    this->run_for(20ms);
+    EXPECT_EQ(refused, (std::vector<errc>{errc::stale, errc::stale, errc::stale, errc::stale}));
+    EXPECT_EQ(this->reg.stats().in_flight, 0u);
+    socket_pair next;  // the number again: nothing of the old file waits on it
+    ASSERT_EQ(next.a, fd);
+    io_log log;
+    ASSERT_TRUE(this->recv(next.a, log).ok()) << "busy: an op of the closed file was left pending";
+    write_all(next.b, "fresh");
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+    EXPECT_EQ(log.bytes, "fresh");
+    EXPECT_EQ(this->loop->close(next.take_a()), errc::ok);
+}
+
+// A send stuck on a full socket, the fd closed, its number reused at once: the new file's
+// send is not refused busy by the old one (a hand-off registry ends it inside close()).
+TYPED_TEST(ReactorIo, ASendSlotIsFreeAsSoonAsItsFdIsClosed) {
+    auto old = std::make_unique<socket_pair>();
+    ASSERT_TRUE(fill_send_buffer(old->a));
+    io_log first;
+    ASSERT_TRUE(this->loop->send(old->a, "stuck", [&](const io_completion& x) { first.add(x); })
+                    .ok());
+    const int fd = old->take_a();
+    EXPECT_EQ(this->loop->close(fd), errc::ok);
+    socket_pair next;
+    ASSERT_EQ(next.a, fd);
+    io_log second;
+    const result<op_token> t =
+        this->loop->send(next.a, "new", [&](const io_completion& x) { second.add(x); });
+    ASSERT_TRUE(t.ok()) << to_string(t.error());
+    ASSERT_TRUE(this->run_until([&] { return first.calls == 1 && second.calls == 1; }));
+    EXPECT_EQ(first.ends[0].op.result, outcome::closed);
+    EXPECT_EQ(second.ends[0].op.result, outcome::ready);
+    EXPECT_EQ(second.ends[0].res, 3);
+    EXPECT_EQ(this->loop->close(next.take_a()), errc::ok);
+}
+
+// A send of 4 GiB or more takes what the kernel takes (at most max_send_bytes), never 0 with
+// ready: a "send the rest" loop progresses. The 4 GiB are a read-only mapping of the zero
+// page: nothing is touched but what the socket takes.
+TYPED_TEST(ReactorIo, ASendOfFourGiBOrMoreProgresses) {
+    if (sizeof(std::size_t) < 8) GTEST_SKIP() << "a 32-bit size_t cannot name 4 GiB";
+    constexpr std::size_t four_gib = std::size_t{1} << 32;
+    void* mem = ::mmap(nullptr, four_gib + 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+    if (mem == MAP_FAILED) GTEST_SKIP() << "no 4 GiB of address space: " << std::strerror(errno);
+    socket_pair p;
+    for (const std::size_t len : {four_gib, four_gib + 1}) {
+        io_log log;
+        ASSERT_TRUE(this->loop
+                        ->send(p.a, std::string_view(static_cast<const char*>(mem), len),
+                               [&](const io_completion& x) { log.add(x); })
+                        .ok());
+        ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+        EXPECT_EQ(log.ends[0].op.result, outcome::ready);
+        EXPECT_GT(log.ends[0].res, 0) << "a send of " << len << " bytes took nothing";
+        char drain[65536];
+        while (::read(p.b, drain, sizeof drain) > 0) {}
+    }
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+    this->run_for(10ms);
+    ::munmap(mem, four_gib + 4096);
+}
+
+// A recv that cannot be started (no SQE to be had) ends its op with that error once; the
+// stream is not dead: the next recv starts it again and gets the bytes.
+TYPED_TEST(ReactorIo, ARecvThatCouldNotStartIsTriedAgain) {
+    faulty_poller* faulty = open_faulty(*this, reactor_options{});
+    if (faulty == nullptr) GTEST_SKIP() << "no io_uring completion mode here";
+    socket_pair p;
+    faulty->fail_recv_starts = 1;
+    io_log log;
+    ASSERT_TRUE(this->recv(p.a, log).ok());
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+    EXPECT_EQ(log.ends[0].op.result, outcome::ready);
+    EXPECT_EQ(log.ends[0].res, -EBUSY);
+    write_all(p.b, "later");
+    ASSERT_TRUE(this->recv(p.a, log).ok());
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 2; }));
+    EXPECT_EQ(log.ends[1].res, 5) << "the failed start was kept as the stream's end";
+    EXPECT_EQ(log.bytes, "later");
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+}
+
+// The held bytes of a stream with no recv pending stay within recv_hold_limit plus what
+// the kernel had already put in provided buffers when the pause reached it (at most the
+// buffer ring and the buffer that crossed the limit), even when the first pause cannot be
+// asked for: it is asked again at the next arrival.
+TYPED_TEST(ReactorIo, HeldBytesStayWithinTheirBound) {
+    const reactor_options opt{.io_uring_buffers = 256, .io_uring_buffer_bytes = 1024,
+                              .recv_hold_limit = 4096};
+    faulty_poller* faulty = open_faulty(*this, opt);
+    if (faulty == nullptr) GTEST_SKIP() << "no io_uring completion mode here";
+    const std::size_t bound =
+        opt.recv_hold_limit + (opt.io_uring_buffers + 1) * opt.io_uring_buffer_bytes;
+    socket_pair p;
+    faulty->fail_recv_cancels = 1;
+    io_log log;
+    ASSERT_TRUE(this->recv(p.a, log).ok());
+    write_all(p.b, "go");
+    ASSERT_TRUE(this->run_until([&] { return log.calls == 1; }));
+    // No recv pending now; the peer sends far more than the bound, in pieces.
+    std::string sent;
+    for (int i = 0; sent.size() < 2 * 1024 * 1024; ++i) sent += std::to_string(i) + ";";
+    std::thread writer([&] {
+        const int fl = ::fcntl(p.b, F_GETFL);
+        ::fcntl(p.b, F_SETFL, fl & ~O_NONBLOCK);
+        constexpr std::size_t piece = 16 * 1024;
+        for (std::size_t at = 0; at < sent.size(); at += piece)
+            (void)!::write(p.b, sent.data() + at, std::min(piece, sent.size() - at));
+    });
+    this->run_for(100ms);
+    std::string got;
+    while (got.size() < sent.size()) {
+        const int before = log.calls;
+        ASSERT_TRUE(this->recv(p.a, log).ok());
+        ASSERT_TRUE(this->run_until([&] { return log.calls == before + 1; }))
+            << "stalled after " << got.size() << " bytes";
+        const io_completion& x = log.ends.back();
+        ASSERT_EQ(x.op.result, outcome::ready);
+        ASSERT_GT(x.res, 0);
+        EXPECT_LE(static_cast<std::size_t>(x.res), bound) << "held beyond the bound";
+        got = log.bytes.substr(2);
+        this->run_for(5ms);
+    }
+    writer.join();
+    EXPECT_TRUE(got == sent) << got.size() << " of " << sent.size();
     EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
 }
 

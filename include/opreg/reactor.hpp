@@ -132,7 +132,10 @@ struct reactor_options {
     // Completion mode: bytes an fd's recv may bring while no recv op is pending on it (copied
     // out of the provided buffers, which go back at once). Past it the fd's recv is cancelled
     // until the next recv op: the rest waits in the kernel's socket buffer, and TCP's window
-    // stops the peer.
+    // stops the peer. The kernel may have filled provided buffers for that fd before the
+    // cancel reaches it, and those bytes are kept too: an fd holds at most recv_hold_limit +
+    // (io_uring_buffers + 1) * io_uring_buffer_bytes (the whole ring only when one fd's peer
+    // filled it between two loop turns). A tight per-fd bound takes a smaller ring.
     std::size_t recv_hold_limit = 64 * 1024;
 };
 
@@ -206,7 +209,12 @@ public:
 
     // Posted tasks not yet run, and completions carried over but not yet run, are destroyed
     // without running. (Ops armed from other threads must have ended: see THREADS.)
+    // Completion-mode ops still pending end in the registry (cancelled) with their callbacks
+    // destroyed without running, and the kernel gives their requests up (a send's bytes are
+    // the caller's again) before the destructor returns: the registry outlives the reactor
+    // with none of them pending.
     ~reactor() {
+        abandon_io();
         poller_.reset();
         while (post_node* n = queue_.try_pop()) posts_.destroy(n);
         while (carrier_node* n = handed_.try_pop()) carriers_.destroy(n);
@@ -259,27 +267,47 @@ public:
     // Reactor thread. Registers fd with the kernel for its lifetime; returns its token, or
     // the registry's error, or os_error with the kernel's reason.
     [[nodiscard]] result<fd_token> watch(int fd) {
+        if (closing(fd)) return errc::stale;
         result<fd_token> t = reg_.token_of(fd);
         if (!t) return t;
         if (const result<void> w = poller_->watch(fd, t.value().to_u64()); !w) return w.why();
+        set_fd_state(fd, fd_state::open);
         return t;
     }
 
     // Reactor thread. Ends fd's pending ops as closed, drops their deadlines, stops its
-    // events (those already in this batch are stale now) and closes the fd.
+    // events (those already in this batch are stale now) and closes the fd. The ops end
+    // before close() returns, whatever the strategy (a hand-off registry's close is applied
+    // here), while the fd is still open: a callback cannot meet its number reused.
+    // Closing once is the rule; a second close is a no-op that says so: errc::stale for an fd
+    // closed through this reactor and not watched or given a recv or send since (its number
+    // may belong to a new file by now, which it leaves alone), and for an fd whose close is
+    // in progress (from its ops' callbacks). Those callbacks cannot give the dying fd new
+    // work either: arm, watch, recv and send on it are refused with errc::stale.
     errc close(int fd) {
+        if (closing(fd) || fd_state_of(fd) == fd_state::closed) return errc::stale;
+        const fd_state before = fd_state_of(fd);
+        set_fd_state(fd, fd_state::closing);
         const errc e = reg_.close(fd);
-        if (e != errc::ok) return e;
+        if (e != errc::ok) {
+            set_fd_state(fd, before);
+            return e;
+        }
+        apply_now();
         for (const direction d : {direction::read, direction::write}) drop_deadline(op_slot(fd, d));
         (void)poller_->unwatch(fd);
         close_io(fd);
         detail::close_fd(fd);
+        set_fd_state(fd, fd_state::closed);
         return errc::ok;
     }
 
     // Any thread. The registry's arm; the callback runs on the reactor thread (see THREADS).
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
-        if (on_reactor_thread()) return reg_.arm(fd, d, std::move(cb));
+        if (on_reactor_thread()) {
+            if (!note_armed(fd)) return errc::stale;
+            return reg_.arm(fd, d, std::move(cb));
+        }
         if (reg_.hands_off()) {
             result<op_token> r = reg_.arm(fd, d, std::move(cb));
             if (r) wake();  // the owner applies it now, not at the next kernel event
@@ -298,6 +326,7 @@ public:
     [[nodiscard]] result<op_token> arm_with_deadline(int fd, direction d, callback cb,
                                                      clock::duration timeout) {
         assert(on_reactor_thread() && "arm_with_deadline belongs to the reactor thread");
+        if (!note_armed(fd)) return errc::stale;
         result<op_token> r = reg_.arm(fd, d, std::move(cb));
         if (r) (void)expire_after(r.value(), timeout);
         return r;
@@ -313,9 +342,14 @@ public:
     //   it the kernel's recv is cancelled until the next recv op, and TCP holds the peer).
     //   Ends ready with the bytes (io_completion::data), or with res 0 at end of stream, or
     //   -errno; bytes already kept end it inside recv() (as a latched op ends inside arm).
+    //   A recv the kernel could not be asked for (no SQE, no memory) ends ready with that
+    //   -errno once; the next recv() asks again. No allocation per recv once warm: bytes go
+    //   to a waiting op straight from the provided buffer, and kept bytes live in reused
+    //   buffers (up to 64 of twice io_uring_buffer_bytes kept spare per reactor).
     // - send(fd, bytes, cb): one send; it ends with what the kernel took (all of it while the
     //   socket has room, some once it is full: send the rest with another send, as after a
-    //   short write). The bytes are the caller's until the callback runs, whatever the outcome: a send that is cancelled, timed out or closed is
+    //   short write). One send hands the kernel at most max_send_bytes (about 2 GiB, what
+    //   Linux moves in one call); a longer one ends with what it took, as a short write. The bytes are the caller's until the callback runs, whatever the outcome: a send that is cancelled, timed out or closed is
     //   cancelled in the kernel too, and its callback waits for the kernel to give it up.
     // - close(fd) cancels the fd's requests in the kernel before it closes the fd.
     // An fd is used either way: watched (readiness: arm) or given recv/send ops, not both.
@@ -336,6 +370,8 @@ public:
         const std::uint32_t sid = id.value();
         io_stream& s = streams_[sid];  // a deque: stays put while callbacks add streams
         if (s.op.valid()) return errc::busy;  // its callback is in s.cb: leave it there
+        if (closing(fd)) return errc::stale;
+        set_fd_state(fd, fd_state::open);
         ++s.busy;
         s.cb = std::move(cb);
         const std::uint64_t ends = s.ends;
@@ -346,19 +382,24 @@ public:
             s.cb.reset();
         } else if (s.ends == ends) {  // pending (else it ended inside arm, on a latch)
             s.op = t.value();
-            if (!s.in_kernel && s.end == stream_open) start_recv(sid);
-            if (!s.held.empty() || s.end != stream_open) end_recv(sid);
+            if (!s.in_kernel && s.end == stream_open) (void)start_recv(sid);
+            if (!s.held.empty() || s.end != stream_open || s.fail != 0) end_recv(sid);
         }
         --s.busy;
         free_stream_if_done(sid);
         return t;
     }
 
+    // The most one send() hands the kernel: Linux's limit for one read or write (INT_MAX
+    // rounded down to a page), which an io_completion's 32-bit res can report.
+    static constexpr std::size_t max_send_bytes = 0x7FFF'F000;
+
     [[nodiscard]] result<op_token> send(int fd, std::string_view bytes, io_callback cb) {
         assert(on_reactor_thread() && "send belongs to the reactor thread");
         if (!poller_->supports_io()) return os_failure(ENOTSUP);
         if (!cb) return errc::no_callback;
         if (!detail::fd_in_range(fd, reg_.config())) return errc::fd_out_of_range;
+        if (closing(fd)) return errc::stale;
         // One send per fd at a time, refused here for every strategy (a hand-off registry
         // would refuse it only on its owner, after the bytes went to the kernel).
         if (io_fd_of(fd).send != 0) return errc::busy;
@@ -379,7 +420,9 @@ public:
         }
         x.op = t.value();
         io_fds_[static_cast<std::size_t>(fd)].send = id + 1;
-        if (const result<void> r = poller_->send(fd, bytes.data(), bytes.size(), id); !r) {
+        set_fd_state(fd, fd_state::open);
+        const std::size_t len = std::min(bytes.size(), max_send_bytes);
+        if (const result<void> r = poller_->send(fd, bytes.data(), len, id); !r) {
             x.res = -r.os_error();
             end_ready(x.op);  // ends with the error
             return t;
@@ -527,6 +570,44 @@ private:
     [[nodiscard]] bool work_waiting() const noexcept {
         return registry_busy_ || !queue_.empty_approx() || !handed_.empty_approx();
     }
+    // What the reactor knows of an fd number (reactor thread): closed through it and not
+    // used since, or being closed now, refuses a second close and new work (see close()).
+    enum class fd_state : std::uint8_t { unknown, open, closing, closed };
+    [[nodiscard]] fd_state fd_state_of(int fd) const noexcept {
+        const auto i = static_cast<std::size_t>(fd);
+        return fd >= 0 && i < fd_states_.size() ? fd_states_[i] : fd_state::unknown;
+    }
+    [[nodiscard]] bool closing(int fd) const noexcept { return fd_state_of(fd) == fd_state::closing; }
+    void set_fd_state(int fd, fd_state st) {
+        if (fd < 0) return;
+        const auto i = static_cast<std::size_t>(fd);
+        if (i >= fd_states_.size()) {
+            if (st == fd_state::unknown) return;
+            fd_states_.resize(std::max({i + 1, fd_states_.size() * 2, std::size_t{64}}));
+        }
+        fd_states_[i] = st;
+    }
+    // An arm on the reactor thread: refused while fd is being closed; an fd closed before is a
+    // new file now (its number reused), which close() must close again.
+    [[nodiscard]] bool note_armed(int fd) noexcept {
+        const fd_state st = fd_state_of(fd);
+        if (st == fd_state::closing) return false;
+        if (st == fd_state::closed) fd_states_[static_cast<std::size_t>(fd)] = fd_state::open;
+        return true;
+    }
+
+    // A hand-off registry applies what this thread just asked of it (a ready end, a close) now,
+    // not at the turn's end: an op ends inside the call that ended it, as on the other
+    // strategies, so that what the callbacks do next (close the fd, reuse its number) meets
+    // the same state whatever the strategy. Commands queued before are applied first, in
+    // order; bounded, so that other threads that never stop pushing cannot hold the loop.
+    void apply_now() {
+        if (!reg_.hands_off()) return;
+        for (int i = 0; i < apply_now_rounds && reg_.apply_handed_off() != 0; ++i) {
+        }
+    }
+    static constexpr int apply_now_rounds = 64;
+
     // A timeout that finds the hand-off full applies it to make room this many times in its turn
     // before it tries again next turn: enough to drain a full queue that only this thread
     // fills, bounded so that producers that never stop cannot hold the loop.
@@ -717,6 +798,9 @@ private:
     // Records are freed when both the op has ended and the kernel has given the request up,
     // so a late completion always finds its own record, never a newer one's.
     static constexpr std::int32_t stream_open = 1;
+    // Emptied held buffers kept for reuse (so that bytes which arrive before their recv cost
+    // no allocation once warm): at most this many, each of at most twice a provided buffer.
+    static constexpr std::size_t spare_hold_count = 64;
 
     struct io_stream {
         io_callback cb;           // the pending recv op's
@@ -727,6 +811,7 @@ private:
         int fd = -1;
         int busy = 0;             // calls on this stream in progress: not freed under them
         std::int32_t end = stream_open;  // 0: end of stream, -errno: failed; after the held bytes
+        std::int32_t fail = 0;    // -errno: its recv could not be (re)started; the op's, once
         bool in_kernel = false;   // the multishot recv is armed (its last CQE has not come)
         bool closing = false;     // the fd was closed: freed once nothing refers to it
         bool ending = false;      // the op's ready end is requested (a hand-off ends it later)
@@ -794,13 +879,44 @@ private:
         free_sends_.push_back(id);
     }
 
-    void start_recv(std::uint32_t id) {
+    // false when the kernel request could not be made (no SQE, no memory): the pending op,
+    // if any, ends with that error; the stream stays open and the next recv() tries again.
+    bool start_recv(std::uint32_t id) {
         io_stream& s = streams_[id];
         if (const result<void> r = poller_->recv_multishot(s.fd, id); !r) {
-            s.end = -r.os_error();  // delivered to the recv op as its result
+            s.fail = -r.os_error();
+            return false;
+        }
+        s.fail = 0;
+        s.in_kernel = true;
+        return true;
+    }
+
+    // Held bytes live in a string taken from the spares, given back once delivered.
+    void hold(io_stream& s, std::string_view bytes) {
+        if (s.held.capacity() <= sizeof(std::string) && !spare_holds_.empty()) {
+            s.held.swap(spare_holds_.back());
+            spare_holds_.pop_back();
+        }
+        s.held.append(bytes);
+    }
+    void give_back_hold(std::string& h) noexcept {
+        if (h.capacity() > 2 * std::size_t{opt_.io_uring_buffer_bytes} ||
+            spare_holds_.size() >= spare_hold_count) {
+            std::string{}.swap(h);  // its memory goes now
             return;
         }
-        s.in_kernel = true;
+        h.clear();
+        if (spare_holds_.capacity() == 0) {
+            try {
+                spare_holds_.reserve(spare_hold_count);
+            } catch (...) {
+                std::string{}.swap(h);
+                return;
+            }
+        }
+        spare_holds_.push_back(std::move(h));  // within the reserved capacity: no throw
+        std::string{}.swap(h);
     }
 
     // Ends op t as ready: at once, or handed to a hand-off registry's owner (this thread, this
@@ -808,7 +924,10 @@ private:
     // the latest (as a timeout is), so a kernel completion is never lost.
     void end_ready(op_token t) {
         for (int tries = 0; tries < expire_tries; ++tries) {
-            if (reg_.cancel(t, outcome::ready) != cancel_status::full) return;
+            if (reg_.cancel(t, outcome::ready) != cancel_status::full) {
+                apply_now();
+                return;
+            }
             if (reg_.apply_handed_off() == 0) break;
         }
         reactor* self = this;
@@ -822,6 +941,48 @@ private:
         end_ready(s.op);
     }
 
+    // The destructor's: every completion-mode op still pending ends (cancelled) without its
+    // callback, every kernel request is cancelled, and the kernel's last word on each is
+    // awaited (bounded), so that no request outlives the reactor with the caller's memory.
+    void abandon_io() noexcept {
+        if (streams_.empty() && sends_.empty()) return;
+        abandoning_ = true;
+        bool cancelled_all = true;
+        for (std::size_t fd = 0; fd < io_fds_.size(); ++fd) {
+            const io_fd& f = io_fds_[fd];
+            if (f.sends != 0 || (f.stream != 0 && streams_[f.stream - 1].in_kernel))
+                cancelled_all = poller_->cancel_fd(static_cast<int>(fd)).ok() && cancelled_all;
+        }
+        for (io_stream& s : streams_) {
+            s.closing = true;
+            if (s.op.valid()) end_now(s.op);
+        }
+        for (io_send& x : sends_)
+            if (x.op.valid() && !x.ended) end_now(x.op);
+        apply_now();
+        const auto give_up = clock::now() + std::chrono::seconds(2);
+        while (cancelled_all && io_in_kernel() && clock::now() < give_up) {
+            const result<std::size_t> n = poller_->wait(events_, 10);
+            if (!n) break;  // a ring this thread may not use (single issuer): it exits anyway
+            for (std::size_t i = 0; i < n.value(); ++i)
+                if (events_[i].io != detail::io_kind::none) on_io_event(events_[i]);
+        }
+    }
+    // Ends op t as cancelled now (a full hand-off is applied to make room).
+    void end_now(op_token t) noexcept {
+        for (int tries = 0; tries < expire_tries; ++tries) {
+            if (reg_.cancel(t) != cancel_status::full) return;
+            if (reg_.apply_handed_off() == 0) return;
+        }
+    }
+    [[nodiscard]] bool io_in_kernel() const noexcept {
+        for (const io_stream& s : streams_)
+            if (s.in_kernel) return true;
+        for (const io_send& x : sends_)
+            if (x.in_kernel) return true;
+        return false;
+    }
+
     // The fd is being closed: its requests are cancelled in the kernel before the fd goes.
     void close_io(int fd) {
         if (fd < 0 || static_cast<std::size_t>(fd) >= io_fds_.size()) return;
@@ -832,7 +993,7 @@ private:
             const std::uint32_t id = f.stream - 1;
             f.stream = 0;
             streams_[id].closing = true;
-            std::string{}.swap(streams_[id].held);  // its memory goes now
+            give_back_hold(streams_[id].held);
             free_stream_if_done(id);
         }
     }
@@ -859,13 +1020,13 @@ private:
                 // The usual case: an op waits and the registry ends it here, on this thread:
                 // the bytes go to its callback straight from the kernel's buffer. Otherwise
                 // (bytes held already, no op, an owner that ends it later) they are copied.
-                if (s.op.valid() && !s.ending && s.held.empty() && !reg_.hands_off()) {
+                if (s.op.valid() && !s.ending && s.held.empty()) {
                     s.direct = bytes;
                     end_recv(id);
-                    if (!s.direct.empty()) s.held.append(bytes);  // not taken after all
+                    if (!s.direct.empty()) hold(s, bytes);  // not taken after all
                     s.direct = {};
                 } else {
-                    s.held.append(bytes);
+                    hold(s, bytes);
                 }
             }
             poller_->release_buffer(ev.buffer);
@@ -881,15 +1042,18 @@ private:
                 // unless a callback above has already started it again.
                 if (!s.in_kernel && s.end == stream_open &&
                     (s.op.valid() || s.held.size() < opt_.recv_hold_limit))
-                    start_recv(id);
+                    (void)start_recv(id);
             } else {
                 s.end = ev.res;
             }
         } else if (!s.op.valid() && s.held.size() >= opt_.recv_hold_limit && !s.pausing) {
-            s.pausing = true;
-            (void)poller_->cancel_io(detail::io_kind::recv, id);  // the rest waits in the kernel
+            // The rest waits in the kernel. A cancel that cannot be made now is tried again at
+            // the stream's next completion.
+            s.pausing = poller_->cancel_io(detail::io_kind::recv, id).ok();
         }
-        if (!s.closing && s.op.valid() && (!s.held.empty() || s.end != stream_open)) end_recv(id);
+        if (!s.closing && s.op.valid() &&
+            (!s.held.empty() || s.end != stream_open || s.fail != 0))
+            end_recv(id);
         --s.busy;
         free_stream_if_done(id);
     }
@@ -901,6 +1065,11 @@ private:
         ++s.ends;
         s.op = op_token{};
         s.ending = false;
+        if (abandoning_) {  // the reactor is going: the callback goes without running
+            s.cb.reset();
+            --s.busy;
+            return;
+        }
         io_completion x{c, 0, {}};
         // What the op takes leaves the stream before its callback runs: a recv() the callback
         // makes waits for new bytes.
@@ -912,15 +1081,18 @@ private:
                 taken.swap(s.held);
                 x.data = taken;
             }
-            x.res = !x.data.empty()          ? static_cast<std::int32_t>(x.data.size())
+            x.res = !x.data.empty()      ? static_cast<std::int32_t>(x.data.size())
+                    : s.fail != 0        ? std::exchange(s.fail, 0)
                     : s.end == stream_open ? -EAGAIN  // a spurious ready (a latch): recv again
                                            : s.end;
         }
         io_callback cb = std::move(s.cb);
         cb(x);
+        give_back_hold(taken);
         // Stopped for holding too much, and the callback wants more.
-        if (!s.closing && !s.in_kernel && s.end == stream_open && s.op.valid() && s.held.empty())
-            start_recv(id);
+        if (!s.closing && !s.in_kernel && s.end == stream_open && s.op.valid() && s.held.empty() &&
+            !start_recv(id))
+            end_recv(id);
         --s.busy;
         free_stream_if_done(id);
     }
@@ -945,6 +1117,11 @@ private:
         x.how = c;
         io_fd& f = io_fds_[static_cast<std::size_t>(x.fd)];
         if (f.send == id + 1) f.send = 0;
+        if (abandoning_) {  // the reactor is going: the callback goes without running
+            x.cb.reset();
+            if (!x.in_kernel) free_send(id);
+            return;
+        }
         if (x.in_kernel) {
             (void)poller_->cancel_io(detail::io_kind::send, id);  // its callback waits for this
             return;
@@ -954,6 +1131,10 @@ private:
 
     void deliver_send(std::uint32_t id) {
         io_send& x = sends_[id];
+        if (abandoning_) {
+            free_send(id);
+            return;
+        }
         const io_completion done{x.how, x.res, {}};
         io_callback cb = std::move(x.cb);
         free_send(id);
@@ -977,6 +1158,9 @@ private:
     std::deque<io_send> sends_;
     std::vector<std::uint32_t> free_sends_;
     std::vector<io_fd> io_fds_;  // per fd number
+    std::vector<std::string> spare_holds_;  // emptied held buffers, kept for the next hold
+    bool abandoning_ = false;  // the destructor ends the ops: their callbacks do not run
+    std::vector<fd_state> fd_states_;  // per fd number; reactor thread only
     bool registry_busy_ = false;       // the last apply_handed_off() applied work: do not sleep
     std::atomic<std::thread::id> owner_;
     alignas(detail::cache_line) std::atomic<bool> wake_pending_{false};
