@@ -126,11 +126,11 @@ public:
         : srv_{srv},
           opt_{srv.options()},
           arming_{opt_, p.rearm},
+          conns_{opt_.max_conns},
           loop_{reg, std::move(p.poller)},
           ring_{opt_.completion && loop_.supports_io()},
           hangup_reported_{loop_.hangup_reported()},
           lfd_{listen_fd},
-          conns_{opt_.max_conns},
           out_{opt_.write_per_part} {
         in_.resize(initial_scratch_bytes);
         out_.reserve(initial_response_bytes);
@@ -541,7 +541,7 @@ private:
         c->zombie = true;
         c->fd = -1;
         const bool wait_for_ops = c->read_pending || c->write_pending;
-        if (wait_for_ops) ++zombies_;
+        if (wait_for_ops) link_zombie(c);
         loop_.close(fd);  // ends its pending op as closed: on_event frees c then, or later
         if (!wait_for_ops) conns_.destroy(c);
         if (draining_ && live() == 0) loop_.stop();
@@ -549,9 +549,41 @@ private:
 
     // A closed connection whose last op has ended.
     void free_conn(conn* c) {
-        --zombies_;
+        unlink_zombie(c);
         conns_.destroy(c);
     }
+
+    // Closed connections waiting for their last op: a list of their own (prev/next are free
+    // once unlinked from the live list), so that whatever finish() leaves is freed after the
+    // reactor has gone.
+    void link_zombie(conn* c) {
+        c->next = zombie_head_;
+        if (zombie_head_ != nullptr) zombie_head_->prev = c;
+        zombie_head_ = c;
+        ++zombies_;
+    }
+    void unlink_zombie(conn* c) {
+        if (c->prev != nullptr) c->prev->next = c->next;
+        if (c->next != nullptr) c->next->prev = c->prev;
+        if (zombie_head_ == c) zombie_head_ = c->next;
+        c->prev = c->next = nullptr;
+        --zombies_;
+    }
+
+    // Destroyed after the reactor, before the connection pool: the connections whose ops
+    // finish() gave up waiting for go now. The reactor's destructor has ended those ops
+    // without running their callbacks and had the kernel give their buffers back, so no
+    // request and no callback refers to them any more.
+    struct zombie_reaper {
+        worker* w;
+        ~zombie_reaper() {
+            while (w->zombie_head_ != nullptr) {
+                conn* c = w->zombie_head_;
+                w->unlink_zombie(c);
+                w->conns_.destroy(c);
+            }
+        }
+    };
 
     void link(conn* c) {
         c->next = head_;
@@ -608,6 +640,12 @@ private:
     server<R, Arming>& srv_;
     const server_options& opt_;
     Arming arming_;  // may point at loop_'s poller (a rearming_poller), which outlives it
+    // The connections, and those closed with an op still pending: declared before the
+    // reactor, so that they are freed only once it (and its ring) has gone.
+    object_pool<conn> conns_;
+    conn* zombie_head_ = nullptr;
+    std::size_t zombies_ = 0;  // closed connections waiting for their last op to end
+    zombie_reaper reaper_{this};
     reactor<R> loop_;
     // Completion mode: --backend io_uring-completion, and the backend has it.
     const bool ring_;
@@ -616,12 +654,10 @@ private:
     const bool hangup_reported_;
     int lfd_;
     std::unique_ptr<acceptor<R>> acceptor_;
-    object_pool<conn> conns_;
     conn* head_ = nullptr;
     std::atomic<std::size_t> live_{0};
     std::atomic<std::uint64_t> requests_{0};
     std::uint32_t now_ = 0;
-    std::size_t zombies_ = 0;  // closed connections waiting for their last op to end
     bool draining_ = false;
     bool finished_ = false;
     std::string in_;       // scratch: the bytes of one read batch, any connection's
