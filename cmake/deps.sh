@@ -17,6 +17,8 @@ packages=(
   nodejs
   # standalone Asio (headers only, no Boost): examples/asio_echo
   libasio-dev
+  # libuv: a host loop of the embedding tests (tests/reactor_embed_test.cpp)
+  libuv1-dev
 )
 # `deps.sh demo`: also the servers the demo compares against (rows are skipped without them).
 if [ "${1:-}" = demo ]; then

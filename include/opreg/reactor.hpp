@@ -246,8 +246,14 @@ public:
     // waits for an edge on it (Asio's stream_descriptor::async_wait, libuv's uv_poll) sees only
     // changes; call run_once(0) until next_timeout_ms() is not 0 before each such wait.
     //
-    // The backend's fd (epoll, kqueue, the io_uring ring); -1 when it has none (kqueue through
-    // libkqueue on Linux: its fd never polls readable), where only the deadlines can drive it.
+    // The backend's fd (epoll, kqueue, the io_uring ring; a single-issuer ring's: an eventfd
+    // the ring signals, since its own fd stays quiet while deferred work waits); -1 when it
+    // has none (kqueue through libkqueue on Linux: its fd never polls readable), where only
+    // the deadlines can drive it. io_uring completes ops as task work of the reactor thread,
+    // which cuts the host's own waits short now and then (EINTR: take it as a spurious
+    // wake-up); a single-issuer ring does not, but its eventfd wakes the host milliseconds
+    // late (tests/reactor_embed_test.cpp prints both): embed the ordinary ring where latency
+    // matters.
     [[nodiscard]] int native_handle() const noexcept { return poller_->native_handle(); }
     // Reactor thread. How long the caller may wait before the next run_once(0): 0 when work
     // is waiting already, the time to the next timer, or -1 when nothing is scheduled (wait

@@ -166,10 +166,24 @@ public:
     [[nodiscard]] result<std::size_t> wait(std::span<poll_event> out,
                                            int timeout_ms) noexcept override;
     void wake() noexcept override { wake_.signal(); }
-    // The ring fd polls readable while completions wait in the CQ ring (not with deferred
-    // task running, whose completions are made only inside wait()).
+    // What another loop waits on. The ordinary ring: the ring fd, readable while completions
+    // wait in the CQ ring. With deferred task running (single issuer) the kernel makes
+    // completions only inside wait(), so the ring fd may stay quiet while work waits: an
+    // eventfd registered with the ring (IORING_REGISTER_EVENTFD) instead, made at the first
+    // call (a reactor that is not embedded pays nothing for it), which the kernel signals as
+    // that work arrives and wait() reads back to 0 before it harvests. Measured here (Linux
+    // 6.18, tests/reactor_embed_test.cpp): the ring fd wakes a host once per echo within
+    // microseconds; the eventfd never misses one but comes milliseconds late, so embed the
+    // ordinary ring where latency matters. -1 when no eventfd could be made or registered.
     [[nodiscard]] int native_handle() const noexcept override {
-        return single_issuer_ ? -1 : ring_.ring_fd;
+        if (!single_issuer_) return ring_.ring_fd;
+        if (!handle_tried_) {
+            handle_tried_ = true;
+            if (handle_.open().ok() &&
+                io_uring_register_eventfd(const_cast<io_uring*>(&ring_), handle_.fd()) == 0)
+                handle_live_ = true;
+        }
+        return handle_live_ ? handle_.fd() : -1;
     }
     // Multishot recv (Linux 6.0) and cancellation by fd or of every match (5.19).
     [[nodiscard]] bool supports_io() const noexcept override { return kernel_has_io_; }
@@ -247,6 +261,11 @@ private:
     // re-arm, never per op.
     std::vector<watch_record> watched_;
     eventfd_wake wake_;
+    // native_handle()'s eventfd: made and registered on its first call (a reactor that is
+    // not embedded pays nothing for it); const there, hence mutable.
+    mutable eventfd_wake handle_;
+    mutable bool handle_tried_ = false;
+    mutable bool handle_live_ = false;
 };
 
 result<void> io_uring_poller::init(std::string& why) {
@@ -271,8 +290,13 @@ result<void> io_uring_poller::init(std::string& why) {
         // the loop waits for them. R_DISABLED: the ring's one thread is the first to use it
         // (enable()), not the one that opens it, so that a reactor made on one thread may be
         // run on another. Refused: the flags below.
+        // TASKRUN_FLAG: the kernel flags the SQ ring while deferred work waits, so that a
+        // wait that finds completions already posted still enters the kernel to run it;
+        // else that work waits for a later wait, and an embedding host's eventfd, which the
+        // kernel signals only when such work arrives on an empty list, stays silent.
         params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED |
-                       IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+                       IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                       IORING_SETUP_TASKRUN_FLAG;
         params.cq_entries = cq_entries_;
         rc = io_uring_queue_init_params(sq_entries, &ring_, &params);
         single_issuer_ = rc == 0;
@@ -704,6 +728,8 @@ result<std::size_t> io_uring_poller::wait(std::span<poll_event> out, int timeout
             ts = to_timespec(left.count() > 0 ? left.count() : 0);
             tsp = &ts;
         }
+        // Reset before the harvest: a completion posted after this signals it again.
+        if (handle_live_) handle_.consume();
         // Submits queued watches, re-arms and removes, and waits for one CQE, without
         // entering the kernel when there is nothing to submit and CQEs are already there.
         io_uring_cqe* first = nullptr;
