@@ -25,9 +25,10 @@ import tempfile
 import threading
 import time
 
-EXAMPLES = ["echo_epoll", "echo_kevent", "line_server", "asio_echo"]
+EXAMPLES = ["echo_epoll", "echo_kevent", "echo_uring", "line_server", "asio_echo"]
 ABSENT = {
     "echo_epoll": "not built here: epoll is Linux's",
+    "echo_uring": "not built here: io_uring is Linux's (and not in opreg's kqueue configuration)",
     "echo_kevent": "not built here: it is built where the kqueue backend is "
                    "(BSD, macOS, opreg's kqueue configuration)",
     "line_server": "not built here",
@@ -336,6 +337,79 @@ def test_echo(binary, name):
     stop_while_accepting(binary, name)
 
 
+# ---- echo_uring: completion mode -------------------------------------------------------------
+
+def start_or_skip(binary, name, *args):
+    """The server, or None (and a skip that says why) where it exits 3: no completion mode."""
+    try:
+        return Server(binary, *args)
+    except RuntimeError:
+        srv = STARTED[-1]
+        if srv.proc.poll() == 3:
+            skip(f"{name} (every check)", srv.stderr().strip())
+            return None
+        raise
+
+
+def non_reader_checks(srv, name, send_timeout):
+    """A client that sends and never reads its echo: the server's send stops making progress,
+    another client is served meanwhile at once, and the non-reader is reset after about
+    send_timeout (seen through poll, without reading, which would let the send progress)."""
+    nr = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    nr.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills at once, never grows
+    nr.settimeout(5)
+    nr.connect(("127.0.0.1", srv.port))
+    nr.setblocking(False)
+    chunk = b"n" * 65536
+    pushed = 0
+    last_progress = start = time.monotonic()
+    while time.monotonic() < start + 20:
+        try:
+            pushed += nr.send(chunk)
+            last_progress = time.monotonic()
+        except BlockingIOError:
+            # Not writable for half a second: the server takes nothing more, since its send
+            # of the echo cannot progress.
+            if not select.select([], [nr], [], 0.5)[1]:
+                break
+    stuck = last_progress
+    c = Client(srv.port)
+    t0 = time.monotonic()
+    c.send(b"beside\n")
+    got = c.read_exactly(7, timeout=5)
+    took = time.monotonic() - t0
+    report(f"{name} a client beside one that does not read is served at once",
+           got == b"beside\n" and took < 0.5, f"{got!r} in {took:.3f} s")
+    c.close()
+    p = select.poll()
+    p.register(nr, select.POLLERR | select.POLLHUP)
+    events = p.poll((send_timeout * 3 + 3) * 1000)
+    after = time.monotonic() - stuck
+    report(f"{name} a client that does not read is reset after the send timeout "
+           f"[{send_timeout * 0.5:.1f}, {send_timeout * 3 + 1:.1f}] s after its last byte went",
+           bool(events) and send_timeout * 0.5 <= after <= send_timeout * 3 + 1,
+           f"after {after:.2f} s, {pushed} bytes pushed, events {events}")
+    nr.close()
+
+
+def test_echo_uring(binary, name):
+    run_help(binary, name)
+    srv = start_or_skip(binary, name, "--idle-timeout", "1", "--send-timeout", "1")
+    if srv is None:
+        return
+    stop_signals_synchronous(srv, name)
+    echo_checks(srv, name)
+    idle_checks(srv, name, 1.0, b"")
+    non_reader_checks(srv, name, 1.0)
+    clients = [Client(srv.port) for _ in range(3)]
+    clients[0].send(b"mid-exchange")  # echoed, never read
+    clients[1].send(b"x")
+    clients[1].read_exactly(1)
+    stop_checks(srv, name, clients)
+    stop_checks(Server(binary), name, sig=signal.SIGINT)
+    stop_while_accepting(binary, name)
+
+
 # ---- line_server ---------------------------------------------------------------------------
 
 WHO = re.compile(r"worker ([01]) conn (\d+)")
@@ -568,7 +642,8 @@ def test_asio_echo(binary, name):
     stop_checks(srv, name + " (idle server)", sig=signal.SIGINT)
 
 
-TESTS = {"echo_epoll": test_echo, "echo_kevent": test_echo, "line_server": test_line_server,
+TESTS = {"echo_epoll": test_echo, "echo_kevent": test_echo, "echo_uring": test_echo_uring,
+         "line_server": test_line_server,
          "asio_echo": test_asio_echo}
 
 
