@@ -13,8 +13,6 @@
 //   kernel to give the bytes up, so the connection, which owns them, is freed only then;
 // - SIGTERM or SIGINT: stop accepting, close idle connections, let the echoes in progress
 //   finish (within --send-timeout), then exit 0 with the registry's counts on stderr.
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -74,6 +72,9 @@ public:
 
     // The listener (readiness, through the acceptor) and the stop pipe (readiness too).
     bool start() {
+        // One recv brings at most one buffer and each is echoed at once: without TCP_NODELAY
+        // a piece would wait behind the peer's delayed ACK.
+        acceptor_.set_tcp_nodelay(true);
         if (const opreg::result<void> r = acceptor_.start(); !r) {
             std::fprintf(stderr, "echo_uring: listen: %s\n", r.error_code().message().c_str());
             return false;
@@ -112,10 +113,6 @@ private:
             ::close(fd);
             return;
         }
-        // One recv brings at most one buffer and each is echoed at once: without
-        // TCP_NODELAY a piece would wait behind the peer's delayed ACK.
-        const int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         auto c = std::make_unique<conn>();
         c->fd = fd;
         conn* raw = c.get();

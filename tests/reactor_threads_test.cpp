@@ -2,6 +2,8 @@
 // robustness when the process runs out of fds.
 #include <fcntl.h>
 #include <poll.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -99,6 +101,34 @@ TEST(ReactorThreads, TwoReactorsEachOwnAnMpscQueue) {
     for (int i = 0; i < 2; ++i)
         regs.push_back(std::make_unique<mpsc_queue>(registry_config{.max_fds = 1024}));
     two_reactors_echo(regs);
+}
+
+// TCP_NODELAY on accepted connections when asked for, the socket's default otherwise.
+TEST(Acceptor, SetsTcpNoDelayWhenAsked) {
+    for (const bool asked : {true, false}) {
+        int port = 0;
+        const int lfd = opreg_test::listen_loopback(port);
+        ASSERT_GE(lfd, 0);
+        slot_array reg{registry_config{.max_fds = 1024}};
+        reactor<slot_array> loop{reg};
+        int accepted = -1;
+        {
+            acceptor<slot_array> acc{loop, lfd, [&accepted](int fd) { accepted = fd; }};
+            acc.set_tcp_nodelay(asked);
+            ASSERT_TRUE(acc.start().ok());
+            const int client = opreg_test::connect_loopback(port);
+            ASSERT_GE(client, 0);
+            for (int i = 0; i < 100 && accepted < 0; ++i) loop.run_once(10);
+            ASSERT_GE(accepted, 0);
+            int on = -1;
+            socklen_t len = sizeof on;
+            ASSERT_EQ(::getsockopt(accepted, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+            EXPECT_EQ(on != 0, asked);
+            ::close(client);
+            ::close(accepted);
+        }
+        EXPECT_EQ(loop.close(lfd), errc::ok);
+    }
 }
 
 // Out of fds: accept fails with EMFILE. The acceptor must report it, shed the pending

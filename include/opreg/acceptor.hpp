@@ -20,6 +20,8 @@
 
 #include <opreg/config.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -94,6 +96,13 @@ public:
 
     [[nodiscard]] const acceptor_stats& stats() const noexcept { return stats_; }
 
+    // Sets TCP_NODELAY on every connection accepted from now on (off by default: the
+    // socket's own setting). A server that writes each answer whole, or sends what one recv
+    // brought (completion mode: at most one provided buffer), wants it: with Nagle's
+    // algorithm a small write waits for the peer's delayed ACK. A socket that is not TCP
+    // (a UNIX listener) refuses it; the connection is handed over all the same.
+    void set_tcp_nodelay(bool on) noexcept { nodelay_ = on; }
+
 private:
     result<void> arm() {
         const std::uint64_t mine = ++arms_;
@@ -122,6 +131,10 @@ private:
             const result<int> fd = detail::accept_nonblocking(fd_);
             if (fd) {
                 ++stats_.accepted;
+                if (nodelay_) {
+                    const int one = 1;
+                    (void)::setsockopt(fd.value(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                }
                 on_accept_(fd.value());
                 continue;
             }
@@ -169,6 +182,7 @@ private:
     typename reactor<R>::timer_id pause_{};
     bool paused_ = false;  // accepting is paused for lack of fds (pause_ pending)
     bool stopped_ = true;
+    bool nodelay_ = false;  // set TCP_NODELAY on accepted connections
 };
 
 }  // namespace opreg
