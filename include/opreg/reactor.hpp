@@ -128,6 +128,8 @@ struct reactor_options {
     // SINGLE_ISSUER/DEFER_TASKRUN (detail::poller_config says what each asks of the caller).
     unsigned io_uring_buffers = detail::poller_config{}.io_uring_buffers;
     unsigned io_uring_buffer_bytes = detail::poller_config{}.io_uring_buffer_bytes;
+    // Single issuer is also the ring to embed in another loop (native_handle()): the
+    // ordinary ring runs completions as task work, which cuts the host's waits short (EINTR).
     bool io_uring_single_issuer = false;
     // Completion mode: bytes an fd's recv may bring while no recv op is pending on it (copied
     // out of the provided buffers, which go back at once). Past it the fd's recv is cancelled
@@ -251,9 +253,9 @@ public:
     // has none (kqueue through libkqueue on Linux: its fd never polls readable), where only
     // the deadlines can drive it. io_uring completes ops as task work of the reactor thread,
     // which cuts the host's own waits short now and then (EINTR: take it as a spurious
-    // wake-up); a single-issuer ring does not, but its eventfd wakes the host milliseconds
-    // late (tests/reactor_embed_test.cpp prints both): embed the ordinary ring where latency
-    // matters.
+    // wake-up, up to one per echo measured here); a single-issuer ring does not (its work
+    // runs only when the reactor asks): embed that one (tests/reactor_embed_test.cpp prints
+    // wake-ups and EINTR per echo for both).
     [[nodiscard]] int native_handle() const noexcept { return poller_->native_handle(); }
     // Reactor thread. How long the caller may wait before the next run_once(0): 0 when work
     // is waiting already, the time to the next timer, or -1 when nothing is scheduled (wait
