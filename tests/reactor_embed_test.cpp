@@ -115,8 +115,9 @@ public:
         loop = std::make_unique<reactor<slot_array>>(reg, std::move(p.value()));
     }
 
-    // What every host must see: every echo right and at most a wake-up per completion (a
-    // recv's and a send's per echo; fewer when they come together). EINTR: the ordinary ring
+    // What every host must see: every echo right and about a wake-up per completion at most
+    // (a recv's and a send's per echo, fewer when they come together; the bound leaves room
+    // for the ring's own). EINTR: the ordinary ring
     // runs its completions as task work, which interrupts a thread asleep in another wait
     // (up to about one per echo measured here): a host must take EINTR as a spurious
     // wake-up, as every event loop does. The single-issuer ring runs them only when the
@@ -130,7 +131,7 @@ public:
         std::printf("[ host     ] %s ring: %d echoes, %.2f wake-ups and %.2f EINTR per echo\n",
                     loop->single_issuer() ? "single-issuer" : "ordinary", rounds,
                     static_cast<double>(c.wakes) / rounds, static_cast<double>(c.eintr) / rounds);
-        EXPECT_LE(c.wakes, 2 * rounds + 10);
+        EXPECT_LE(c.wakes, 5 * rounds / 2);
         if (loop->single_issuer()) {
             EXPECT_LE(c.eintr, rounds / 4);
             // The deferred work a wait left behind is run before the next: else the eventfd
