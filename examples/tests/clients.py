@@ -323,11 +323,9 @@ def echo_checks(srv, name):
         skip(f"{name} curl telnet://", "curl is not installed")
 
 
-def test_echo(binary, name):
-    run_help(binary, name)
-    srv = Server(binary)
-    stop_signals_synchronous(srv, name)
-    echo_checks(srv, name)
+def echo_stop_checks(binary, srv, name):
+    """SIGTERM with three clients (one mid-exchange), SIGINT idle, SIGTERM behind fresh
+    connections."""
     clients = [Client(srv.port) for _ in range(3)]
     clients[0].send(b"mid-exchange")  # echoed, never read
     clients[1].send(b"x")
@@ -335,6 +333,14 @@ def test_echo(binary, name):
     stop_checks(srv, name, clients)
     stop_checks(Server(binary), name, sig=signal.SIGINT)
     stop_while_accepting(binary, name)
+
+
+def test_echo(binary, name):
+    run_help(binary, name)
+    srv = Server(binary)
+    stop_signals_synchronous(srv, name)
+    echo_checks(srv, name)
+    echo_stop_checks(binary, srv, name)
 
 
 # ---- echo_uring: completion mode -------------------------------------------------------------
@@ -401,13 +407,7 @@ def test_echo_uring(binary, name):
     echo_checks(srv, name)
     idle_checks(srv, name, 1.0, b"")
     non_reader_checks(srv, name, 1.0)
-    clients = [Client(srv.port) for _ in range(3)]
-    clients[0].send(b"mid-exchange")  # echoed, never read
-    clients[1].send(b"x")
-    clients[1].read_exactly(1)
-    stop_checks(srv, name, clients)
-    stop_checks(Server(binary), name, sig=signal.SIGINT)
-    stop_while_accepting(binary, name)
+    echo_stop_checks(binary, srv, name)
 
 
 # ---- line_server ---------------------------------------------------------------------------
