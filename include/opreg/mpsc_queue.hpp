@@ -295,8 +295,15 @@ private:
             }
             case kind::cancel: {
                 entry& e = table_[c->slot];
-                if (e.op != nullptr && e.op->gen == c->gen)
-                    end(std::exchange(e.op, nullptr), c->why, errc::ok);
+                if (e.op != nullptr && e.op->gen == c->gen) {
+                    // Closed wins, as in dispatch(): a completion (cancel as ready) that
+                    // reaches the owner after its fd was closed ends the op as closed, which
+                    // is how a direct strategy, whose close ended it at once, ended it.
+                    const bool fd_closed =
+                        e.op->fd_gen.get() != generation(op_fd(op_token{c->slot, 0}));
+                    end(std::exchange(e.op, nullptr),
+                        c->why == outcome::ready && fd_closed ? outcome::closed : c->why, errc::ok);
+                }
                 cancels_.destroy(c);
                 return;
             }

@@ -275,45 +275,41 @@ public:
     // Reactor thread. Registers fd with the kernel for its lifetime; returns its token, or
     // the registry's error, or os_error with the kernel's reason.
     [[nodiscard]] result<fd_token> watch(int fd) {
-        if (closing(fd)) return errc::stale;
+        if (dying(fd)) return errc::stale;
         result<fd_token> t = reg_.token_of(fd);
         if (!t) return t;
         if (const result<void> w = poller_->watch(fd, t.value().to_u64()); !w) return w.why();
-        set_fd_state(fd, fd_state::open);
         return t;
     }
 
     // Reactor thread. Ends fd's pending ops as closed, drops their deadlines, stops its
-    // events (those already in this batch are stale now) and closes the fd. The ops end
-    // before close() returns, whatever the strategy (a hand-off registry's close is applied
-    // here), while the fd is still open: a callback cannot meet its number reused.
-    // Closing once is the rule; a second close is a no-op that says so: errc::stale for an fd
-    // closed through this reactor and not watched or given a recv or send since (its number
-    // may belong to a new file by now, which it leaves alone), and for an fd whose close is
-    // in progress (from its ops' callbacks). Those callbacks cannot give the dying fd new
-    // work either: arm, watch, recv and send on it are refused with errc::stale.
+    // events (those already in this batch are stale now) and closes the fd. A callback that
+    // gets outcome::closed must not close the fd again, nor give it work: it is closed (or,
+    // where the ops end inside close(), being closed), and by the time a hand-off registry
+    // runs the callback its number may be a new file's. Where the reactor can tell, it
+    // refuses them as errc::stale, a no-op: close, arm, watch, recv and send of an fd while
+    // its close is in progress (the callbacks that run inside it), and from the callback of a
+    // recv or send that ended closed, whenever that runs.
     errc close(int fd) {
-        if (closing(fd) || fd_state_of(fd) == fd_state::closed) return errc::stale;
-        const fd_state before = fd_state_of(fd);
-        set_fd_state(fd, fd_state::closing);
+        if (dying(fd)) return errc::stale;
+        dying_.push_back(fd);
         const errc e = reg_.close(fd);
         if (e != errc::ok) {
-            set_fd_state(fd, before);
+            dying_.pop_back();
             return e;
         }
-        apply_now();
         for (const direction d : {direction::read, direction::write}) drop_deadline(op_slot(fd, d));
         (void)poller_->unwatch(fd);
         close_io(fd);
         detail::close_fd(fd);
-        set_fd_state(fd, fd_state::closed);
+        dying_.pop_back();
         return errc::ok;
     }
 
     // Any thread. The registry's arm; the callback runs on the reactor thread (see THREADS).
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
         if (on_reactor_thread()) {
-            if (!note_armed(fd)) return errc::stale;
+            if (dying(fd)) return errc::stale;
             return reg_.arm(fd, d, std::move(cb));
         }
         if (reg_.hands_off()) {
@@ -334,7 +330,7 @@ public:
     [[nodiscard]] result<op_token> arm_with_deadline(int fd, direction d, callback cb,
                                                      clock::duration timeout) {
         assert(on_reactor_thread() && "arm_with_deadline belongs to the reactor thread");
-        if (!note_armed(fd)) return errc::stale;
+        if (dying(fd)) return errc::stale;
         result<op_token> r = reg_.arm(fd, d, std::move(cb));
         if (r) (void)expire_after(r.value(), timeout);
         return r;
@@ -373,13 +369,12 @@ public:
         assert(on_reactor_thread() && "recv belongs to the reactor thread");
         if (!poller_->supports_io()) return os_failure(ENOTSUP);
         if (!cb) return errc::no_callback;
+        if (dying(fd)) return errc::stale;
         const result<std::uint32_t> id = stream_of(fd);
         if (!id) return id.why();
         const std::uint32_t sid = id.value();
         io_stream& s = streams_[sid];  // a deque: stays put while callbacks add streams
         if (s.op.valid()) return errc::busy;  // its callback is in s.cb: leave it there
-        if (closing(fd)) return errc::stale;
-        set_fd_state(fd, fd_state::open);
         ++s.busy;
         s.cb = std::move(cb);
         const std::uint64_t ends = s.ends;
@@ -407,7 +402,7 @@ public:
         if (!poller_->supports_io()) return os_failure(ENOTSUP);
         if (!cb) return errc::no_callback;
         if (!detail::fd_in_range(fd, reg_.config())) return errc::fd_out_of_range;
-        if (closing(fd)) return errc::stale;
+        if (dying(fd)) return errc::stale;
         // One send per fd at a time, refused here for every strategy (a hand-off registry
         // would refuse it only on its owner, after the bytes went to the kernel).
         if (io_fd_of(fd).send != 0) return errc::busy;
@@ -428,7 +423,6 @@ public:
         }
         x.op = t.value();
         io_fds_[static_cast<std::size_t>(fd)].send = id + 1;
-        set_fd_state(fd, fd_state::open);
         const std::size_t len = std::min(bytes.size(), max_send_bytes);
         if (const result<void> r = poller_->send(fd, bytes.data(), len, id); !r) {
             x.res = -r.os_error();
@@ -543,6 +537,10 @@ public:
             ++stats_.events;
             ++handled;
         }
+        // A hand-off registry ends what the kernel events asked of it (completion mode's
+        // ready ends) before the timers run, as a direct strategy ended them above: a timer
+        // that closes an fd meets the same state whatever the strategy.
+        if (n != 0) handled += reg_.apply_handed_off();
         handled += run_due_timers();
         handled += run_posts();
         handled += run_handed_over();
@@ -578,37 +576,30 @@ private:
     [[nodiscard]] bool work_waiting() const noexcept {
         return registry_busy_ || !queue_.empty_approx() || !handed_.empty_approx();
     }
-    // What the reactor knows of an fd number (reactor thread): closed through it and not
-    // used since, or being closed now, refuses a second close and new work (see close()).
-    enum class fd_state : std::uint8_t { unknown, open, closing, closed };
-    [[nodiscard]] fd_state fd_state_of(int fd) const noexcept {
-        const auto i = static_cast<std::size_t>(fd);
-        return fd >= 0 && i < fd_states_.size() ? fd_states_[i] : fd_state::unknown;
+    // Whether fd may be given no work and no second close (reactor thread): its close is in
+    // progress, a callback of a recv or send that ended closed is running for it, or the
+    // reactor is being destroyed. A few entries at most (closes nested in callbacks).
+    [[nodiscard]] bool dying(int fd) const noexcept {
+        if (abandoning_) return true;
+        for (const int d : dying_)
+            if (d == fd) return true;
+        return false;
     }
-    [[nodiscard]] bool closing(int fd) const noexcept { return fd_state_of(fd) == fd_state::closing; }
-    void set_fd_state(int fd, fd_state st) {
-        if (fd < 0) return;
-        const auto i = static_cast<std::size_t>(fd);
-        if (i >= fd_states_.size()) {
-            if (st == fd_state::unknown) return;
-            fd_states_.resize(std::max({i + 1, fd_states_.size() * 2, std::size_t{64}}));
+    // Runs a completion-mode callback; while one that ended closed runs, its fd is dying.
+    template <class Callback>
+    void run_io_callback(Callback& cb, const io_completion& x, int fd) {
+        if (x.op.result != outcome::closed) {
+            cb(x);
+            return;
         }
-        fd_states_[i] = st;
-    }
-    // An arm on the reactor thread: refused while fd is being closed; an fd closed before is a
-    // new file now (its number reused), which close() must close again.
-    [[nodiscard]] bool note_armed(int fd) noexcept {
-        const fd_state st = fd_state_of(fd);
-        if (st == fd_state::closing) return false;
-        if (st == fd_state::closed) fd_states_[static_cast<std::size_t>(fd)] = fd_state::open;
-        return true;
+        dying_.push_back(fd);
+        cb(x);
+        dying_.pop_back();  // callbacks must not throw (see CALLBACKS)
     }
 
-    // A hand-off registry applies what this thread just asked of it (a ready end, a close) now,
-    // not at the turn's end: an op ends inside the call that ended it, as on the other
-    // strategies, so that what the callbacks do next (close the fd, reuse its number) meets
-    // the same state whatever the strategy. Commands queued before are applied first, in
-    // order; bounded, so that other threads that never stop pushing cannot hold the loop.
+    // The destructor's: a hand-off registry applies what is queued (the cancels of the
+    // completion-mode ops among it); bounded, so that other threads that never stop pushing
+    // cannot hold it.
     void apply_now() {
         if (!reg_.hands_off()) return;
         for (int i = 0; i < apply_now_rounds && reg_.apply_handed_off() != 0; ++i) {
@@ -648,6 +639,7 @@ private:
           carriers_{opt.max_foreign_ops},
           owner_{std::this_thread::get_id()} {
         assert(poller_ != nullptr);
+        dying_.reserve(8);  // closes nested in callbacks: no allocation below this depth
     }
 
     struct post_node {
@@ -909,6 +901,7 @@ private:
         s.held.append(bytes);
     }
     void give_back_hold(std::string& h) noexcept {
+        if (h.capacity() <= sizeof(std::string)) return;  // inline: nothing to keep
         if (h.capacity() > 2 * std::size_t{opt_.io_uring_buffer_bytes} ||
             spare_holds_.size() >= spare_hold_count) {
             std::string{}.swap(h);  // its memory goes now
@@ -932,10 +925,7 @@ private:
     // the latest (as a timeout is), so a kernel completion is never lost.
     void end_ready(op_token t) {
         for (int tries = 0; tries < expire_tries; ++tries) {
-            if (reg_.cancel(t, outcome::ready) != cancel_status::full) {
-                apply_now();
-                return;
-            }
+            if (reg_.cancel(t, outcome::ready) != cancel_status::full) return;
             if (reg_.apply_handed_off() == 0) break;
         }
         reactor* self = this;
@@ -997,11 +987,14 @@ private:
         io_fd& f = io_fds_[static_cast<std::size_t>(fd)];
         const bool stream_in_kernel = f.stream != 0 && streams_[f.stream - 1].in_kernel;
         if (stream_in_kernel || f.sends != 0) (void)poller_->cancel_fd(fd);
+        f.send = 0;  // a pending send ends as closed, now or when a hand-off is applied
         if (f.stream != 0) {
             const std::uint32_t id = f.stream - 1;
             f.stream = 0;
             streams_[id].closing = true;
-            give_back_hold(streams_[id].held);
+            // A ready end already asked of a hand-off registry takes the held bytes with it
+            // (as a direct strategy's recv took them when they came); else they go now.
+            if (!streams_[id].ending) give_back_hold(streams_[id].held);
             free_stream_if_done(id);
         }
     }
@@ -1028,7 +1021,7 @@ private:
                 // The usual case: an op waits and the registry ends it here, on this thread:
                 // the bytes go to its callback straight from the kernel's buffer. Otherwise
                 // (bytes held already, no op, an owner that ends it later) they are copied.
-                if (s.op.valid() && !s.ending && s.held.empty()) {
+                if (s.op.valid() && !s.ending && s.held.empty() && !reg_.hands_off()) {
                     s.direct = bytes;
                     end_recv(id);
                     if (!s.direct.empty()) hold(s, bytes);  // not taken after all
@@ -1095,7 +1088,7 @@ private:
                                            : s.end;
         }
         io_callback cb = std::move(s.cb);
-        cb(x);
+        run_io_callback(cb, x, s.fd);
         give_back_hold(taken);
         // Stopped for holding too much, and the callback wants more.
         if (!s.closing && !s.in_kernel && s.end == stream_open && s.op.valid() && s.held.empty() &&
@@ -1144,9 +1137,10 @@ private:
             return;
         }
         const io_completion done{x.how, x.res, {}};
+        const int fd = x.fd;
         io_callback cb = std::move(x.cb);
         free_send(id);
-        cb(done);
+        run_io_callback(cb, done, fd);
     }
 
     R& reg_;
@@ -1168,7 +1162,7 @@ private:
     std::vector<io_fd> io_fds_;  // per fd number
     std::vector<std::string> spare_holds_;  // emptied held buffers, kept for the next hold
     bool abandoning_ = false;  // the destructor ends the ops: their callbacks do not run
-    std::vector<fd_state> fd_states_;  // per fd number; reactor thread only
+    std::vector<int> dying_;  // see dying(); reactor thread only
     bool registry_busy_ = false;       // the last apply_handed_off() applied work: do not sleep
     std::atomic<std::thread::id> owner_;
     alignas(detail::cache_line) std::atomic<bool> wake_pending_{false};

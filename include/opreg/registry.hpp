@@ -29,7 +29,9 @@
 //   kernel's completion) ends the op that completion names. It is counted in `completed`,
 //   its completion has latched and hangup false, and it wins or loses against dispatch,
 //   close and other cancels by the same single-winner rule (a stale token ends nothing).
-//   hands_off() strategies hand it to the owner like any cancel (requested).
+//   hands_off() strategies hand it to the owner like any cancel (requested); closed wins
+//   there too: one that reaches the owner after close(fd) returned ends the op as closed,
+//   as a direct strategy's close had ended it.
 //
 // dispatch(fd_token, ev)    the owning thread. Delivers kernel readiness: for each direction
 //   in ev the pending op ends with outcome::ready (readiness::error ends every pending op on
