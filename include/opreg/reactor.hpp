@@ -256,6 +256,8 @@ public:
     // wake-up, up to one per echo measured here); a single-issuer ring does not (its work
     // runs only when the reactor asks): embed that one (tests/reactor_embed_test.cpp prints
     // wake-ups and EINTR per echo for both).
+    // Its first call belongs to the reactor thread (it may make the handle: a single-issuer
+    // ring's eventfd); the value does not change after.
     [[nodiscard]] int native_handle() const noexcept { return poller_->native_handle(); }
     // Reactor thread. How long the caller may wait before the next run_once(0): 0 when work
     // is waiting already, the time to the next timer, or -1 when nothing is scheduled (wait
