@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -698,6 +699,31 @@ TYPED_TEST(ReactorIo, ASendOfFourGiBOrMoreProgresses) {
     ::munmap(mem, four_gib + 4096);
 }
 
+// Held bytes live in buffers reused across streams: a stream holding a few bytes inline
+// when a spare buffer comes back keeps them (they were once swapped away with it).
+TYPED_TEST(ReactorIo, HeldBytesSurviveTheSpareBuffers) {
+    socket_pair a, b;
+    io_log la, lb;
+    ASSERT_TRUE(this->recv(a.a, la).ok());  // both streams running, no spare buffer yet
+    write_all(a.b, "1");
+    ASSERT_TRUE(this->recv(b.a, lb).ok());
+    write_all(b.b, "2");
+    ASSERT_TRUE(this->run_until([&] { return la.calls == 1 && lb.calls == 1; }));
+    write_all(a.b, "a");  // held by a, inline
+    this->run_for(20ms);
+    write_all(b.b, std::string(200, 'B'));  // held by b in a buffer of its own...
+    this->run_for(20ms);
+    ASSERT_TRUE(this->recv(b.a, lb).ok());  // ...which goes to the spares once delivered
+    ASSERT_TRUE(this->run_until([&] { return lb.calls == 2; }));
+    write_all(a.b, "b");  // a holds more while a spare is there
+    this->run_for(20ms);
+    ASSERT_TRUE(this->recv(a.a, la).ok());
+    ASSERT_TRUE(this->run_until([&] { return la.calls == 2; }));
+    EXPECT_EQ(la.bytes, "1ab");
+    EXPECT_EQ(this->loop->close(a.take_a()), errc::ok);
+    EXPECT_EQ(this->loop->close(b.take_a()), errc::ok);
+}
+
 // A recv that cannot be started (no SQE to be had) ends its op with that error once; the
 // stream is not dead: the next recv starts it again and gets the bytes.
 TYPED_TEST(ReactorIo, ARecvThatCouldNotStartIsTriedAgain) {
@@ -715,6 +741,32 @@ TYPED_TEST(ReactorIo, ARecvThatCouldNotStartIsTriedAgain) {
     ASSERT_TRUE(this->run_until([&] { return log.calls == 2; }));
     EXPECT_EQ(log.ends[1].res, 5) << "the failed start was kept as the stream's end";
     EXPECT_EQ(log.bytes, "later");
+    EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
+}
+
+// A callback that recvs again while the recv cannot start is not called back inside its
+// own recv(): each failure ends on the loop, so a retry loop cannot recurse without end.
+TYPED_TEST(ReactorIo, RetriesOfARecvThatCannotStartDoNotNest) {
+    faulty_poller* faulty = open_faulty(*this, reactor_options{});
+    if (faulty == nullptr) GTEST_SKIP() << "no io_uring completion mode here";
+    socket_pair p;
+    faulty->fail_recv_starts = 50;
+    reactor<TypeParam>* loop = this->loop.get();
+    int calls = 0, depth = 0, deepest = 0;
+    std::function<void(const io_completion&)> again;  // test-only: re-arms from the callback
+    again = [&](const io_completion& x) {
+        ++calls;
+        deepest = std::max(deepest, ++depth);
+        if (x.res == -EBUSY) {
+            EXPECT_TRUE(loop->recv(p.a, [&](const io_completion& y) { again(y); }).ok());
+        }
+        --depth;
+    };
+    ASSERT_TRUE(loop->recv(p.a, [&](const io_completion& y) { again(y); }).ok());
+    ASSERT_TRUE(this->run_until([&] { return calls == 50; }));
+    EXPECT_EQ(deepest, 1) << "callbacks ran inside the recv() of the one before";
+    write_all(p.b, "ok");
+    ASSERT_TRUE(this->run_until([&] { return calls == 51; }));
     EXPECT_EQ(this->loop->close(p.take_a()), errc::ok);
 }
 

@@ -214,7 +214,9 @@ public:
     // Completion-mode ops still pending end in the registry (cancelled) with their callbacks
     // destroyed without running, and the kernel gives their requests up (a send's bytes are
     // the caller's again) before the destructor returns: the registry outlives the reactor
-    // with none of them pending.
+    // with none of them pending. To end them, a hand-off registry's queue is applied here:
+    // callbacks of readiness ops queued in it (a cancel from another thread, a latched arm)
+    // may run from the destructor, so destroy the reactor before what they touch.
     ~reactor() {
         abandon_io();
         poller_.reset();
@@ -295,16 +297,16 @@ public:
     errc close(int fd) {
         if (dying(fd)) return errc::stale;
         dying_.push_back(fd);
+        struct undying {
+            std::vector<int>& v;
+            ~undying() { v.pop_back(); }
+        } guard{dying_};
         const errc e = reg_.close(fd);
-        if (e != errc::ok) {
-            dying_.pop_back();
-            return e;
-        }
+        if (e != errc::ok) return e;
         for (const direction d : {direction::read, direction::write}) drop_deadline(op_slot(fd, d));
         (void)poller_->unwatch(fd);
         close_io(fd);
         detail::close_fd(fd);
-        dying_.pop_back();
         return errc::ok;
     }
 
@@ -387,8 +389,11 @@ public:
             s.cb.reset();
         } else if (s.ends == ends) {  // pending (else it ended inside arm, on a latch)
             s.op = t.value();
-            if (!s.in_kernel && s.end == stream_open) (void)start_recv(sid);
-            if (!s.held.empty() || s.end != stream_open || s.fail != 0) end_recv(sid);
+            const bool started = s.in_kernel || s.end != stream_open || start_recv(sid);
+            if (!s.held.empty() || s.end != stream_open)
+                end_recv(sid);
+            else if (!started)
+                end_recv_later(sid);  // not inside recv(): a callback that recvs again would recurse
         }
         --s.busy;
         free_stream_if_done(sid);
@@ -896,7 +901,7 @@ private:
 
     // Held bytes live in a string taken from the spares, given back once delivered.
     void hold(io_stream& s, std::string_view bytes) {
-        if (s.held.capacity() <= sizeof(std::string) && !spare_holds_.empty()) {
+        if (s.held.empty() && s.held.capacity() <= sizeof(std::string) && !spare_holds_.empty()) {
             s.held.swap(spare_holds_.back());
             spare_holds_.pop_back();
         }
@@ -939,6 +944,15 @@ private:
         if (s.ending) return;
         s.ending = true;
         end_ready(s.op);
+    }
+    // The same from the next turn: for a failed start, which a callback that recvs again
+    // would otherwise meet again inside its own recv(), without end.
+    void end_recv_later(std::uint32_t id) {
+        io_stream& s = streams_[id];
+        if (s.ending) return;
+        s.ending = true;
+        reactor* self = this;
+        (void)after(clock::duration::zero(), [self, t = s.op] { self->end_ready(t); });
     }
 
     // The destructor's: every completion-mode op still pending ends (cancelled) without its
@@ -994,9 +1008,7 @@ private:
             const std::uint32_t id = f.stream - 1;
             f.stream = 0;
             streams_[id].closing = true;
-            // A ready end already asked of a hand-off registry takes the held bytes with it
-            // (as a direct strategy's recv took them when they came); else they go now.
-            if (!streams_[id].ending) give_back_hold(streams_[id].held);
+            give_back_hold(streams_[id].held);
             free_stream_if_done(id);
         }
     }
@@ -1094,8 +1106,8 @@ private:
         give_back_hold(taken);
         // Stopped for holding too much, and the callback wants more.
         if (!s.closing && !s.in_kernel && s.end == stream_open && s.op.valid() && s.held.empty() &&
-            !start_recv(id))
-            end_recv(id);
+            !s.ending && !start_recv(id))
+            end_recv_later(id);
         --s.busy;
         free_stream_if_done(id);
     }
