@@ -157,7 +157,7 @@ def send_until_refused(s, data_iter, budget_s):
 
 def check_chunk_extensions(srv, tag, measure):
     """4 connections send chunked bodies of 1-byte chunks, each with a 4000-byte extension
-    (up to 8 MB each). Each must be answered 400 and closed after a bounded prefix."""
+    (up to 16 MB each). Each must be answered 400 and closed after a bounded prefix."""
     head = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
     piece = b"1;" + b"e" * 4000 + b"\r\nx\r\n"
     rss0, cpu0 = rss_bytes(srv.proc.pid), cpu_seconds(srv.proc.pid)
@@ -166,7 +166,7 @@ def check_chunk_extensions(srv, tag, measure):
     def attack(k):
         s = connect(srv.port)
         try:
-            sent, refused = send_until_refused(s, (head if i == 0 else piece for i in range(2000)), 10)
+            sent, refused = send_until_refused(s, (head if i == 0 else piece for i in range(4000)), 10)
             got, _ = read_response(s, timeout=3)
             results[k] = (sent, refused, status_of(got))
         except OSError as e:
@@ -183,10 +183,13 @@ def check_chunk_extensions(srv, tag, measure):
     grew = rss_bytes(srv.proc.pid) - rss0
     ok = all(r is not None and r[2] == 400 for r in results)
     # What a connection may send before the refusal: the allowance (16 KiB) plus what the
-    # kernel had buffered (socket buffers), far below the 8 MB it tried.
+    # kernels buffered before the reset came back (the client's send buffer, up to 4 MiB on
+    # Linux, and what the server's receive buffer took): 3.0-4.4 MB measured on loopback
+    # for every strategy and backend, where 4 MiB was too close. Half the 16 MB it tries: a
+    # server that read the body to its end would have taken all of it.
     most = max((r[0] for r in results if r), default=0)
     report(f"{tag} chunk-extension bodies get 400 after a bounded prefix, 4 connections",
-           ok and most < 4 << 20, f"{results}, most sent {most} bytes")
+           ok and most < 8 << 20, f"{results}, most sent {most} bytes")
     report(f"{tag} chunk-extension bodies cost little CPU", cpu < 1.0, f"CPU {cpu:.2f} s")
     memory_check(f"{tag} chunk-extension bodies cost little memory", grew < 8 << 20,
                  f"RSS +{grew / 1e6:.1f} MB")
