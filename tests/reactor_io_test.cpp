@@ -165,6 +165,10 @@ faulty_poller* open_faulty(Fixture& f, const reactor_options& opt) {
 
 #if OPREG_TEST_KQUEUE_BUILD
 using io_strategies = ::testing::Types<opreg::slot_array>;
+#elif OPREG_TEST_REACTOR_QUICK
+// make test's sanitizer runs: the direct and the hand-off strategy, as the reactor suites
+// run io_uring there (tests/support/backends.hpp); release and make check run every one.
+using io_strategies = ::testing::Types<opreg::slot_array, opreg::mpsc_queue>;
 #else
 using io_strategies = opreg_test::all_strategies;
 #endif
