@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Two builds of opreg-bench, A (before) and B (after), run in alternation in one script so
 # that both see the same machine: A B A B ... for ROUNDS rounds, each round one pass of the
 # benchmarks FILTER selects. Prints, per benchmark, the median of A, the median of B and

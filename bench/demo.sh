@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The strategy comparison (`make demo`): opreg-httpd once per registry strategy (async),
 # once per diagnosis flag, once as thread-per-connection, beside nginx and h2o with one
 # worker when installed and the bare epoll floor, each loaded by wrk with 100 and 1000

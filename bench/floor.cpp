@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg-floor: the practical ceiling for opreg-httpd on this machine. One thread, epoll,
 // no registry, no parser: it counts request heads by their empty line and answers each
 // with the same canned "Hello, World!" response, all answers to one read in one write.

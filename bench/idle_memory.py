@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Resident memory per idle keep-alive connection: opreg-httpd (async with three strategies,
 and thread-per-conn) beside nginx (one worker).
 

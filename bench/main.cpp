@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg-bench: Google Benchmark over the registry strategies, the reactor backends and the
 // hand-off queues. Every number is a comparison: the mutex_map baseline runs beside each
 // contender in the same process (the intrusive queue beside other queues and a mutex around

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- wrk script: every request() is 16 pipelined GET / requests; wrk counts each response.
 init = function(args)
    local r = {}

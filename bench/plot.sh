@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Plots a demo CSV (bench/demo.sh) as grouped bars: req/s per implementation for 100 and
 # 1000 keep-alive connections and 16-deep pipelining, and below it, where the CSV has them,
 # the server's CPU microseconds per request for the same loads (lower is better).

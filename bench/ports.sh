@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sourced by bench/demo.sh and bench/scale.sh: a free loopback port, and waiting for a
 # started server to answer on it. The caller sets start_timeout_s.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Queue benchmarks: queue/<queue>/producers:<n>. n producer threads hand 56-byte tasks (the
 // size of reactor<R>::task, which OPREG_TASK_CAPACITY changes) to one consumer, which is the benchmark's own thread, as a
 // reactor's post queue takes tasks from other threads. The queues, behind one surface:

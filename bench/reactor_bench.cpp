@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reactor benchmarks: reactor/<backend>/<strategy>/ping_pong. One byte bounces between
 // the two ends of a socketpair on one reactor thread; each end's read callback reads it,
 // writes it back and re-arms. items_per_second counts messages, so it measures the whole

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Registry benchmarks: registry/<strategy>/<scenario>, every strategy in the same process.
 //
 //   arm_fire      one thread arms a read and dispatches its readiness, over and over

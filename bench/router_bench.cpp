@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // router/match: opreg-httpd's router finding /users/123 among 50 routes (the original
 // analysis quoted 16 ns for its router on this request). Registered statically: this file
 // is compiled in when the sample server is built.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # How opreg-httpd scales with reactor threads. For N = 1 .. max (max = cores / 2, so that
 # the server and wrk get N cores each): every strategy (`opreg-httpd --list`) serves with
 # --threads N pinned to cores [0, N) while wrk with N threads, pinned to cores [N, 2N), loads

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Prints a demo CSV as the table the original analysis used, with ratios to the baseline
 # (the first "opreg <strategy>" row: bench/demo.sh writes the strategies in opreg-httpd
 # --list's order, the baseline first), to nginx and to the floor (keep-alive 100

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The kqueue configuration on Linux: libkqueue (kqueue/kevent on epoll, eventfd, timerfd,
 # signalfd; BSD-2-Clause) built from its read-only source into this build tree, for the
 # kqueue backend to be built and tested here. Defines opreg_libkqueue_archive and

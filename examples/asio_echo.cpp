@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // asio_echo: opreg beside standalone Asio, in one program and on one io_context. See --help.
 //
 // 1. Asio drives an echo server's I/O (async_read_some, async_write). An opreg registry

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // examples/echo_core.hpp — the echo server of echo_epoll.cpp and echo_kevent.cpp, all but
 // the kernel loop: an opreg::slot_array holds each connection's pending read or write, and
 // the callbacks below do the I/O and arm again. The loop that owns the kernel interface

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // echo_epoll: an echo server on a loop of its own, epoll_wait and nothing else, with an
 // opreg registry tracking each connection's pending read or write. No opreg reactor: this
 // is what a server that already has its event loop keeps of opreg. See --help.

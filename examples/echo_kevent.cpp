@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // echo_kevent: echo_epoll on kqueue. The same echo server (echo_core.hpp), the same registry;
 // only the loop differs: the token rides in kevent's udata, and readiness_from_kevent maps
 // each filter's report. Built where the kqueue backend is (BSD, macOS, and the kqueue

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // line_server: a line protocol on opreg's reactor, two reactor threads. See --help.
 //
 // What it shows, each in a few lines:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // examples/support.hpp — what every example needs around opreg and nothing of opreg itself:
 // flags, a listening socket on 127.0.0.1, accepting without blocking, and turning SIGTERM and
 // SIGINT into something a loop can wait for. POSIX calls only (no accept4, no SOCK_NONBLOCK),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The run-time strategy table, derived from opreg::strategies. Strategies are instantiated
 // here once, so programs that choose by name do not compile every strategy themselves.
 #include <opreg/any_registry.hpp>

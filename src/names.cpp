@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Names of the vocabulary types, for logs, tests and tools.
 #include <string>
 

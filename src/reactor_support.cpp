@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The portable, non-template parts of the reactor: backend names, choosing a backend, the
 // acceptor's spare fd. (Platform calls live in src/linux/, src/kqueue/ and src/posix/.)
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg-stress: contention and race programs with exact-count oracles.
 //
 // For every selected registry strategy it runs the registry scenarios (reactor shape,

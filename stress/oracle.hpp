@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The stress oracle: one record per armed operation, filled in by its callback, checked
 // after every thread has joined (the joins order the reads after all writes).
 #pragma once

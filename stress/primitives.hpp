@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // (d) object_pool churn and (e) intrusive_mpsc_queue with many producers: the primitives
 // the mpsc_queue strategy is built from, stressed on their own.
 #pragma once

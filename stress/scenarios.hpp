@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The stress scenarios, each a template over the registry strategy. Every scenario runs its
 // threads until a deadline, then ends whatever is still pending (close), joins, and audits
 // the records (oracle.hpp). Progress goes to stderr once a second when asked.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The registry contract (include/opreg/registry.hpp), clause by clause, for every strategy.
 // Strategies that hand work to their owner thread (hands_off()) apply their hand-off where the
 // contract says the owner applies it; everything else is asserted the same for all.

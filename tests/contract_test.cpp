@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The contract's edges (include/opreg/registry.hpp), for every strategy: generations at the
 // top of their width, empty callbacks, the invalid token, a callback that closes its fd,
 // what happens to a callback that is refused or outlives its registry, the thread each

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one error convention (registry.hpp, ERRORS): a failed system call comes back as
 // errc::os_error with its errno value in the result, from the reactor, the acceptor and every
 // backend hook alike; only constructors throw, with the OS error in the exception. And a

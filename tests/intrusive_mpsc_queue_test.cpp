@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Whitebox tests of opreg::intrusive_mpsc_queue, single-threaded; producers on several
 // threads are exercised in tests/mt/primitives_mt_test.cpp.
 #include <opreg/intrusive_mpsc_queue.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Whitebox tests of the map strategies: sharding, record lifetime, the baseline's bound.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mpsc_queue (mpsc_queue) whitebox: hand-off order, owner-thread callbacks, back-pressure.
 #include <thread>
 

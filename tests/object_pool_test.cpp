@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Whitebox tests of opreg::object_pool, single-threaded; the concurrent churn test is in
 // tests/mt/primitives_mt_test.cpp.
 #include <opreg/object_pool.hpp>

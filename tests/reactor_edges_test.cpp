@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The reactor's promises at their edges, for every backend and strategy, driven by run() on
 // a thread of its own (no run_once(20) whose wake-ups would hide a loop asleep on work it
 // was handed): work from timers and other threads is applied at once, every callback runs

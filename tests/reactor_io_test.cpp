@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Completion mode (reactor::recv / reactor::send on io_uring), for every registry strategy:
 // the kernel does the I/O, and each op ends exactly once through the registry with the
 // kernel's result. Real sockets only (socketpairs, loopback TCP).

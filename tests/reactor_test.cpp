@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The reactor over real fds (socketpairs, loopback TCP), for every backend available here
 // and every registry strategy. Test names carry both: Reactor.X<combo<epoll_backend, ...>>.
 #include <poll.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reactors on several threads (sharing one registry, or each owning one), and accept-side
 // robustness when the process runs out of fds.
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // slot_array whitebox: the state word's layout and what generations guarantee over many
 // reuses of one slot.
 #include <cstdint>

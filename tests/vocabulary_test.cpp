@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tokens, inline callbacks, names: the vocabulary every strategy shares.
 #include <poll.h>
 

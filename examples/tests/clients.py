@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """The examples against real clients, on 127.0.0.1 only.
 
 Starts each example program found in --bin-dir on port 0 and talks to it with Python

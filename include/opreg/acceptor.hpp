@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/acceptor.hpp — accept connections on a reactor without letting fd exhaustion or a
 // misbehaving peer stall the loop.
 //

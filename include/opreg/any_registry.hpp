@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/any_registry.hpp — choose a registry strategy at run time, by name.
 //
 // any_registry owns one strategy behind a virtual interface and itself satisfies the

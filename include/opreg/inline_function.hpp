@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/inline_function.hpp — a move-only callable stored inline, never on the heap.
 //
 // inline_function<R(Args...), Capacity> holds any callable whose size is at most Capacity

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/intrusive_mpsc_queue.hpp — an intrusive multi-producer, single-consumer FIFO.
 //
 // Dmitry Vyukov's non-blocking MPSC queue with a stub node. A node is any T with an

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/mpsc_queue.hpp — strategy `mpsc_queue`: other threads hand work to the owner.
 //
 // WHAT: arm, cancel and close from any thread become commands pushed onto an intrusive

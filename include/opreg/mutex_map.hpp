@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/mutex_map.hpp — the original design, kept as the baseline. Blocking.
 //
 // WHAT: one std::mutex around std::unordered_map<int, std::vector<std::unique_ptr<op>>>,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/object_pool.hpp — a lock-free, fixed-capacity pool of T, with a tagged free list.
 //
 // object_pool<T> hands out storage for up to `capacity` objects of T. The storage is one

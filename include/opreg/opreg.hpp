@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/opreg.hpp — everything public in one include, but oneTBB's part.
 //
 // Registries (one contract, see registry.hpp): mutex_map (the baseline), sharded_map,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/reactor.hpp — a thin event loop that any opreg registry plugs into.
 //
 // WHAT: the kernel tells which fds are ready (epoll, io_uring or kqueue, behind the hooks

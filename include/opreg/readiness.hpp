@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/readiness.hpp — what the kernel's readiness reports mean as opreg::readiness, for a
 // loop of one's own (epoll_wait, poll, kevent) that feeds a registry's dispatch(). The
 // reactor's backends map their events through these same functions.

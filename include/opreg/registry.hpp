@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/registry.hpp — the contract every pending-operation registry keeps.
 //
 // A registry is the table an I/O reactor keeps between "arm a read on fd 7, call me back"

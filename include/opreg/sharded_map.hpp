@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/sharded_map.hpp — striped mutexes over hash shards. Blocking.
 //
 // WHAT: the fix most people reach for first. fds are spread over `shard_count` shards by

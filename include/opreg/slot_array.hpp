@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/slot_array.hpp — fd-indexed slots with one atomic state word each. Lock-free.
 //
 // WHAT: one 64-byte slot per (fd, direction), index fd * 2 + direction. A slot is its state

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/strategies.hpp — every registry strategy, listed once.
 //
 // `strategies` is the one list of strategy types, in the order tables and benchmarks show

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/tbb_map.hpp — oneTBB concurrent_hash_map with accessors. Blocking (per-bucket locks).
 //
 // WHAT: the "use a concurrent map" fix from the original analysis, done with the container

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/token.hpp — the 64-bit value that names a pending operation or an fd lifetime.
 //
 // A token is a slot index plus a generation, packed into one std::uint64_t so that it

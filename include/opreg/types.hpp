@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/types.hpp — the vocabulary every registry shares: directions, readiness, outcomes,
 // error codes, the completion record a callback receives, and result<T>.
 #pragma once

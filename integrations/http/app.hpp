@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg-httpd's application: the routes and their responses, shared by both models.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The async model: reactor threads with opreg registries. See server.hpp.
 #include <fcntl.h>
 #include <netinet/in.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg-httpd's diagnosis modes: the original design's suspected costs, re-created one at a
 // time behind flags (see --help), and kept out of the server's normal path. Each is chosen
 // once, at startup:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // held_bytes: bytes a connection keeps between events (an incomplete request, or response
 // bytes the socket has not taken yet). It owns an allocation only while it holds bytes, of
 // exactly their size, so a connection idle on keep-alive holds no buffer at all.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg-httpd: the sample HTTP/1.1 server. See --help.
 #include <cstdio>
 #include <cstdlib>

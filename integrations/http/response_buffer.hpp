@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // response_buffer: where the responses to one read are written, in order, so that they go
 // out in one write. The application appends a response's head, then its body, and marks
 // the end of each part; the marks are kept only when asked for (--write-per-part, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg-httpd's router: method + path -> handler, with {name} path parameters.
 //
 // Routes are split into segments once, when added, and indexed by their first segment;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg-httpd's two models.
 //
 // async: `threads` workers, each a reactor thread with its own SO_REUSEPORT listener (the

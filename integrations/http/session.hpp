@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The request loop both server models share: take the bytes a connection has received,
 // answer every complete request in them (pipelined requests included), and say how many
 // bytes were used. Responses are appended to one response_buffer so that the caller sends

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The thread-per-connection model: blocking accept, one thread per connection, blocking
 // reads and writes. Same parser, router and responses as the async model; this is the
 // comparison row of the original analysis.

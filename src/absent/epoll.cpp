@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Stand-in for src/linux/backend_epoll.cpp where epoll is not built: the factory says so.
 #include <opreg/detail/poller.hpp>
 

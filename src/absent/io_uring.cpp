@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Stand-in for src/linux/backend_io_uring.cpp where it is not built (not Linux, or no liburing):
 // the factory says so.
 #include <opreg/detail/poller.hpp>

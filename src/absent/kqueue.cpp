@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Stand-in for src/kqueue/backend_kqueue.cpp where kqueue is not built: the factory says so.
 #include <opreg/detail/poller.hpp>
 

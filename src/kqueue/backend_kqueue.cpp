@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // kqueue reactor backend (macOS and the BSDs): EVFILT_READ and EVFILT_WRITE per fd, both
 // EV_CLEAR, the fd's token in udata.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the kqueue build (BSD, macOS, or Linux through libkqueue) takes from its platform,
 // in POSIX calls only: its native backend, and an accept whose fd is made non-blocking and
 // close-on-exec by fcntl (accept4 and SOCK_NONBLOCK are not POSIX).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The epoll backend: edge-triggered, the fd token in epoll_event.data.u64, one epoll_ctl
 // per fd lifetime (EPOLL_CTL_ADD in watch, EPOLL_CTL_DEL in unwatch), none per operation.
 // Its wake-up is an eventfd in the same epoll set under wake_token.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // io_uring reactor backend (Linux 5.13+, liburing 2.3+): readiness through one multishot
 // IORING_OP_POLL_ADD per fd lifetime. The poll's user_data is the backend's own: the fd and
 // the number of its watch (a record per fd holds the caller's token), so the caller's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The wake-up source of the Linux backends: an eventfd, written by wake() on any thread and
 // read back to 0 by the backend's wait() before it reports detail::wake_token. Private to
 // src/linux/.

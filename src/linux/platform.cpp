@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the Linux build takes from Linux alone: its native backend and accept4.
 #include <sys/socket.h>
 

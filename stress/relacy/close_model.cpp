@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stress/relacy/close_model.cpp — Relacy model of mpsc_queue's fd-lifetime protocol: close()
 // from any thread against the owner applying queued arms and closes, run on the shipped
 // header.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stress/relacy/model_driver.hpp — runs a Relacy test under the schedulers a model asks for
 // and turns the results into a report and an exit status.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stress/relacy/mpsc_model.cpp — Relacy model of opreg::intrusive_mpsc_queue, run on the
 // shipped header.
 //

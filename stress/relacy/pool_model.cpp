@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stress/relacy/pool_model.cpp — Relacy model of opreg::object_pool's tagged free list, run
 // on the shipped header.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stress/relacy/rl_sync.hpp — the synchronisation policy that runs opreg's lock-free
 // headers under Relacy, so that the models check the shipped code.
 //

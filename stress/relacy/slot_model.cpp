@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stress/relacy/slot_model.cpp — Relacy model of one slot of opreg::slot_array, run on the
 // shipped header.
 //

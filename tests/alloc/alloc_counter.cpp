@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Replacement global allocation functions that count every operator new; see
 // alloc_counter.hpp.
 #include "alloc_counter.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Counts calls to the global operator new in a test executable, so that a test can assert
 // that a code path performs no heap allocation.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // object_pool allocates once, in its constructor; intrusive_mpsc_queue never allocates.
 // Checked by counting calls to the global operator new (alloc_counter.cpp) around the code
 // under test, with no test assertion inside the counted region.

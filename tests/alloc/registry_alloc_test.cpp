@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Zero heap allocations per operation for slot_array and mpsc_queue (also through
 // any_registry), counted with the replacement operator new (alloc_counter.cpp) around
 // loops that contain no test assertion. The baseline is counted too, to show what it pays.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Built by ctest: with OPREG_OVERSIZED the capture is one byte over the inline capacity and
 // this file must fail to compile with the header's message; without it, it must compile.
 #include <opreg/types.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Checks an installed opreg end to end, as a program of a user's would use it: headers found
 // (the version and config headers too), library linked, one armed read completes exactly
 // once when its fd becomes readable, and the pieces a user's own loop needs: the readiness

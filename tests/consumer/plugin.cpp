@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A shared object (a plugin) built on the static opreg: links only if libopreg.a is
 // position-independent.
 #include <opreg/opreg.hpp>

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The installed package as its users meet it: find_package and pkg-config on the static
 # install, a C++23, a -fno-exceptions and a C++17 consumer, a plugin on the static library, the shared library
 # (built, installed, found, its exports and SONAME checked), a refused incompatible version,
@@ -33,6 +34,12 @@ if cmake -S "$here" -B "$work/incompatible" -G Ninja -DCMAKE_PREFIX_PATH="$prefi
 fi
 grep -q 'requested version "0.2"' "$work/incompatible.log" ||
   { cat "$work/incompatible.log" >&2; fail "refused, but not for its version"; }
+
+step "the licence is installed and declared"
+cmp -s "$src/LICENSE" "$prefix/share/doc/opreg/LICENSE" || fail "no share/doc/opreg/LICENSE in $prefix"
+grep -qx 'License: Apache-2.0' "$prefix"/lib*/pkgconfig/opreg.pc || fail "opreg.pc declares no licence"
+grep -q 'set(opreg_LICENSE "Apache-2.0")' "$prefix"/lib*/cmake/opreg/opregConfig.cmake ||
+  fail "opregConfig.cmake declares no licence"
 
 export PKG_CONFIG_PATH="$(dirname "$(ls "$prefix"/lib*/pkgconfig/opreg.pc)")"
 flags=$(pkg-config --cflags --libs opreg)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tbb_map through its own component (opreg::tbb): oneTBB's headers and library come with it.
 #include <opreg/tbb_map.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The README's first use: arm a read on a socketpair, write to the other end, let epoll
 // carry the registry's token back, dispatch, and see the callback run once.
 #include <sys/epoll.h>

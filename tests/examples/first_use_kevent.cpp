@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The README's first use with kqueue: the same as first_use.cpp, with kevent's udata
 // carrying the registry's token. Built where the kqueue backend is (BSD, macOS, or the
 // kqueue configuration on Linux through libkqueue).

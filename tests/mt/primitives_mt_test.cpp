@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Concurrency tests of object_pool and intrusive_mpsc_queue, with exact oracles: a slot
 // handed out twice, a node lost or delivered twice, or a reordering within one producer is a
 // failure, and under ThreadSanitizer a missing happens-before edge is a reported race on

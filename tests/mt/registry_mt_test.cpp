@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Multi-threaded contract checks, run for every strategy (and under ThreadSanitizer by
 // `make test`). Every op is numbered and its callback counts into its own record, so the
 // oracle is exact: each accepted op ended exactly once, refused ops never ran.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The backends the reactor suites run over, the (backend, registry) pairs they are typed on,
 // and a reactor opened on exactly the backend asked for.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Small real-socket helpers for the reactor tests (loopback and socketpairs only).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The strategies every typed suite runs over, and the names tests carry.
 #pragma once
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The backend boundary of the kqueue configuration: the object files given (opreg's library,
 # the sample server's) must not call anything only Linux has. libkqueue itself is Linux
 # code and is not given. Prints each offending symbol with its object; exits 1 if any.

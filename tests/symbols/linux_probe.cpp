@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Calls what only Linux has, so that the symbol check is seen to fail on an object that
 // does (its test is expected to fail).
 #include <sys/epoll.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/detail/cache_line.hpp — the one cache-line size every padded type uses.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/detail/common.hpp — small pieces every strategy shares.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/detail/fd_ops.hpp — the per-fd record of the map strategies, and the transitions on
 // it. The caller holds whatever lock guards the record (a shard mutex, a oneTBB accessor);
 // callbacks are moved out into a taken_ops and run after that lock is released.

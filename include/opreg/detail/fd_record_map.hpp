@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/detail/fd_record_map.hpp — the registry operations of the map strategies, written
 // once. sharded_map and tbb_map keep one fd_ops record per fd and differ only in how a
 // thread reaches that record under a lock; every transition (fd_ops) and every step around

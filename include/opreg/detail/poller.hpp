@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/detail/poller.hpp — the few hooks a reactor backend implements.
 //
 // Declared once here; each backend is one file (src/linux/backend_epoll.cpp,

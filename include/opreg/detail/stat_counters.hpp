@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/detail/stat_counters.hpp — registry statistics without a shared hot counter.
 //
 // Each thread adds to one of `shard_count` cache-line-sized shards chosen once per thread,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/detail/sync.hpp — the synchronisation policy of the lock-free types.
 //
 // basic_slot_array<Sync>, object_pool<T, Sync>, basic_mpsc_hook<Sync> (and with it

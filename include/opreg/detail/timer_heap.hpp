@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg/detail/timer_heap.hpp — the reactor's timers: an indexed binary min-heap.
 //
 // One reactor thread's timers, over pooled entries, so that add and cancel are O(log n) and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_common.hpp — what both fuzz targets check: the invariants every parse_head and
 // chunked_decoder answer must keep, whatever the input, and exact-size input copies.
 #pragma once

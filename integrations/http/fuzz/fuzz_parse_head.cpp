@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Random bytes into parse_head (default and small limits) and, after a complete chunked
 // head, into chunked_decoder; also the raw bytes straight into chunked_decoder. Every
 // answer must keep the invariants of fuzz_common.hpp, and parsing twice must agree.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The same bytes, whole or cut into pieces, must give the same answer: parse_head re-run
 // on a growing buffer (as a connection calls it) stops at the same status, consumed and
 // http_status as on the whole input, with header views of the same content; the chunked

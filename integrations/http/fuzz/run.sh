@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the HTTP parser's libFuzzer targets (clang++, ASan + UBSan) into build/fuzz and
 # runs each for a bounded time, seeded with h2o's HTTP/1 corpus and dictionary when the
 # fixtures are there. Exits non-zero when a target crashes or breaks an invariant; the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The contract is in http_parser.hpp. Every check below fires at the byte that decides it
 // (never at "end of buffer"), which is what makes parse_head prefix-consistent.
 #include "http_parser.hpp"

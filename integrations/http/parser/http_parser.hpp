@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // opreg::http — a zero-copy, resumable HTTP/1.1 request parser (RFC 9112, strict).
 //
 // What it is

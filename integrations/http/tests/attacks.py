@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """opreg-httpd under attack, on 127.0.0.1 only: what one connection may cost the server.
 
 For every registry strategy on every backend (--matrix full) or on epoll alone (--matrix

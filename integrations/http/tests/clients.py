@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """opreg-httpd against real clients, on 127.0.0.1 only.
 
 Starts the server once per registry strategy (the names `opreg-httpd --list` prints), once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The diagnosis modes of opreg-httpd (diagnosis.hpp, response_buffer.hpp) on their own:
 // the re-registering poller over real fds, the std::function arming's ownership, and the
 // part boundaries --write-per-part writes by.

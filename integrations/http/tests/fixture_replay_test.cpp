@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Every request of the llhttp fixtures, sent over a socket to a started opreg-httpd: a
 // request the fixture marks as an error gets a 4xx/5xx and a closed connection, a valid
 // one gets a response, and the server keeps serving new connections throughout. Skipped

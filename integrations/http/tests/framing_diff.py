@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Framing differential test: opreg-httpd against node's strict llhttp parser.
 
 Each case below is the raw bytes a client sends. node_verdicts.js (next to this file) asks

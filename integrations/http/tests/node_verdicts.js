@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // node's strict llhttp as a reference parser for framing_diff.py.
 //
 // stdin:  a JSON array of base64 strings, each the raw bytes a client sends.

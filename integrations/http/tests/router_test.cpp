@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The router and the request loop (session), without sockets.
 #include <string>
 

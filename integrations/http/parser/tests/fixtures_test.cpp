@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Replays llhttp's request fixtures (read at run time from OPREG_FIXTURES_DIR, never copied
 // here) through parse_head and chunked_decoder, the way a connection of opreg-httpd would:
 // head, then body (Content-Length bytes or chunked), then the next pipelined request, and a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // guard_page.hpp — test memory whose bytes end right before a PROT_NONE page, so that a
 // parser reading even one byte past its input faults at once (with or without ASan, which
 // does not see over-reads of a larger valid allocation). A PROT_NONE page sits before the

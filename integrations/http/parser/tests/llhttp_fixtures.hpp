@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // llhttp_fixtures.hpp — reads llhttp's request test cases (its test/request/*.md files) into
 // raw byte strings, for tests that replay them against our parser or server. Header-only.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // parse_head and chunked_decoder: one focused case per rule of http_parser.hpp, then the
 // properties every input must have (prefix consistency, no read past the input), checked
 // with each input ending right before a PROT_NONE guard page.
