@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libgtest-dev libbenchmark-dev libtbb-dev liburing-dev relacy-dev
   # opreg-bench's queue/ contenders, for that benchmark alone: the library keeps its own
-  # queue (README, Strategies). moodycamel's ConcurrentQueue is required by opreg-bench,
+  # queue (bench/README.md). moodycamel's ConcurrentQueue is required by opreg-bench,
   # Boost.Lockfree optional (without it, queue/boost_lockfree is not built).
   libconcurrentqueue-dev libboost-dev
   # the HTTP parser's fuzz targets (libFuzzer comes with clang's runtime)
@@ -20,6 +20,8 @@ packages=(
   libasio-dev
   # libuv: a host loop of the embedding tests (tests/reactor_embed_test.cpp)
   libuv1-dev
+  # the API reference (make docs) and its zero-warning check (docs.reference)
+  doxygen
 )
 # `deps.sh demo`: also the servers the demo compares against (rows are skipped without them).
 if [ "${1:-}" = demo ]; then

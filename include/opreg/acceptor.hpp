@@ -1,22 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
-// opreg/acceptor.hpp — accept connections on a reactor without letting fd exhaustion or a
-// misbehaving peer stall the loop.
-//
-// acceptor<R> watches a listening socket and, each time it is readable, accepts until
-// EAGAIN, handing each new non-blocking fd to on_accept (on the reactor thread).
-// - EMFILE / ENFILE (no fd for the connection): counted and reported through on_error,
-//   never spun on. The pending connection is shed (a spare fd kept open for the purpose is
-//   closed, the connection accepted and closed at once, the spare reopened) so the client
-//   sees a clean close instead of a hang, and accepting pauses for `backoff` (a timer), so
-//   a queue of pending connections cannot turn the loop into a busy retry. After the
-//   pause it accepts at once (connections that queued meanwhile may have left no new
-//   edge), and pauses again while fds stay short.
-// - ECONNABORTED, EPROTO, EPERM and the like: that connection is skipped; accepting goes on.
-//
-// stop() (and the destructor) end accepting: the pending op is cancelled and a pause timer
-// dropped, so nothing reaches a destroyed acceptor. The listening fd stays open and watched:
-// it is the caller's (close it with reactor::close). start() and stop() belong to the
-// reactor thread, and so does destroying a started acceptor.
+/// @file
+/// opreg/acceptor.hpp — accept connections on a reactor without letting fd exhaustion or a
+/// misbehaving peer stall the loop.
+///
+/// acceptor<R> watches a listening socket and, each time it is readable, accepts until
+/// EAGAIN, handing each new non-blocking fd to on_accept (on the reactor thread).
+/// - EMFILE / ENFILE (no fd for the connection): counted and reported through on_error,
+///   never spun on. The pending connection is shed (a spare fd kept open for the purpose is
+///   closed, the connection accepted and closed at once, the spare reopened) so the client
+///   sees a clean close instead of a hang, and accepting pauses for `backoff` (a timer), so
+///   a queue of pending connections cannot turn the loop into a busy retry. After the
+///   pause it accepts at once (connections that queued meanwhile may have left no new
+///   edge), and pauses again while fds stay short.
+/// - ECONNABORTED, EPROTO, EPERM and the like: that connection is skipped; accepting goes on.
+///
+/// stop() (and the destructor) end accepting: the pending op is cancelled and a pause timer
+/// dropped, so nothing reaches a destroyed acceptor. The listening fd stays open and watched:
+/// it is the caller's (close it with reactor::close). start() and stop() belong to the
+/// reactor thread, and so does destroying a started acceptor.
 #pragma once
 
 #include <opreg/config.hpp>
@@ -34,11 +35,12 @@
 
 namespace opreg {
 
+/// What an acceptor has seen since it was built.
 struct acceptor_stats {
-    std::uint64_t accepted = 0;
-    std::uint64_t fd_exhausted = 0;  // EMFILE / ENFILE seen (each one paused accepting)
-    std::uint64_t shed = 0;          // connections closed at once for lack of an fd
-    std::uint64_t errors = 0;        // other accept failures (connection skipped)
+    std::uint64_t accepted = 0;  ///< connections handed to on_accept
+    std::uint64_t fd_exhausted = 0;  ///< EMFILE / ENFILE seen (each one paused accepting)
+    std::uint64_t shed = 0;          ///< connections closed at once for lack of an fd
+    std::uint64_t errors = 0;        ///< other accept failures (connection skipped)
 };
 
 namespace detail {
@@ -46,17 +48,26 @@ OPREG_API result<int> accept_nonblocking(int listen_fd) noexcept;  // the new co
 OPREG_API int open_spare_fd() noexcept;  // an fd held in reserve (/dev/null), or -1 (none: not an error)
 }  // namespace detail
 
-// Inline storage of the acceptor's handlers: by default four pointers of captures (a server
-// object and a little more); the acceptor keeps them for its lifetime, so this is not a
-// per-op cost. OPREG_ACCEPTOR_FN_CAPACITY (config.hpp) changes it.
+/// Inline storage of the acceptor's handlers: by default four pointers of captures (a server
+/// object and a little more); the acceptor keeps them for its lifetime, so this is not a
+/// per-op cost. OPREG_ACCEPTOR_FN_CAPACITY (config.hpp) changes it.
 inline constexpr std::size_t acceptor_fn_capacity = OPREG_ACCEPTOR_FN_CAPACITY;
 
+/// Accepts connections on a listening socket from a reactor's loop, without letting EMFILE/ENFILE
+/// spin it: it reports them, sheds the pending connection through a spare fd and pauses for a
+/// backoff.
 template <registry R>
 class acceptor {
 public:
+    /// Called on the reactor thread with each accepted connection's fd (non-blocking,
+    /// close-on-exec); the callee owns it.
     using accept_fn = inline_function<void(int fd), acceptor_fn_capacity>;
+    /// Called on the reactor thread with the errno of an accept failure (EMFILE, ENFILE and
+    /// others).
     using error_fn = inline_function<void(int err), acceptor_fn_capacity>;
 
+    /// Accepts on `listen_fd` (listening, non-blocking) from `loop`, once start() is called; pauses
+    /// `backoff` after an fd limit.
     acceptor(reactor<R>& loop, int listen_fd, accept_fn on_accept, error_fn on_error = nullptr,
              std::chrono::milliseconds backoff = std::chrono::milliseconds(100))
         : loop_{loop},
@@ -73,7 +84,7 @@ public:
         detail::close_fd(spare_);
     }
 
-    // Reactor thread: watch the listening socket and start accepting.
+    /// Reactor thread: watch the listening socket and start accepting.
     [[nodiscard]] result<void> start() {
         const result<fd_token> t = loop_.watch(fd_);
         if (!t) return t.why();
@@ -81,10 +92,10 @@ public:
         return arm();
     }
 
-    // Reactor thread: stop accepting. The armed op ends as cancelled (for a hands_off()
-    // registry, when the owner applies it; its callback then touches nothing of ours), and a
-    // pause in progress is dropped. start() may follow on the same reactor only once the op
-    // has ended (a hands_off() registry: after the loop's next turn).
+    /// Reactor thread: stop accepting. The armed op ends as cancelled (for a hands_off()
+    /// registry, when the owner applies it; its callback then touches nothing of ours), and a
+    /// pause in progress is dropped. start() may follow on the same reactor only once the op
+    /// has ended (a hands_off() registry: after the loop's next turn).
     void stop() noexcept {
         stopped_ = true;
         if (paused_) {
@@ -95,13 +106,14 @@ public:
         if (op_.valid()) (void)loop_.cancel(std::exchange(op_, op_token{}));
     }
 
+    /// The counts so far (reactor thread).
     [[nodiscard]] const acceptor_stats& stats() const noexcept { return stats_; }
 
-    // Sets TCP_NODELAY on every connection accepted from now on (off by default: the
-    // socket's own setting). A server that writes each answer whole, or sends what one recv
-    // brought (completion mode: at most one provided buffer), wants it: with Nagle's
-    // algorithm a small write waits for the peer's delayed ACK. A socket that is not TCP
-    // (a UNIX listener) refuses it; the connection is handed over all the same.
+    /// Sets TCP_NODELAY on every connection accepted from now on (off by default: the
+    /// socket's own setting). A server that writes each answer whole, or sends what one recv
+    /// brought (completion mode: at most one provided buffer), wants it: with Nagle's
+    /// algorithm a small write waits for the peer's delayed ACK. A socket that is not TCP
+    /// (a UNIX listener) refuses it; the connection is handed over all the same.
     void set_tcp_nodelay(bool on) noexcept { nodelay_ = on; }
 
 private:

@@ -1,41 +1,42 @@
 // SPDX-License-Identifier: Apache-2.0
-// opreg/intrusive_mpsc_queue.hpp — an intrusive multi-producer, single-consumer FIFO.
-//
-// Dmitry Vyukov's non-blocking MPSC queue with a stub node. A node is any T with an
-// mpsc_hook member; the queue links nodes through that hook and never allocates, copies or
-// owns them. A reactor uses it to take work handed over by other threads (arm, cancel,
-// post) without a lock; pair it with an eventfd or similar when the consumer must sleep.
-//
-// Guarantees
-// - push (any thread, concurrently): wait-free, one exchange and one store.
-// - try_pop (the single consumer only): never blocks, but is NOT lock-free with respect to
-//   producers. Between a producer's exchange and its link store the queue is "momentarily
-//   inconsistent": try_pop returns nullptr even though that node, every node pushed after
-//   it, and the last node before it (whose push has already returned: the consumer cannot
-//   hand out a node until it sees the node's successor link or knows it is the last) are
-//   in the queue. A later try_pop returns them once the producer has done its store. A
-//   producer preempted in that window stalls delivery of everything up to it: a consumer
-//   must not take "push returned" to mean "the next try_pop sees it".
-// - FIFO: nodes come out in the order of the producers' exchanges on the producer end,
-//   which is a linearization of the pushes: a node pushed after another push returned is
-//   popped after that node.
-// - No allocation, ever. A node may be pushed again once try_pop has returned it, and may
-//   be freed then; a node must not be in the queue twice. Destroying the queue leaves the
-//   nodes still in it untouched.
-//
-// When to use: many threads hand items to one thread that owns the data they act on.
-// When not to: several consumers (use an MPMC queue); producers that must not be able to
-// delay the consumer (a preempted producer does, see above); a bounded queue is wanted
-// (this one is as long as the nodes the producers own).
-//
-// Memory ordering: everything a producer did before push(node) happens-before everything
-// the consumer does after the try_pop that returns node (the release store of the link in
-// push pairs with the acquire load of that link in try_pop).
-//
-// The hook's type names the synchronisation policy (detail/sync.hpp) of the queues it is
-// linked into: mpsc_hook is basic_mpsc_hook<std_sync>, std::atomic and the orders as written;
-// stress/relacy/mpsc_model.cpp links nodes with a Relacy hook and so checks this code, with
-// the link's release (link_order) weakened to show that it is needed.
+/// @file
+/// opreg/intrusive_mpsc_queue.hpp — an intrusive multi-producer, single-consumer FIFO.
+///
+/// Dmitry Vyukov's non-blocking MPSC queue with a stub node. A node is any T with an
+/// mpsc_hook member; the queue links nodes through that hook and never allocates, copies or
+/// owns them. A reactor uses it to take work handed over by other threads (arm, cancel,
+/// post) without a lock; pair it with an eventfd or similar when the consumer must sleep.
+///
+/// Guarantees
+/// - push (any thread, concurrently): wait-free, one exchange and one store.
+/// - try_pop (the single consumer only): never blocks, but is NOT lock-free with respect to
+///   producers. Between a producer's exchange and its link store the queue is "momentarily
+///   inconsistent": try_pop returns nullptr even though that node, every node pushed after
+///   it, and the last node before it (whose push has already returned: the consumer cannot
+///   hand out a node until it sees the node's successor link or knows it is the last) are
+///   in the queue. A later try_pop returns them once the producer has done its store. A
+///   producer preempted in that window stalls delivery of everything up to it: a consumer
+///   must not take "push returned" to mean "the next try_pop sees it".
+/// - FIFO: nodes come out in the order of the producers' exchanges on the producer end,
+///   which is a linearization of the pushes: a node pushed after another push returned is
+///   popped after that node.
+/// - No allocation, ever. A node may be pushed again once try_pop has returned it, and may
+///   be freed then; a node must not be in the queue twice. Destroying the queue leaves the
+///   nodes still in it untouched.
+///
+/// When to use: many threads hand items to one thread that owns the data they act on.
+/// When not to: several consumers (use an MPMC queue); producers that must not be able to
+/// delay the consumer (a preempted producer does, see above); a bounded queue is wanted
+/// (this one is as long as the nodes the producers own).
+///
+/// Memory ordering: everything a producer did before push(node) happens-before everything
+/// the consumer does after the try_pop that returns node (the release store of the link in
+/// push pairs with the acquire load of that link in try_pop).
+///
+/// The hook's type names the synchronisation policy (detail/sync.hpp) of the queues it is
+/// linked into: mpsc_hook is basic_mpsc_hook<std_sync>, std::atomic and the orders as written;
+/// stress/relacy/mpsc_model.cpp links nodes with a Relacy hook and so checks this code, with
+/// the link's release (link_order) weakened to show that it is needed.
 #pragma once
 
 #include <opreg/config.hpp>
@@ -49,12 +50,16 @@
 
 namespace opreg {
 
+/// The link a node embeds to travel on an intrusive_mpsc_queue; `Sync` as the queue's.
 template <class Sync = detail::std_sync>
 struct basic_mpsc_hook {
+    /// The synchronisation policy (detail/sync.hpp).
     using sync = Sync;
+    /// The next node in the queue; the queue's alone while the node is queued.
     typename Sync::template atomic<basic_mpsc_hook*> next{nullptr};
 };
 
+/// The hook with the standard atomics: what a node embeds.
 using mpsc_hook = basic_mpsc_hook<>;
 
 namespace detail {
@@ -94,7 +99,7 @@ template <class T, auto Hook>
 
 }  // namespace detail
 
-// Hook: &T::member, where the member is an mpsc_hook (or a basic_mpsc_hook of another policy).
+/// Hook: &T::member, where the member is an mpsc_hook (or a basic_mpsc_hook of another policy).
 template <class T, auto Hook>
 requires detail::mpsc_hook_of<Hook, T>
 class intrusive_mpsc_queue {
@@ -106,11 +111,11 @@ public:
     intrusive_mpsc_queue(const intrusive_mpsc_queue&) = delete;
     intrusive_mpsc_queue& operator=(const intrusive_mpsc_queue&) = delete;
 
-    // Any thread. node must not be in this (or any) queue through the same hook.
+    /// Any thread. node must not be in this (or any) queue through the same hook.
     void push(T* node) noexcept { link(&(node->*Hook)); }
 
-    // The single consumer only. nullptr when empty, or while the next node's producer is
-    // between its exchange and its link store (a later call returns it).
+    /// The single consumer only. nullptr when empty, or while the next node's producer is
+    /// between its exchange and its link store (a later call returns it).
     [[nodiscard]] T* try_pop() noexcept {
         // relaxed: only this thread writes tail_.
         hook_type* tail = tail_.load(std::memory_order_relaxed);
@@ -147,8 +152,8 @@ public:
         return nullptr;  // a producer exchanged between our load of head_ and the stub's push
     }
 
-    // Any thread; an estimate unless the consumer calls it with no push in flight. A node
-    // whose producer is still linking it counts as present.
+    /// Any thread; an estimate unless the consumer calls it with no push in flight. A node
+    /// whose producer is still linking it counts as present.
     [[nodiscard]] bool empty_approx() const noexcept {
         // relaxed: both pointers are only compared, never dereferenced; the answer is
         // advisory. Empty means the list holds the stub alone: it is at both ends.

@@ -1,63 +1,64 @@
 // SPDX-License-Identifier: Apache-2.0
-// opreg/mpsc_queue.hpp — strategy `mpsc_queue`: other threads hand work to the owner.
-//
-// WHAT: arm, cancel and close from any thread become commands pushed onto an intrusive
-// MPSC queue (arm and cancel commands come from lock-free object_pools; each fd has one
-// preallocated close command); the owning reactor thread drains the queue (apply_handed_off(), and
-// at the start of every dispatch()) and applies the commands to a table that only it touches, so
-// the table needs no atomics and no locks. An arm command becomes the pending op's record in place:
-// the callback is moved once, into the pool slot.
-//
-// GUARANTEES
-// - arm/cancel/close are lock-free for the caller (a pool CAS loop and a wait-free push);
-//   no heap allocation per op (pools are allocated at construction).
-// - Commands are applied in the order their pushes were linearized, so a cancel issued
-//   after its arm returned is applied after that arm. (The owner may see a returned push
-//   late: the queue withholds every node behind a push still in flight; see below.)
-// - Bounded: at most max_pending arm commands/pending ops (bounded_pending() is true), and
-//   as many queued cancels; a full pool is reported (errc::full, cancel_status::full),
-//   never dropped. close() cannot fail for a valid fd: its command is preallocated, and
-//   closes of one fd coalesce while it is queued.
-// - Because the owner alone sees the table, `busy` is detected there: the second op ends
-//   on the owner with outcome::error and errc::busy. Callbacks always run on the owner.
-// - cancel() returns cancel_status::requested: the outcome is decided on the owner.
-// - The owner is whichever thread calls apply_handed_off()/dispatch(); one at a time.
-// apply_handed_off() applies at
-//   most apply_batch commands per call, so that producers that never stop cannot keep the
-//   owner in one call: a reactor applies it once per loop turn, and does not sleep while the last
-//   apply_handed_off() applied anything.
-//
-// FD LIFETIMES WITHOUT WAITING FOR THE QUEUE. close() bumps the fd's generation at once
-// (token_of() after close() returns names the new lifetime), but the owner may apply the
-// queued close later. So every arm records the generation it was armed under, and the
-// owner never lets one lifetime's readiness touch another's op or latch: dispatch() ends
-// only ops of the token's generation and latches readiness under that generation; an arm
-// of a generation already closed ends as closed; applying a close ends the ops of older
-// generations and drops their latches.
-//
-// WHEN TO USE: one reactor thread owns the fds and other threads mostly submit work to it.
-// WHEN NOT: every thread must learn synchronously whether its arm took (use slot_array).
-//
-// LAYOUT: per-fd state in packed arrays, each touched by its own kind of access: the fd
-// generations (read by every arm and by the owner, written only by close), the op tickets
-// (written by every arm), the close flags and the preallocated close commands; the owner's
-// table is apart, and only the owner touches it. Measured against one 128-byte line per fd
-// holding all of them (bench/results/2026-11-29-vm-ab.md): alike single-threaded, but with
-// an armer and the owner the line was 0.88 of the old code where the arrays are 1.34 (the
-// owner's generation loads shared the line the armers' ticket increments write), and it
-// cost 7 bytes more per pending op; so the arrays stay.
-//
-// MEMORY ORDERING: the queue's push (release) / try_pop (acquire) pair publishes a
-// command's fields to the owner. fd generations are the one thing both sides read: close()
-// bumps it with a release RMW, paired with the acquire loads in arm(), token_of(),
-// dispatch() and the owner's apply. close_queued is an acq_rel exchange on both sides
-// (close() sets it, the owner clears it before it reads the generation), so a close either
-// finds the command queued and the owner's exchange acquires its bump, or queues it again.
-//
-// Sync, the synchronisation policy (detail/sync.hpp), gives the atomics here and in the pools
-// and queue underneath, the arm command's fd generation (a cell: the one field both sides of
-// the lifetime protocol read) and the exchange that clears close_queued; std_sync, the
-// default, keeps them as written. stress/relacy/close_model.cpp runs this code with Relacy's.
+/// @file
+/// opreg/mpsc_queue.hpp — strategy `mpsc_queue`: other threads hand work to the owner.
+///
+/// WHAT: arm, cancel and close from any thread become commands pushed onto an intrusive
+/// MPSC queue (arm and cancel commands come from lock-free object_pools; each fd has one
+/// preallocated close command); the owning reactor thread drains the queue (apply_handed_off(), and
+/// at the start of every dispatch()) and applies the commands to a table that only it touches, so
+/// the table needs no atomics and no locks. An arm command becomes the pending op's record in
+/// place: the callback is moved once, into the pool slot.
+///
+/// GUARANTEES
+/// - arm/cancel/close are lock-free for the caller (a pool CAS loop and a wait-free push);
+///   no heap allocation per op (pools are allocated at construction).
+/// - Commands are applied in the order their pushes were linearized, so a cancel issued
+///   after its arm returned is applied after that arm. (The owner may see a returned push
+///   late: the queue withholds every node behind a push still in flight; see below.)
+/// - Bounded: at most max_pending arm commands/pending ops (bounded_pending() is true), and
+///   as many queued cancels; a full pool is reported (errc::full, cancel_status::full),
+///   never dropped. close() cannot fail for a valid fd: its command is preallocated, and
+///   closes of one fd coalesce while it is queued.
+/// - Because the owner alone sees the table, `busy` is detected there: the second op ends
+///   on the owner with outcome::error and errc::busy. Callbacks always run on the owner.
+/// - cancel() returns cancel_status::requested: the outcome is decided on the owner.
+/// - The owner is whichever thread calls apply_handed_off()/dispatch(); one at a time.
+/// apply_handed_off() applies at
+///   most apply_batch commands per call, so that producers that never stop cannot keep the
+///   owner in one call: a reactor applies it once per loop turn, and does not sleep while the last
+///   apply_handed_off() applied anything.
+///
+/// FD LIFETIMES WITHOUT WAITING FOR THE QUEUE. close() bumps the fd's generation at once
+/// (token_of() after close() returns names the new lifetime), but the owner may apply the
+/// queued close later. So every arm records the generation it was armed under, and the
+/// owner never lets one lifetime's readiness touch another's op or latch: dispatch() ends
+/// only ops of the token's generation and latches readiness under that generation; an arm
+/// of a generation already closed ends as closed; applying a close ends the ops of older
+/// generations and drops their latches.
+///
+/// WHEN TO USE: one reactor thread owns the fds and other threads mostly submit work to it.
+/// WHEN NOT: every thread must learn synchronously whether its arm took (use slot_array).
+///
+/// LAYOUT: per-fd state in packed arrays, each touched by its own kind of access: the fd
+/// generations (read by every arm and by the owner, written only by close), the op tickets
+/// (written by every arm), the close flags and the preallocated close commands; the owner's
+/// table is apart, and only the owner touches it. Measured against one 128-byte line per fd
+/// holding all of them (bench/results/2026-11-29-vm-ab.md): alike single-threaded, but with
+/// an armer and the owner the line was 0.88 of the old code where the arrays are 1.34 (the
+/// owner's generation loads shared the line the armers' ticket increments write), and it
+/// cost 7 bytes more per pending op; so the arrays stay.
+///
+/// MEMORY ORDERING: the queue's push (release) / try_pop (acquire) pair publishes a
+/// command's fields to the owner. fd generations are the one thing both sides read: close()
+/// bumps it with a release RMW, paired with the acquire loads in arm(), token_of(),
+/// dispatch() and the owner's apply. close_queued is an acq_rel exchange on both sides
+/// (close() sets it, the owner clears it before it reads the generation), so a close either
+/// finds the command queued and the owner's exchange acquires its bump, or queues it again.
+///
+/// Sync, the synchronisation policy (detail/sync.hpp), gives the atomics here and in the pools
+/// and queue underneath, the arm command's fd generation (a cell: the one field both sides of
+/// the lifetime protocol read) and the exchange that clears close_queued; std_sync, the
+/// default, keeps them as written. stress/relacy/close_model.cpp runs this code with Relacy's.
 #pragma once
 
 #include <opreg/config.hpp>
@@ -89,17 +90,23 @@ struct mpsc_queue_test_access;
 
 }  // namespace detail
 
-// `Sync`: the synchronisation policy (detail/sync.hpp); use mpsc_queue, its default.
+/// `Sync`: the synchronisation policy (detail/sync.hpp); use mpsc_queue, its default.
 template <class Sync = detail::std_sync>
 class basic_mpsc_queue {
 public:
+    /// The strategy's name, as make_registry() and the programs' --registry flag spell it.
     static constexpr std::string_view name() noexcept { return "mpsc_queue"; }
+    /// Whether arms, cancels and closes from other threads are handed to the owner thread
+    /// (registry.hpp, THREADS).
     static constexpr bool hands_off() noexcept { return true; }
+    /// Whether pending ops live in bounded storage (registry_config::max_pending).
     static constexpr bool bounded_pending() noexcept { return true; }
 
-    // Commands apply_handed_off() applies at most per call.
+    /// Commands apply_handed_off() applies at most per call.
     static constexpr std::size_t apply_batch = 1024;
 
+    /// An empty registry; throws std::invalid_argument for a configuration out of range
+    /// (registry_config).
     explicit basic_mpsc_queue(registry_config cfg = {})
         : cfg_{detail::validated(cfg)},
           ops_{cfg.pending_limit()},
@@ -132,13 +139,16 @@ public:
             if (table_[i].op != nullptr) release(table_[i].op);
     }
 
+    /// The configuration this registry was built with.
     [[nodiscard]] const registry_config& config() const noexcept { return cfg_; }
 
+    /// The token of fd's current lifetime, which the kernel carries (registry.hpp, Tokens).
     [[nodiscard]] result<fd_token> token_of(int fd) const noexcept {
         if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
         return fd_token{static_cast<std::uint32_t>(fd), generation(fd)};
     }
 
+    /// Arms one op on (fd, d) with its callback; the refusals are registry.hpp's (arm).
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) noexcept {
         if (!detail::fd_in_range(fd, cfg_)) return stats_.refuse(errc::fd_out_of_range);
         if (!cb) return stats_.refuse(errc::no_callback);
@@ -153,6 +163,7 @@ public:
         return op_token{slot, gen};
     }
 
+    /// Ends the op `t` names with `why` unless a completion won (registry.hpp, cancel).
     cancel_status cancel(op_token t, outcome why = outcome::cancelled) noexcept {
         assert(detail::cancel_outcome_valid(why));
         if (t.slot() >= std::size_t{cfg_.max_fds} * 2) return cancel_status::stale;
@@ -163,6 +174,8 @@ public:
         return cancel_status::requested;
     }
 
+    /// Ends fd's lifetime and its pending ops as closed, before the number goes back to the kernel
+    /// (registry.hpp, close).
     errc close(int fd) noexcept {
         if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
         // release: pairs with the acquire loads of generation(); from here on events
@@ -174,8 +187,8 @@ public:
         return errc::ok;
     }
 
-    // Owner thread: applies the commands pushed so far, at most apply_batch of them. Returns
-    // how many it applied (apply_batch: there may be more).
+    /// Owner thread: applies the commands pushed so far, at most apply_batch of them. Returns
+    /// how many it applied (apply_batch: there may be more).
     std::size_t apply_handed_off() noexcept {
         std::size_t n = 0;
         while (n < apply_batch) {
@@ -187,7 +200,7 @@ public:
         return n;
     }
 
-    // Owner thread.
+    /// Owner thread.
     std::size_t dispatch(fd_token t, readiness ev) noexcept {
         apply_handed_off();
         const int fd = static_cast<int>(t.slot());
@@ -216,6 +229,7 @@ public:
         return ended;
     }
 
+    /// A snapshot of the counts (registry_stats).
     [[nodiscard]] registry_stats stats() const noexcept { return stats_.snapshot(); }
 
 private:
@@ -362,6 +376,7 @@ private:
     detail::stat_counters stats_;
 };
 
+/// The hand-off strategy: other threads' arms, cancels and closes are applied by the owner thread.
 using mpsc_queue = basic_mpsc_queue<>;
 
 static_assert(registry<mpsc_queue>);

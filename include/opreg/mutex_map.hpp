@@ -1,19 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
-// opreg/mutex_map.hpp — the original design, kept as the baseline. Blocking.
-//
-// WHAT: one std::mutex around std::unordered_map<int, std::vector<std::unique_ptr<op>>>,
-// a heap-allocated op and a std::function per operation: the structure the original async
-// server used, reproduced so that every other strategy is measured against it in the same
-// run. Only what the contract requires was added: generations (so stale tokens resolve to
-// nothing), the busy check, the pending bound, the readiness latch, and running callbacks
-// outside the lock (so a callback may re-arm without deadlocking).
-//
-// GUARANTEES: blocking. Every call takes the one mutex; every arm allocates (the op, the
-// std::function, and the shared_ptr that lets a move-only opreg::callback live inside a
-// copyable std::function, which costs the same kind of allocation the original paid for
-// its captures). Honours max_pending (bounded_pending() is true).
-//
-// WHEN TO USE: as a baseline. Never in a hot path.
+/// @file
+/// opreg/mutex_map.hpp — the original design, kept as the baseline. Blocking.
+///
+/// WHAT: one std::mutex around std::unordered_map<int, std::vector<std::unique_ptr<op>>>,
+/// a heap-allocated op and a std::function per operation: the structure the original async
+/// server used, reproduced so that every other strategy is measured against it in the same
+/// run. Only what the contract requires was added: generations (so stale tokens resolve to
+/// nothing), the busy check, the pending bound, the readiness latch, and running callbacks
+/// outside the lock (so a callback may re-arm without deadlocking).
+///
+/// GUARANTEES: blocking. Every call takes the one mutex; every arm allocates (the op, the
+/// std::function, and the shared_ptr that lets a move-only opreg::callback live inside a
+/// copyable std::function, which costs the same kind of allocation the original paid for
+/// its captures). Honours max_pending (bounded_pending() is true).
+///
+/// WHEN TO USE: as a baseline. Never in a hot path.
 #pragma once
 
 #include <opreg/config.hpp>
@@ -35,22 +36,33 @@
 
 namespace opreg {
 
+/// The original design, kept as the baseline: one std::mutex around an unordered_map of
+/// heap-allocated ops, a std::function per op.
 class mutex_map {
 public:
+    /// The strategy's name, as make_registry() and the programs' --registry flag spell it.
     static constexpr std::string_view name() noexcept { return "mutex_map"; }
+    /// Whether arms, cancels and closes from other threads are handed to the owner thread
+    /// (registry.hpp, THREADS).
     static constexpr bool hands_off() noexcept { return false; }
+    /// Whether pending ops live in bounded storage (registry_config::max_pending).
     static constexpr bool bounded_pending() noexcept { return true; }
 
+    /// An empty registry; throws std::invalid_argument for a configuration out of range
+    /// (registry_config).
     explicit mutex_map(registry_config cfg = {}) : cfg_{detail::validated(cfg)} {}
 
+    /// The configuration this registry was built with.
     [[nodiscard]] const registry_config& config() const noexcept { return cfg_; }
 
+    /// The token of fd's current lifetime, which the kernel carries (registry.hpp, Tokens).
     [[nodiscard]] result<fd_token> token_of(int fd) {
         if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
         std::lock_guard<std::mutex> lock(ops_mutex_);
         return fd_token{static_cast<std::uint32_t>(fd), gens(fd).fd_gen};
     }
 
+    /// Arms one op on (fd, d) with its callback; the refusals are registry.hpp's (arm).
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
         std::unique_lock<std::mutex> lock(ops_mutex_);
         if (!detail::fd_in_range(fd, cfg_)) return refuse(errc::fd_out_of_range);
@@ -85,6 +97,7 @@ public:
         return t;
     }
 
+    /// Ends the op `t` names with `why` unless a completion won (registry.hpp, cancel).
     cancel_status cancel(op_token t, outcome why = outcome::cancelled) {
         assert(detail::cancel_outcome_valid(why));
         std::unique_ptr<pending_op> op;
@@ -107,9 +120,9 @@ public:
         return cancel_status::done;
     }
 
-    // Closed wins (registry.hpp): when the event ends the read op and finds a write op
-    // pending too, the write direction is taken under a second lock, after the read callback
-    // ran, so a read callback that closes the fd ends the write op as closed.
+    /// Closed wins (registry.hpp): when the event ends the read op and finds a write op
+    /// pending too, the write direction is taken under a second lock, after the read callback
+    /// ran, so a read callback that closes the fd ends the write op as closed.
     std::size_t dispatch(fd_token t, readiness ev) {
         const int fd = static_cast<int>(t.slot());
         const detail::delivery plan = detail::plan_delivery(ev);
@@ -149,6 +162,8 @@ public:
         return ended;
     }
 
+    /// Ends fd's lifetime and its pending ops as closed, before the number goes back to the kernel
+    /// (registry.hpp, close).
     errc close(int fd) {
         if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
         std::vector<std::unique_ptr<pending_op>> doomed;
@@ -170,8 +185,11 @@ public:
         return errc::ok;
     }
 
+    /// Owner thread: applies work handed over by other threads; returns how many commands
+    /// (registry.hpp).
     std::size_t apply_handed_off() noexcept { return 0; }
 
+    /// A snapshot of the counts (registry_stats).
     [[nodiscard]] registry_stats stats() const {
         std::lock_guard<std::mutex> lock(ops_mutex_);
         registry_stats s = stats_;

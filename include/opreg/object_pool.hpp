@@ -1,55 +1,56 @@
 // SPDX-License-Identifier: Apache-2.0
-// opreg/object_pool.hpp — a lock-free, fixed-capacity pool of T, with a tagged free list.
-//
-// object_pool<T> hands out storage for up to `capacity` objects of T. The storage is one
-// array allocated in the constructor; try_create and destroy never allocate, never block,
-// and never hand out a slot that is still in use: when every slot is live, try_create
-// returns nullptr. (The pool this library grew out of, `next_free.fetch_add(1) % N`, wraps
-// around onto live objects instead; tests/object_pool_test.cpp shows both side by side.)
-//
-// Guarantees
-// - Lock-free, not wait-free: try_create and destroy are CAS retry loops on one head word.
-//   A CAS fails only because another thread's CAS succeeded, so some thread always makes
-//   progress, but one thread can in principle retry indefinitely under heavy contention.
-// - Any thread may call try_create and destroy, concurrently; a slot may be created on one
-//   thread and destroyed on another.
-// - Slot indices are stable for the pool's life: index_of/at map an object to a 32-bit
-//   index and back, which is what a token (index + generation) carries through the kernel.
-// - If T's constructor throws, the slot goes back on the free list and the exception
-//   propagates. destroy runs ~T exactly once; ~object_pool destroys nothing, since it cannot
-//   know which slots are live. Objects still alive then are a caller bug (asserted in debug).
-//
-// When to use: many short-lived objects of one type with a known upper bound (pending
-// operations, connection state), created and destroyed on several threads, where a heap
-// allocation per object, or a mutex around a free list, is the cost to remove.
-// When not to: the bound is unknown (exhaustion is reported, not absorbed by growing); one
-// thread does all creates and destroys (a plain free list is cheaper); objects are large
-// and the pool mostly empty (the whole capacity is reserved up front).
-//
-// Memory ordering
-// - Everything a thread did to an object before destroy(p), ~T included, happens-before
-//   everything the thread whose try_create later returns the same slot does with it: the
-//   release CAS in destroy pairs with the acquire CAS in try_create.
-// - size_approx walks the free list: exact when no create or destroy is in flight, an
-//   estimate otherwise. (There is no live counter: it would be one more contended atomic on
-//   every create and destroy, only for statistics.)
-//
-// Free list and capacity limits
-// - head_ packs [tag | index]: the index takes the bits the capacity needs
-//   (index_bits = bit_width(capacity), at least 1) and the tag takes the rest, 64 - index_bits,
-//   at least 32. Each slot's `next` link is a std::atomic<uint32_t> index. Every successful
-//   CAS on head_ increments the tag, so a popper that read a stale `next` (the slot was
-//   popped and pushed back meanwhile) fails its CAS and retries. A wrong pop (ABA) would
-//   need exactly a multiple of 2^tag_bits successful CASes on head_ while one thread sits
-//   between its load of head_ and its CAS, with the same index back on top: for a pool of
-//   4096 that is 2^51 CASes (a stall of 1.4 years at 50M CAS/s); for the largest pool a
-//   registry makes (2^25 ops, max_fds 2^24) 2^38, a stall of 90 minutes.
-// - The index field's all-ones value marks the end of the list, so capacity must be below
-//   2^32 - 1; the constructor throws std::length_error otherwise.
-//
-// Sync, the synchronisation policy (detail/sync.hpp), gives the atomics, push_free's
-// release (push_order) and the tag bump (next_tag); std_sync, the default, keeps them as
-// written. stress/relacy/pool_model.cpp runs this code with Relacy's.
+/// @file
+/// opreg/object_pool.hpp — a lock-free, fixed-capacity pool of T, with a tagged free list.
+///
+/// object_pool<T> hands out storage for up to `capacity` objects of T. The storage is one
+/// array allocated in the constructor; try_create and destroy never allocate, never block,
+/// and never hand out a slot that is still in use: when every slot is live, try_create
+/// returns nullptr. (The pool this library grew out of, `next_free.fetch_add(1) % N`, wraps
+/// around onto live objects instead; tests/object_pool_test.cpp shows both side by side.)
+///
+/// Guarantees
+/// - Lock-free, not wait-free: try_create and destroy are CAS retry loops on one head word.
+///   A CAS fails only because another thread's CAS succeeded, so some thread always makes
+///   progress, but one thread can in principle retry indefinitely under heavy contention.
+/// - Any thread may call try_create and destroy, concurrently; a slot may be created on one
+///   thread and destroyed on another.
+/// - Slot indices are stable for the pool's life: index_of/at map an object to a 32-bit
+///   index and back, which is what a token (index + generation) carries through the kernel.
+/// - If T's constructor throws, the slot goes back on the free list and the exception
+///   propagates. destroy runs ~T exactly once; ~object_pool destroys nothing, since it cannot
+///   know which slots are live. Objects still alive then are a caller bug (asserted in debug).
+///
+/// When to use: many short-lived objects of one type with a known upper bound (pending
+/// operations, connection state), created and destroyed on several threads, where a heap
+/// allocation per object, or a mutex around a free list, is the cost to remove.
+/// When not to: the bound is unknown (exhaustion is reported, not absorbed by growing); one
+/// thread does all creates and destroys (a plain free list is cheaper); objects are large
+/// and the pool mostly empty (the whole capacity is reserved up front).
+///
+/// Memory ordering
+/// - Everything a thread did to an object before destroy(p), ~T included, happens-before
+///   everything the thread whose try_create later returns the same slot does with it: the
+///   release CAS in destroy pairs with the acquire CAS in try_create.
+/// - size_approx walks the free list: exact when no create or destroy is in flight, an
+///   estimate otherwise. (There is no live counter: it would be one more contended atomic on
+///   every create and destroy, only for statistics.)
+///
+/// Free list and capacity limits
+/// - head_ packs [tag | index]: the index takes the bits the capacity needs
+///   (index_bits = bit_width(capacity), at least 1) and the tag takes the rest, 64 - index_bits,
+///   at least 32. Each slot's `next` link is a std::atomic<uint32_t> index. Every successful
+///   CAS on head_ increments the tag, so a popper that read a stale `next` (the slot was
+///   popped and pushed back meanwhile) fails its CAS and retries. A wrong pop (ABA) would
+///   need exactly a multiple of 2^tag_bits successful CASes on head_ while one thread sits
+///   between its load of head_ and its CAS, with the same index back on top: for a pool of
+///   4096 that is 2^51 CASes (a stall of 1.4 years at 50M CAS/s); for the largest pool a
+///   registry makes (2^25 ops, max_fds 2^24) 2^38, a stall of 90 minutes.
+/// - The index field's all-ones value marks the end of the list, so capacity must be below
+///   2^32 - 1; the constructor throws std::length_error otherwise.
+///
+/// Sync, the synchronisation policy (detail/sync.hpp), gives the atomics, push_free's
+/// release (push_order) and the tag bump (next_tag); std_sync, the default, keeps them as
+/// written. stress/relacy/pool_model.cpp runs this code with Relacy's.
 #pragma once
 
 #include <opreg/config.hpp>
@@ -84,9 +85,13 @@ struct pool_test_access;
 
 }  // namespace detail
 
+/// A lock-free pool of `capacity` objects of T, with a tagged free list: exhaustion returns
+/// nullptr, never an object in use.
 template <class T, class Sync = detail::std_sync>
 class object_pool {
 public:
+    /// Room for `capacity` objects, allocated up front; throws std::invalid_argument beyond the
+    /// index width.
     explicit object_pool(std::size_t capacity)
         : capacity_{checked_capacity(capacity)},
           index_bits_{capacity_ == 0 ? 1 : static_cast<int>(std::bit_width(capacity_))},
@@ -109,7 +114,7 @@ public:
     object_pool(const object_pool&) = delete;
     object_pool& operator=(const object_pool&) = delete;
 
-    // Constructs a T from args in a free slot; nullptr when every slot is live.
+    /// Constructs a T from args in a free slot; nullptr when every slot is live.
     template <class... Args>
     [[nodiscard]] T* try_create(Args&&... args) {
         const std::uint32_t index = pop_free();
@@ -134,7 +139,7 @@ public:
         return p;
     }
 
-    // Runs ~T and returns the slot. p must be a live object from this pool's try_create.
+    /// Runs ~T and returns the slot. p must be a live object from this pool's try_create.
     void destroy(T* p) noexcept {
         assert(p != nullptr && owns(p));
         const std::uint32_t index = index_of(p);
@@ -142,10 +147,11 @@ public:
         push_free(index);
     }
 
+    /// How many objects the pool holds.
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
 
-    // Live objects: capacity minus the free list's length. Exact when quiescent; while
-    // creates/destroys are in flight, an estimate. O(free slots): not for a hot path.
+    /// Live objects: capacity minus the free list's length. Exact when quiescent; while
+    /// creates/destroys are in flight, an estimate. O(free slots): not for a hot path.
     [[nodiscard]] std::size_t size_approx() const noexcept {
         // acquire: pairs with push_free's release CAS, so the links of the nodes on the
         // list are visible; under concurrent use they may be stale, hence the bound.
@@ -160,10 +166,10 @@ public:
         return capacity_ - free;
     }
 
-    // Bits of the ABA tag in the head word: 64 - bit_width(capacity), at least 32.
+    /// Bits of the ABA tag in the head word: 64 - bit_width(capacity), at least 32.
     [[nodiscard]] int tag_bits() const noexcept { return 64 - index_bits_; }
 
-    // True when p is the address of one of this pool's slots (live or not).
+    /// True when p is the address of one of this pool's slots (live or not).
     [[nodiscard]] bool owns(const T* p) const noexcept {
         const auto addr = reinterpret_cast<std::uintptr_t>(p);
         const auto base = base_address();
@@ -174,16 +180,16 @@ public:
         return offset / sizeof(slot) < capacity_ && offset % sizeof(slot) == 0;
     }
 
-    // Slot index of p, in [0, capacity()). p must be owned by this pool.
+    /// Slot index of p, in [0, capacity()). p must be owned by this pool.
     [[nodiscard]] std::uint32_t index_of(const T* p) const noexcept {
         assert(owns(p));
         return static_cast<std::uint32_t>((reinterpret_cast<std::uintptr_t>(p) - base_address()) /
                                           sizeof(slot));
     }
 
-    // Address of slot index. The object there may not be alive: the caller knows (a token's
-    // generation, say) before using it. The pointer names the slot's T member, so it refers
-    // to whichever object try_create constructs there, without std::launder.
+    /// Address of slot index. The object there may not be alive: the caller knows (a token's
+    /// generation, say) before using it. The pointer names the slot's T member, so it refers
+    /// to whichever object try_create constructs there, without std::launder.
     [[nodiscard]] T* at(std::uint32_t index) noexcept {
         assert(index < capacity_);
         return &slots_[index].value;

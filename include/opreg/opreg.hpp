@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-// opreg/opreg.hpp — everything public in one include, but oneTBB's part.
-//
-// Registries (one contract, see registry.hpp): mutex_map (the baseline), sharded_map,
-// slot_array, mpsc_queue (hand-off to the owner thread), and any_registry to pick one at run
-// time. The reactor (epoll, io_uring, kqueue) and acceptor they plug into, and the mapping of
-// kernel readiness reports for a loop of one's own (readiness.hpp). Primitives usable on
-// their own: object_pool, intrusive_mpsc_queue, inline_function.
-//
-// Not included, so that a program that does not use oneTBB never compiles its headers:
-// tbb_map.hpp (the oneTBB strategy; CMake target opreg::tbb, pkg-config opreg-tbb) and
-// strategies.hpp (the list of every strategy, tbb_map among them when opreg is built with
-// it: for programs that run or compare them all).
+/// @file
+/// opreg/opreg.hpp — everything public in one include, but oneTBB's part.
+///
+/// Registries (one contract, see registry.hpp): mutex_map (the baseline), sharded_map,
+/// slot_array, mpsc_queue (hand-off to the owner thread), and any_registry to pick one at run
+/// time. The reactor (epoll, io_uring, kqueue) and acceptor they plug into, and the mapping of
+/// kernel readiness reports for a loop of one's own (readiness.hpp). Primitives usable on
+/// their own: object_pool, intrusive_mpsc_queue, inline_function.
+///
+/// Not included, so that a program that does not use oneTBB never compiles its headers:
+/// tbb_map.hpp (the oneTBB strategy; CMake target opreg::tbb, pkg-config opreg-tbb) and
+/// strategies.hpp (the list of every strategy, tbb_map among them when opreg is built with
+/// it: for programs that run or compare them all).
 #pragma once
 
 #include <opreg/config.hpp>

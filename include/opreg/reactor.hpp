@@ -1,77 +1,78 @@
 // SPDX-License-Identifier: Apache-2.0
-// opreg/reactor.hpp — a thin event loop that any opreg registry plugs into.
-//
-// WHAT: the kernel tells which fds are ready (epoll, io_uring or kqueue, behind the hooks
-// in detail/poller.hpp); the registry (template parameter R, or any_registry) holds what
-// waits for them. The reactor adds what a loop needs around that and nothing more:
-// - watch(fd) once per fd lifetime: the fd's token goes to the kernel once, edge-triggered,
-//   never re-registered per operation;
-// - arm/cancel (the registry's, from any thread); close(fd), which ends the fd's pending
-//   ops as closed, skips its events still in the current batch (their generation is
-//   stale) and closes the fd;
-// - post(task) from any thread: an intrusive MPSC queue of pooled nodes plus the backend's
-//   wake-up (poller::wake: an eventfd on Linux, EVFILT_USER on kqueue), with wake-ups
-//   coalesced (one per wake-up, not per post) and never lost;
-// - timers on the reactor thread (after / cancel_timer), and expire_after(op, d), which
-//   ends an op as timed_out when its deadline passes first;
-// - run() / run_once() on the reactor thread, stop() from any thread.
-// - on io_uring, COMPLETION MODE: recv/send ops whose kernel completion ends them through
-//   the registry (see recv() below).
-//
-// THREADS: one reactor is driven by one thread, the reactor thread: the one that last
-// entered run() or run_once() (before that, the one that constructed it). Several reactors,
-// each on its thread, may share one registry whose dispatch is thread-safe (hands_off()
-// false: slot_array and the map strategies), each watching its own fds; a hands_off()
-// registry (mpsc_queue) has one owner, so give each reactor its own. watch/close/after/
-// cancel_timer/expire_after/run belong to the reactor thread; arm, cancel, post and stop may
-// be called from any thread.
-//
-// EVERY CALLBACK RUNS ON THE REACTOR THREAD, whatever the strategy (as libuv and Asio
-// promise), for ops armed and cancelled through the reactor, on fds it watches:
-// - arm() from another thread: a hands_off() registry runs callbacks on its owner anyway,
-//   and the reactor wakes so that the owner applies the arm now. For the others the callback
-//   rides in a pooled carrier (max_foreign_ops at once; errc::full beyond): wherever the op
-//   ends (at once, on a latch, inside arm), the carrier hands the completion to the reactor
-//   thread, which runs the callback in its next loop turn.
-// - cancel() from another thread: handed to the reactor thread (a posted task, or the
-//   hands_off() registry's own queue) and applied there; it returns cancel_status::requested
-//   (or full when there is no room to hand it over), as mpsc_queue's cancel does.
-// - registry calls made directly, not through the reactor, keep the bare registry's promise
-//   (registry.hpp): callbacks run on the thread that ended the op.
-// A reactor must be destroyed only once the ops armed through it from other threads have
-// ended (close their fds first): their callbacks wait in its carrier pool. The same holds for
-// completion-mode ops: close their fds and run the loop until their callbacks have run (a
-// closed send's waits for the kernel), or they are destroyed without running.
-//
-// HAND-OFF REGISTRIES: work handed to a hands_off() registry is applied in the same loop turn
-// it was made in, never left for an unrelated kernel event: each turn applies the registry's
-// hand-off before it waits and again after its timers and posts (so a timeout's cancel, or a
-// callback's re-arm that finds readiness latched, ends its op in that turn), and does not sleep
-// while the last apply_handed_off() applied anything. Other threads' arms and cancels through the
-// reactor wake it.
-//
-// DEADLINES: expire_after(op, d) keeps at most one deadline timer per (fd, direction): a
-// deadline for a newer op on the same (fd, direction) replaces the older op's timer (that op
-// has ended), close(fd) drops both of the fd's, and a timeout that finds the hand-off full
-// (cancel_status::full) applies the hand-off to make room and tries again, next turn at the latest,
-// so a real timeout is never lost and timers of ended ops do not pile up.
-//
-// CALLBACKS, TASKS AND TIMERS MUST NOT THROW: an exception that leaves one ends the program
-// (std::terminate), as for the registries' callbacks.
-//
-// ALLOCATION: none per operation or per post once warm (post nodes and carriers come from
-// fixed pools: post() reports false, a foreign arm errc::full, when one is full). Timers live
-// in a vector-backed indexed heap that grows with the number of timers pending at once; the
-// per-(fd, direction) deadline table grows with the highest fd given a deadline.
-//
-// WAKE-UP ORDERING: post() pushes, then exchanges wake_pending_ to true (acq_rel) and
-// wakes the backend only if it was false. The loop, woken, exchanges it back to false
-// (acq_rel) before it drains: if a post's exchange came first, the loop's RMW reads it
-// and synchronizes with it, so the drain sees that node (or the push still in flight
-// withholding it, whose own exchange will then find false and write again); if it came
-// after, the post sees false and writes. Either way no post is left without a wake-up.
-// Foreign arms and cancels on a hands_off() registry, and carriers handing a completion
-// over, push their node and wake the same way.
+/// @file
+/// opreg/reactor.hpp — a thin event loop that any opreg registry plugs into.
+///
+/// WHAT: the kernel tells which fds are ready (epoll, io_uring or kqueue, behind the hooks
+/// in detail/poller.hpp); the registry (template parameter R, or any_registry) holds what
+/// waits for them. The reactor adds what a loop needs around that and nothing more:
+/// - watch(fd) once per fd lifetime: the fd's token goes to the kernel once, edge-triggered,
+///   never re-registered per operation;
+/// - arm/cancel (the registry's, from any thread); close(fd), which ends the fd's pending
+///   ops as closed, skips its events still in the current batch (their generation is
+///   stale) and closes the fd;
+/// - post(task) from any thread: an intrusive MPSC queue of pooled nodes plus the backend's
+///   wake-up (poller::wake: an eventfd on Linux, EVFILT_USER on kqueue), with wake-ups
+///   coalesced (one per wake-up, not per post) and never lost;
+/// - timers on the reactor thread (after / cancel_timer), and expire_after(op, d), which
+///   ends an op as timed_out when its deadline passes first;
+/// - run() / run_once() on the reactor thread, stop() from any thread.
+/// - on io_uring, COMPLETION MODE: recv/send ops whose kernel completion ends them through
+///   the registry (see recv() below).
+///
+/// THREADS: one reactor is driven by one thread, the reactor thread: the one that last
+/// entered run() or run_once() (before that, the one that constructed it). Several reactors,
+/// each on its thread, may share one registry whose dispatch is thread-safe (hands_off()
+/// false: slot_array and the map strategies), each watching its own fds; a hands_off()
+/// registry (mpsc_queue) has one owner, so give each reactor its own. watch/close/after/
+/// cancel_timer/expire_after/run belong to the reactor thread; arm, cancel, post and stop may
+/// be called from any thread.
+///
+/// EVERY CALLBACK RUNS ON THE REACTOR THREAD, whatever the strategy (as libuv and Asio
+/// promise), for ops armed and cancelled through the reactor, on fds it watches:
+/// - arm() from another thread: a hands_off() registry runs callbacks on its owner anyway,
+///   and the reactor wakes so that the owner applies the arm now. For the others the callback
+///   rides in a pooled carrier (max_foreign_ops at once; errc::full beyond): wherever the op
+///   ends (at once, on a latch, inside arm), the carrier hands the completion to the reactor
+///   thread, which runs the callback in its next loop turn.
+/// - cancel() from another thread: handed to the reactor thread (a posted task, or the
+///   hands_off() registry's own queue) and applied there; it returns cancel_status::requested
+///   (or full when there is no room to hand it over), as mpsc_queue's cancel does.
+/// - registry calls made directly, not through the reactor, keep the bare registry's promise
+///   (registry.hpp): callbacks run on the thread that ended the op.
+/// A reactor must be destroyed only once the ops armed through it from other threads have
+/// ended (close their fds first): their callbacks wait in its carrier pool. The same holds for
+/// completion-mode ops: close their fds and run the loop until their callbacks have run (a
+/// closed send's waits for the kernel), or they are destroyed without running.
+///
+/// HAND-OFF REGISTRIES: work handed to a hands_off() registry is applied in the same loop turn
+/// it was made in, never left for an unrelated kernel event: each turn applies the registry's
+/// hand-off before it waits and again after its timers and posts (so a timeout's cancel, or a
+/// callback's re-arm that finds readiness latched, ends its op in that turn), and does not sleep
+/// while the last apply_handed_off() applied anything. Other threads' arms and cancels through the
+/// reactor wake it.
+///
+/// DEADLINES: expire_after(op, d) keeps at most one deadline timer per (fd, direction): a
+/// deadline for a newer op on the same (fd, direction) replaces the older op's timer (that op
+/// has ended), close(fd) drops both of the fd's, and a timeout that finds the hand-off full
+/// (cancel_status::full) applies the hand-off to make room and tries again, next turn at the
+/// latest, so a real timeout is never lost and timers of ended ops do not pile up.
+///
+/// CALLBACKS, TASKS AND TIMERS MUST NOT THROW: an exception that leaves one ends the program
+/// (std::terminate), as for the registries' callbacks.
+///
+/// ALLOCATION: none per operation or per post once warm (post nodes and carriers come from
+/// fixed pools: post() reports false, a foreign arm errc::full, when one is full). Timers live
+/// in a vector-backed indexed heap that grows with the number of timers pending at once; the
+/// per-(fd, direction) deadline table grows with the highest fd given a deadline.
+///
+/// WAKE-UP ORDERING: post() pushes, then exchanges wake_pending_ to true (acq_rel) and
+/// wakes the backend only if it was false. The loop, woken, exchanges it back to false
+/// (acq_rel) before it drains: if a post's exchange came first, the loop's RMW reads it
+/// and synchronizes with it, so the drain sees that node (or the push still in flight
+/// withholding it, whose own exchange will then find false and write again); if it came
+/// after, the post sees false and writes. Either way no post is left without a wake-up.
+/// Foreign arms and cancels on a hands_off() registry, and carriers handing a completion
+/// over, push their node and wake the same way.
 #pragma once
 
 #include <opreg/config.hpp>
@@ -107,66 +108,70 @@
 
 namespace opreg {
 
+/// The backend's name: "epoll", "io_uring" or "kqueue".
 [[nodiscard]] OPREG_API std::string_view to_string(backend b) noexcept;
-// "epoll", "io_uring", "kqueue" -> the backend; false for anything else.
+/// "epoll", "io_uring", "kqueue" -> the backend; false for anything else.
 [[nodiscard]] OPREG_API bool parse_backend(std::string_view name, backend& out) noexcept;
 
+/// How a reactor is opened and sized.
 struct reactor_options {
-    backend which = native_backend();
-    // When `which` is unavailable here (io_uring refused by the kernel, a backend this build
-    // does not have), fall back to native_backend() and say so in note(); false: the
-    // constructor throws instead.
+    backend which = native_backend();  ///< the kernel interface to use
+    /// When `which` is unavailable here (io_uring refused by the kernel, a backend this build
+    /// does not have), fall back to native_backend() and say so in note(); false: the
+    /// constructor throws instead.
     bool fall_back = true;
-    std::size_t max_events = 256;  // kernel events taken per wait
-    std::size_t max_posts = 4096;  // posts queued at once; post() returns false beyond
-    // Ops armed from other threads (on a registry that does not hand off) pending at once:
-    // each holds a carrier that brings its callback to the reactor thread. arm() from
-    // another thread reports errc::full beyond.
+    std::size_t max_events = 256;  ///< kernel events taken per wait
+    std::size_t max_posts = 4096;  ///< posts queued at once; post() returns false beyond
+    /// Ops armed from other threads (on a registry that does not hand off) pending at once:
+    /// each holds a carrier that brings its callback to the reactor thread. arm() from
+    /// another thread reports errc::full beyond.
     std::size_t max_foreign_ops = 4096;
-    // io_uring: completion ring entries (a power of 2, at least 2); see detail::poller_config.
+    /// io_uring: completion ring entries (a power of 2, at least 2); see detail::poller_config.
     unsigned io_uring_cq_entries = detail::poller_config{}.io_uring_cq_entries;
-    // io_uring, completion mode (recv/send): the provided buffers multishot recvs fill, and
-    // SINGLE_ISSUER/DEFER_TASKRUN (detail::poller_config says what each asks of the caller).
+    /// io_uring, completion mode (recv/send): the provided buffers multishot recvs fill, and
+    /// SINGLE_ISSUER/DEFER_TASKRUN (detail::poller_config says what each asks of the caller).
     unsigned io_uring_buffers = detail::poller_config{}.io_uring_buffers;
+    /// io_uring, completion mode: the size of each provided buffer (one recv brings at most one).
     unsigned io_uring_buffer_bytes = detail::poller_config{}.io_uring_buffer_bytes;
-    // Single issuer is also the ring to embed in another loop (native_handle()): the
-    // ordinary ring runs completions as task work, which cuts the host's waits short (EINTR).
+    /// Single issuer is also the ring to embed in another loop (native_handle()): the
+    /// ordinary ring runs completions as task work, which cuts the host's waits short (EINTR).
     bool io_uring_single_issuer = false;
-    // Completion mode: bytes an fd's recv may bring while no recv op is pending on it (copied
-    // out of the provided buffers, which go back at once). Past it the fd's recv is cancelled
-    // until the next recv op: the rest waits in the kernel's socket buffer, and TCP's window
-    // stops the peer. The kernel may have filled provided buffers for that fd before the
-    // cancel reaches it, and those bytes are kept too: an fd holds at most recv_hold_limit +
-    // (io_uring_buffers + 1) * io_uring_buffer_bytes (the whole ring only when one fd's peer
-    // filled it between two loop turns). A tight per-fd bound takes a smaller ring.
+    /// Completion mode: bytes an fd's recv may bring while no recv op is pending on it (copied
+    /// out of the provided buffers, which go back at once). Past it the fd's recv is cancelled
+    /// until the next recv op: the rest waits in the kernel's socket buffer, and TCP's window
+    /// stops the peer. The kernel may have filled provided buffers for that fd before the
+    /// cancel reaches it, and those bytes are kept too: an fd holds at most recv_hold_limit +
+    /// (io_uring_buffers + 1) * io_uring_buffer_bytes (the whole ring only when one fd's peer
+    /// filled it between two loop turns). A tight per-fd bound takes a smaller ring.
     std::size_t recv_hold_limit = 64 * 1024;
 };
 
-// What the callback of a completion-mode op (reactor::recv, reactor::send) receives.
+/// What the callback of a completion-mode op (reactor::recv, reactor::send) receives.
 struct io_completion {
-    // The registry's record: the op's token, fd and direction (read: recv, write: send), and
-    // how it ended.
+    /// The registry's record: the op's token, fd and direction (read: recv, write: send), and
+    /// how it ended.
     completion op;
-    // op.result == ready: a recv's byte count (data.size()), 0 at end of stream, or -errno; a
-    // send's bytes taken (all of them unless the socket filled up) or -errno. Otherwise
-    // (cancelled, timed_out, closed, error): 0, or what the kernel had done when a send's
-    // cancellation reached it (bytes sent, or -ECANCELED).
+    /// op.result == ready: a recv's byte count (data.size()), 0 at end of stream, or -errno; a
+    /// send's bytes taken (all of them unless the socket filled up) or -errno. Otherwise
+    /// (cancelled, timed_out, closed, error): 0, or what the kernel had done when a send's
+    /// cancellation reached it (bytes sent, or -ECANCELED).
     std::int32_t res = 0;
-    // A recv's bytes, valid until the callback returns.
+    /// A recv's bytes, valid until the callback returns.
     std::string_view data;
 };
 
-// Inline storage of a completion-mode callback: the same as an op's (types.hpp).
+/// Inline storage of a completion-mode callback: the same as an op's (types.hpp).
 using io_callback = inline_function<void(const io_completion&), callback_capacity>;
 
+/// What a reactor has done since it was built.
 struct reactor_stats {
-    std::uint64_t waits = 0;    // kernel waits
-    std::uint64_t events = 0;   // kernel events dispatched to the registry
-    std::uint64_t posts = 0;    // tasks run from post()
-    std::uint64_t wakeups = 0;  // backend wake-ups (coalesced)
-    std::uint64_t timers_fired = 0;
-    std::uint64_t timers_pending = 0;  // timers in the heap now (deadlines included)
-    std::uint64_t handed_over = 0;     // completions a carrier brought from another thread
+    std::uint64_t waits = 0;    ///< kernel waits
+    std::uint64_t events = 0;   ///< kernel events dispatched to the registry
+    std::uint64_t posts = 0;    ///< tasks run from post()
+    std::uint64_t wakeups = 0;  ///< backend wake-ups (coalesced)
+    std::uint64_t timers_fired = 0;  ///< timers and deadlines that ran
+    std::uint64_t timers_pending = 0;  ///< timers in the heap now (deadlines included)
+    std::uint64_t handed_over = 0;     ///< completions a carrier brought from another thread
 };
 
 namespace detail {
@@ -186,24 +191,29 @@ OPREG_API std::unique_ptr<poller> open_poller_or_throw(backend which, bool fall_
 
 }  // namespace detail
 
-// Inline storage of a posted task or timer: by default 48 bytes of captures, so that a post
-// node (hook and task) is one 64-byte line, as an op slot is (callback_capacity in
-// types.hpp). OPREG_TASK_CAPACITY (config.hpp) changes it.
+/// Inline storage of a posted task or timer: by default 48 bytes of captures, so that a post
+/// node (hook and task) is one 64-byte line, as an op slot is (callback_capacity in
+/// types.hpp). OPREG_TASK_CAPACITY (config.hpp) changes it.
 inline constexpr std::size_t task_capacity = OPREG_TASK_CAPACITY;
 
+/// An event loop over one backend (epoll, io_uring, kqueue) that ends the ops of a registry R;
+/// every callback runs on its thread.
 template <registry R>
 class reactor {
 public:
+    /// A posted task or a timer's work.
     using task = inline_function<void(), task_capacity>;
+    /// Names a timer, to cancel it.
     using timer_id = typename detail::timer_heap<task>::id;
+    /// The clock of timers and deadlines.
     using clock = std::chrono::steady_clock;
 
-    // Opens the backend opt.which names. Throws std::system_error, carrying the OS error,
-    // when no backend can be opened (ERRORS in registry.hpp).
+    /// Opens the backend opt.which names. Throws std::system_error, carrying the OS error,
+    /// when no backend can be opened (ERRORS in registry.hpp).
     explicit reactor(R& reg, reactor_options opt = {}) : reactor(reg, open(opt), opt) {}
 
-    // Runs on a poller the caller opened (detail::open_poller), or one that wraps it to
-    // observe or change what reaches the kernel (opt.which and fall_back are not used).
+    /// Runs on a poller the caller opened (detail::open_poller), or one that wraps it to
+    /// observe or change what reaches the kernel (opt.which and fall_back are not used).
     reactor(R& reg, std::unique_ptr<detail::poller> poller, reactor_options opt = {})
         : reactor(reg, opened{std::move(poller), {}}, opt) {}
 
@@ -228,57 +238,59 @@ public:
                "threads still pending");
     }
 
+    /// The backend in use (see note() when it is not the one asked for).
     [[nodiscard]] backend active_backend() const noexcept { return poller_->kind(); }
-    // Why the backend asked for is not the one in use; empty when it is.
+    /// Why the backend asked for is not the one in use; empty when it is.
     [[nodiscard]] const std::string& note() const noexcept { return note_; }
-    // Whether every event that finds the peer's FIN says so (completion::hangup): only then
-    // may a reader stop at a short read instead of reading on to EAGAIN (detail/poller.hpp).
+    /// Whether every event that finds the peer's FIN says so (completion::hangup): only then
+    /// may a reader stop at a short read instead of reading on to EAGAIN (detail/poller.hpp).
     [[nodiscard]] bool hangup_reported() const noexcept { return poller_->reports_hangup(); }
+    /// The registry this reactor ends ops of.
     [[nodiscard]] R& registry() noexcept { return reg_; }
 
-    // EMBEDDING, as libuv's uv_backend_fd / uv_backend_timeout allow: another event loop (Asio,
-    // libuv, a GUI toolkit's) drives the reactor by waiting until native_handle() is readable
-    // or next_timeout_ms() has passed, then calling run_once(0) on its own thread, which is
-    // then the reactor thread. Wake-ups from post(), stop() and foreign arms make the handle
-    // readable too.
-    //
-    //   for (;;) {
-    //       poll({loop.native_handle(), POLLIN}, loop.next_timeout_ms());
-    //       loop.run_once(0);
-    //   }
-    //
-    // The handle is an epoll-like fd: readable while something is pending, but a loop that
-    // waits for an edge on it (Asio's stream_descriptor::async_wait, libuv's uv_poll) sees only
-    // changes; call run_once(0) until next_timeout_ms() is not 0 before each such wait.
-    //
-    // The backend's fd (epoll, kqueue, the io_uring ring; a single-issuer ring's: an eventfd
-    // the ring signals, since its own fd stays quiet while deferred work waits); -1 when it
-    // has none (kqueue through libkqueue on Linux: its fd never polls readable), where only
-    // the deadlines can drive it. io_uring completes ops as task work of the reactor thread,
-    // which cuts the host's own waits short now and then (EINTR: take it as a spurious
-    // wake-up, up to one per echo measured here); a single-issuer ring does not (its work
-    // runs only when the reactor asks): embed that one (tests/reactor_embed_test.cpp prints
-    // wake-ups and EINTR per echo for both).
-    // Its first call belongs to the reactor thread (it may make the handle: a single-issuer
-    // ring's eventfd); the value does not change after.
+    /// EMBEDDING, as libuv's uv_backend_fd / uv_backend_timeout allow: another event loop (Asio,
+    /// libuv, a GUI toolkit's) drives the reactor by waiting until native_handle() is readable
+    /// or next_timeout_ms() has passed, then calling run_once(0) on its own thread, which is
+    /// then the reactor thread. Wake-ups from post(), stop() and foreign arms make the handle
+    /// readable too.
+    ///
+    ///   for (;;) {
+    ///       poll({loop.native_handle(), POLLIN}, loop.next_timeout_ms());
+    ///       loop.run_once(0);
+    ///   }
+    ///
+    /// The handle is an epoll-like fd: readable while something is pending, but a loop that
+    /// waits for an edge on it (Asio's stream_descriptor::async_wait, libuv's uv_poll) sees only
+    /// changes; call run_once(0) until next_timeout_ms() is not 0 before each such wait.
+    ///
+    /// The backend's fd (epoll, kqueue, the io_uring ring; a single-issuer ring's: an eventfd
+    /// the ring signals, since its own fd stays quiet while deferred work waits); -1 when it
+    /// has none (kqueue through libkqueue on Linux: its fd never polls readable), where only
+    /// the deadlines can drive it. io_uring completes ops as task work of the reactor thread,
+    /// which cuts the host's own waits short now and then (EINTR: take it as a spurious
+    /// wake-up, up to one per echo measured here); a single-issuer ring does not (its work
+    /// runs only when the reactor asks): embed that one (tests/reactor_embed_test.cpp prints
+    /// wake-ups and EINTR per echo for both).
+    /// Its first call belongs to the reactor thread (it may make the handle: a single-issuer
+    /// ring's eventfd); the value does not change after.
     [[nodiscard]] int native_handle() const noexcept { return poller_->native_handle(); }
-    // Reactor thread. How long the caller may wait before the next run_once(0): 0 when work
-    // is waiting already, the time to the next timer, or -1 when nothing is scheduled (wait
-    // for the handle). Hands what watch/unwatch queued to the kernel first (io_uring), so
-    // that the wait sees its events.
+    /// Reactor thread. How long the caller may wait before the next run_once(0): 0 when work
+    /// is waiting already, the time to the next timer, or -1 when nothing is scheduled (wait
+    /// for the handle). Hands what watch/unwatch queued to the kernel first (io_uring), so
+    /// that the wait sees its events.
     [[nodiscard]] int next_timeout_ms() {
         poller_->submit();
         return work_waiting() ? 0 : until_next_timer_ms();
     }
 
-    // Whether the calling thread is the reactor thread (see THREADS).
+    /// Whether the calling thread is the reactor thread (see THREADS).
     [[nodiscard]] bool on_reactor_thread() const noexcept {
         // relaxed: only ever true for the thread that stored it, which reads its own store.
         return owner_.load(std::memory_order_relaxed) == std::this_thread::get_id();
     }
 
-    // Reactor thread. Registers fd with the kernel for its lifetime; returns its token, or
-    // the registry's error, or os_error with the kernel's reason.
+    /// Reactor thread. Registers fd with the kernel for its lifetime; returns its token, or
+    /// the registry's error, or os_error with the kernel's reason.
     [[nodiscard]] result<fd_token> watch(int fd) {
         if (dying(fd)) return errc::stale;
         result<fd_token> t = reg_.token_of(fd);
@@ -287,14 +299,14 @@ public:
         return t;
     }
 
-    // Reactor thread. Ends fd's pending ops as closed, drops their deadlines, stops its
-    // events (those already in this batch are stale now) and closes the fd. A callback that
-    // gets outcome::closed must not close the fd again, nor give it work: it is closed (or,
-    // where the ops end inside close(), being closed), and by the time a hand-off registry
-    // runs the callback its number may be a new file's. Where the reactor can tell, it
-    // refuses them as errc::stale, a no-op: close, arm, watch, recv and send of an fd while
-    // its close is in progress (the callbacks that run inside it), and from the callback of a
-    // recv or send that ended closed, whenever that runs.
+    /// Reactor thread. Ends fd's pending ops as closed, drops their deadlines, stops its
+    /// events (those already in this batch are stale now) and closes the fd. A callback that
+    /// gets outcome::closed must not close the fd again, nor give it work: it is closed (or,
+    /// where the ops end inside close(), being closed), and by the time a hand-off registry
+    /// runs the callback its number may be a new file's. Where the reactor can tell, it
+    /// refuses them as errc::stale, a no-op: close, arm, watch, recv and send of an fd while
+    /// its close is in progress (the callbacks that run inside it), and from the callback of a
+    /// recv or send that ended closed, whenever that runs.
     errc close(int fd) {
         if (dying(fd)) return errc::stale;
         dying_.push_back(fd);
@@ -311,7 +323,7 @@ public:
         return errc::ok;
     }
 
-    // Any thread. The registry's arm; the callback runs on the reactor thread (see THREADS).
+    /// Any thread. The registry's arm; the callback runs on the reactor thread (see THREADS).
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) {
         if (on_reactor_thread()) {
             if (dying(fd)) return errc::stale;
@@ -328,10 +340,10 @@ public:
         return reg_.arm(fd, d, carrier{this, n});  // refused: ~carrier frees n
     }
 
-    // Reactor thread. arm(), then expire_after(op, timeout): the op ends as timed_out if it is
-    // still pending then. An op that ends inside arm (readiness latched) keeps no timer that
-    // matters: its timer finds it gone, and a newer op on its (fd, direction) replaces it.
-    // The completion tells a timeout apart by outcome::timed_out; no sequence numbers needed.
+    /// Reactor thread. arm(), then expire_after(op, timeout): the op ends as timed_out if it is
+    /// still pending then. An op that ends inside arm (readiness latched) keeps no timer that
+    /// matters: its timer finds it gone, and a newer op on its (fd, direction) replaces it.
+    /// The completion tells a timeout apart by outcome::timed_out; no sequence numbers needed.
     [[nodiscard]] result<op_token> arm_with_deadline(int fd, direction d, callback cb,
                                                      clock::duration timeout) {
         assert(on_reactor_thread() && "arm_with_deadline belongs to the reactor thread");
@@ -341,35 +353,39 @@ public:
         return r;
     }
 
-    // COMPLETION MODE (supports_io(): the io_uring backend). The kernel does the I/O and the
-    // op ends with its result: a recv or a send is an op of the registry (read and write
-    // direction of its fd), armed, cancelled, timed out (expire_after) and closed as any op,
-    // ending exactly once; the registry's token is what the op's kernel completion names.
-    // - recv(fd, cb): the next bytes that arrive on fd. The fd's first recv starts a
-    //   multishot recv into the provided buffer ring, which goes on across ops: bytes that
-    //   come while no recv op is pending are kept for the next (up to recv_hold_limit; past
-    //   it the kernel's recv is cancelled until the next recv op, and TCP holds the peer).
-    //   Ends ready with the bytes (io_completion::data), or with res 0 at end of stream, or
-    //   -errno; bytes already kept end it inside recv() (as a latched op ends inside arm).
-    //   A recv the kernel could not be asked for (no SQE, no memory) ends ready with that
-    //   -errno once; the next recv() asks again. No allocation per recv once warm: bytes go
-    //   to a waiting op straight from the provided buffer, and kept bytes live in reused
-    //   buffers (up to 64 of twice io_uring_buffer_bytes kept spare per reactor).
-    // - send(fd, bytes, cb): one send; it ends with what the kernel took (all of it while the
-    //   socket has room, some once it is full: send the rest with another send, as after a
-    //   short write). One send hands the kernel at most max_send_bytes (about 2 GiB, what
-    //   Linux moves in one call); a longer one ends with what it took, as a short write. The bytes are the caller's until the callback runs, whatever the outcome: a send that is cancelled, timed out or closed is
-    //   cancelled in the kernel too, and its callback waits for the kernel to give it up.
-    // - close(fd) cancels the fd's requests in the kernel before it closes the fd.
-    // An fd is used either way: watched (readiness: arm) or given recv/send ops, not both.
-    // Reactor thread only (recv, send); cancel() from any thread as for any op. Refused:
-    // errc::os_error with ENOTSUP where the backend has no completion mode (epoll, kqueue),
-    // and the registry's refusals (busy: a recv or send is already pending on fd).
+    /// COMPLETION MODE (supports_io(): the io_uring backend). The kernel does the I/O and the
+    /// op ends with its result: a recv or a send is an op of the registry (read and write
+    /// direction of its fd), armed, cancelled, timed out (expire_after) and closed as any op,
+    /// ending exactly once; the registry's token is what the op's kernel completion names.
+    /// - recv(fd, cb): the next bytes that arrive on fd. The fd's first recv starts a
+    ///   multishot recv into the provided buffer ring, which goes on across ops: bytes that
+    ///   come while no recv op is pending are kept for the next (up to recv_hold_limit; past
+    ///   it the kernel's recv is cancelled until the next recv op, and TCP holds the peer).
+    ///   Ends ready with the bytes (io_completion::data), or with res 0 at end of stream, or
+    ///   -errno; bytes already kept end it inside recv() (as a latched op ends inside arm).
+    ///   A recv the kernel could not be asked for (no SQE, no memory) ends ready with that
+    ///   -errno once; the next recv() asks again. No allocation per recv once warm: bytes go
+    ///   to a waiting op straight from the provided buffer, and kept bytes live in reused
+    ///   buffers (up to 64 of twice io_uring_buffer_bytes kept spare per reactor).
+    /// - send(fd, bytes, cb): one send; it ends with what the kernel took (all of it while the
+    ///   socket has room, some once it is full: send the rest with another send, as after a
+    ///   short write). One send hands the kernel at most max_send_bytes (about 2 GiB, what
+    ///   Linux moves in one call); a longer one ends with what it took, as a short write. The bytes
+    /// are the caller's until the callback runs, whatever the outcome: a send that is cancelled,
+    /// timed out or closed is
+    ///   cancelled in the kernel too, and its callback waits for the kernel to give it up.
+    /// - close(fd) cancels the fd's requests in the kernel before it closes the fd.
+    /// An fd is used either way: watched (readiness: arm) or given recv/send ops, not both.
+    /// Reactor thread only (recv, send); cancel() from any thread as for any op. Refused:
+    /// errc::os_error with ENOTSUP where the backend has no completion mode (epoll, kqueue),
+    /// and the registry's refusals (busy: a recv or send is already pending on fd).
     [[nodiscard]] bool supports_io() const noexcept { return poller_->supports_io(); }
-    // Whether the io_uring ring runs with SINGLE_ISSUER/DEFER_TASKRUN (reactor_options asked,
-    // the kernel agreed).
+    /// Whether the io_uring ring runs with SINGLE_ISSUER/DEFER_TASKRUN (reactor_options asked,
+    /// the kernel agreed).
     [[nodiscard]] bool single_issuer() const noexcept { return poller_->single_issuer(); }
 
+    /// Reactor thread, completion mode: the next bytes of fd, from the kernel's provided buffers,
+    /// to `cb` (COMPLETION MODE above).
     [[nodiscard]] result<op_token> recv(int fd, io_callback cb) {
         assert(on_reactor_thread() && "recv belongs to the reactor thread");
         if (!poller_->supports_io()) return os_failure(ENOTSUP);
@@ -401,10 +417,12 @@ public:
         return t;
     }
 
-    // The most one send() hands the kernel: Linux's limit for one read or write (INT_MAX
-    // rounded down to a page), which an io_completion's 32-bit res can report.
+    /// The most one send() hands the kernel: Linux's limit for one read or write (INT_MAX
+    /// rounded down to a page), which an io_completion's 32-bit res can report.
     static constexpr std::size_t max_send_bytes = 0x7FFF'F000;
 
+    /// Reactor thread, completion mode: sends `bytes` (kept alive by the caller until `cb` runs)
+    /// and reports what the kernel took (COMPLETION MODE above).
     [[nodiscard]] result<op_token> send(int fd, std::string_view bytes, io_callback cb) {
         assert(on_reactor_thread() && "send belongs to the reactor thread");
         if (!poller_->supports_io()) return os_failure(ENOTSUP);
@@ -442,8 +460,8 @@ public:
         return t;
     }
 
-    // Any thread. On the reactor thread, the registry's cancel. From another thread, handed
-    // to the reactor thread: requested, or full when there is no room to hand it over.
+    /// Any thread. On the reactor thread, the registry's cancel. From another thread, handed
+    /// to the reactor thread: requested, or full when there is no room to hand it over.
     cancel_status cancel(op_token t, outcome why = outcome::cancelled) {
         if (on_reactor_thread()) return reg_.cancel(t, why);
         if (reg_.hands_off()) {
@@ -456,19 +474,19 @@ public:
                                                                   : cancel_status::full;
     }
 
-    // Reactor thread. Runs fn on the reactor thread after `delay`.
+    /// Reactor thread. Runs fn on the reactor thread after `delay`.
     timer_id after(clock::duration delay, task fn) {
         return timers_.add(clock::now() + delay, std::move(fn));
     }
-    // Reactor thread. true if the timer was pending and will not run.
+    /// Reactor thread. true if the timer was pending and will not run.
     bool cancel_timer(timer_id t) { return timers_.cancel(t); }
 
-    // Reactor thread. Ends op `t` as timed_out if it is still pending after `delay`, and
-    // returns the timer (cancel_timer saves the wait once the op has ended). The op's
-    // (fd, direction) keeps one deadline: this one replaces the deadline of an older op there
-    // (which has ended) or of `t` itself. For an op older than the one whose deadline is
-    // kept (it has ended: a newer op is on its (fd, direction)), nothing is scheduled and an
-    // id that names no timer is returned.
+    /// Reactor thread. Ends op `t` as timed_out if it is still pending after `delay`, and
+    /// returns the timer (cancel_timer saves the wait once the op has ended). The op's
+    /// (fd, direction) keeps one deadline: this one replaces the deadline of an older op there
+    /// (which has ended) or of `t` itself. For an op older than the one whose deadline is
+    /// kept (it has ended: a newer op is on its (fd, direction)), nothing is scheduled and an
+    /// id that names no timer is returned.
     timer_id expire_after(op_token t, clock::duration delay) {
         const std::uint32_t slot = t.slot();
         if (!t.valid()) return timer_id{};
@@ -486,7 +504,7 @@ public:
         return dl.timer;
     }
 
-    // Any thread. Runs fn on the reactor thread; false when max_posts are already queued.
+    /// Any thread. Runs fn on the reactor thread; false when max_posts are already queued.
     [[nodiscard]] bool post(task fn) {
         post_node* n = posts_.try_create(std::move(fn));
         if (n == nullptr) return false;
@@ -495,23 +513,23 @@ public:
         return true;
     }
 
-    // Any thread. run() returns after the loop iteration in progress.
+    /// Any thread. run() returns after the loop iteration in progress.
     void stop() noexcept {
         stopping_.store(true, std::memory_order_release);  // pairs with run()'s acquire load
         wake();
     }
 
-    // Loops until stop(); a stop() before run() makes it return at once. The calling thread
-    // becomes the reactor thread.
+    /// Loops until stop(); a stop() before run() makes it return at once. The calling thread
+    /// becomes the reactor thread.
     void run() {
         while (!stopping_.load(std::memory_order_acquire)) run_once(-1);
         stopping_.store(false, std::memory_order_relaxed);  // only this thread reads it next
     }
 
-    // Waits up to timeout_ms (-1: until something happens) and handles what came: kernel
-    // events, the registry's handed-over work, due timers, posted tasks, completions carried
-    // over from other threads. Returns how many it handled. The calling thread becomes the
-    // reactor thread.
+    /// Waits up to timeout_ms (-1: until something happens) and handles what came: kernel
+    /// events, the registry's handed-over work, due timers, posted tasks, completions carried
+    /// over from other threads. Returns how many it handled. The calling thread becomes the
+    /// reactor thread.
     std::size_t run_once(int timeout_ms) {
         // relaxed: see on_reactor_thread(); another thread that reads an older value only
         // takes the foreign path, which is correct on every thread.
@@ -561,6 +579,7 @@ public:
         return handled + late;
     }
 
+    /// The counts so far.
     [[nodiscard]] reactor_stats stats() const noexcept {
         reactor_stats s = stats_;
         s.wakeups = wakeups_.load(std::memory_order_relaxed);  // a statistic

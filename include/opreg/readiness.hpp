@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-// opreg/readiness.hpp — what the kernel's readiness reports mean as opreg::readiness, for a
-// loop of one's own (epoll_wait, poll, kevent) that feeds a registry's dispatch(). The
-// reactor's backends map their events through these same functions.
-//
-// The rules (types.hpp has the bits):
-// - An error condition ends every pending op on the fd with outcome::error.
-// - Hang-up (the peer's FIN, or the connection gone) is readable and writable, so that the
-//   op's own read (0) or write (EPIPE) sees it, and carries readiness::hangup, so that a
-//   reader knows not to stop at a short read before end-of-file.
-//
-//   const readiness r = opreg::readiness_from_epoll(ev.events);
-//   reg.dispatch(opreg::fd_token::from_u64(ev.data.u64), r);
+/// @file
+/// opreg/readiness.hpp — what the kernel's readiness reports mean as opreg::readiness, for a
+/// loop of one's own (epoll_wait, poll, kevent) that feeds a registry's dispatch(). The
+/// reactor's backends map their events through these same functions.
+///
+/// The rules (types.hpp has the bits):
+/// - An error condition ends every pending op on the fd with outcome::error.
+/// - Hang-up (the peer's FIN, or the connection gone) is readable and writable, so that the
+///   op's own read (0) or write (EPIPE) sees it, and carries readiness::hangup, so that a
+///   reader knows not to stop at a short read before end-of-file.
+///
+///   const readiness r = opreg::readiness_from_epoll(ev.events);
+///   reg.dispatch(opreg::fd_token::from_u64(ev.data.u64), r);
 #pragma once
 
 #include <opreg/config.hpp>
@@ -30,7 +31,7 @@
 
 namespace opreg {
 
-// poll(2) revents, and io_uring's poll results (the same bits).
+/// poll(2) revents, and io_uring's poll results (the same bits).
 [[nodiscard]] constexpr readiness readiness_from_poll(unsigned revents) noexcept {
     readiness r = readiness::none;
     if (revents & (POLLERR | POLLNVAL)) r = r | readiness::error;

@@ -1,58 +1,59 @@
 // SPDX-License-Identifier: Apache-2.0
-// opreg/slot_array.hpp — fd-indexed slots with one atomic state word each. Lock-free.
-//
-// WHAT: one 64-byte slot per (fd, direction), index fd * 2 + direction. A slot is its state
-// word plus the op's callback stored inline; nothing is allocated after construction.
-//
-// GUARANTEES
-// - arm, cancel, dispatch, close and token_of are lock-free: every transition is a CAS on
-//   the slot's word, and no thread ever waits for another. A thread that finds a slot in a
-//   transient state (another thread is arming it or moving a callback out of it) does not
-//   wait: arm reports busy (the previous op has not ended yet), cancel finds nothing
-//   pending, dispatch sets the latch, close bumps the generation in place; the owner of the
-//   transient state sees the change in its leaving CAS.
-// - An arm that finds readiness latched ends its op at once, running the callback on the
-//   arming thread before arm returns.
-// - Zero heap allocations per operation; construction allocates the slot array once
-//   (2 * max_fds * 64 bytes).
-// - Ops on different slots never share a cache line.
-// - max_pending is ignored (bounded_pending() is false): every (fd, direction) has a slot,
-//   so a registry with every slot pending reports busy, never drops.
-//
-// WHEN TO USE: fds are small dense integers (as on POSIX) and many threads arm and cancel
-// while a reactor thread dispatches. WHEN NOT: sparse or huge keys (use a map strategy).
-//
-// THE STATE WORD (64 bits)
-//   [63..41] fd generation   bumped by close(); must match the fd_token in dispatch (23 bits)
-//   [40..3]  op generation   bumped each time an op on this slot ends; an op_token carries
-//                            it, all 38 bits of a token's generation, since op tokens live
-//                            as long as timers and users keep them
-//   [2]      latch           readiness arrived while no op was pending (see registry.hpp)
-//   [1..0]   state           idle, arming, pending, completing
-// The fd generation gets what is left: a stale fd token lives in a kernel batch, so it
-// would take 2^23 closes of one fd number while that batch is dispatched to alias (see
-// token.hpp for both budgets).
-//
-//   idle --arm CAS--> arming --publish CAS--> pending --winner CAS--> completing --> idle
-//   (owner: the arming thread)                         (owner: the winner: dispatch,
-//                                                        cancel or close)
-// Only the owner of `arming` or `completing` leaves it. Other threads may change two fields
-// of a word in any state, and the owner's leaving CAS notices: close() bumps the fd
-// generation (an arm whose fd was closed meanwhile fails with errc::stale; a completer
-// keeps the bumped generation), and dispatch() sets the latch when no op is pending (an
-// arm that finds it, before or while arming, ends its op at once with outcome::ready;
-// a completer keeps it for the next arm). close() clears the latch: it belongs to the
-// fd lifetime that set it.
-//
-// MEMORY ORDERING (the callback storage is plain memory handed between threads)
-// - arm writes the callback, then publishes pending with a release CAS (A).
-// - the winner's acquire CAS pending->completing (B) pairs with A: it sees the callback.
-// - the winner moves the callback out, then releases the slot with a release CAS to idle (C).
-// - the next arm's acquire CAS idle->arming (D) pairs with C: its write of the new callback
-//   happens after the old one was moved out.
-// A and C are publish_order and finish_order below; the callback storage is a Sync cell. Both
-// come from the synchronisation policy (detail/sync.hpp): release and plain memory in
-// `slot_array`, Relacy's in stress/relacy/slot_model.cpp, which checks this code.
+/// @file
+/// opreg/slot_array.hpp — fd-indexed slots with one atomic state word each. Lock-free.
+///
+/// WHAT: one 64-byte slot per (fd, direction), index fd * 2 + direction. A slot is its state
+/// word plus the op's callback stored inline; nothing is allocated after construction.
+///
+/// GUARANTEES
+/// - arm, cancel, dispatch, close and token_of are lock-free: every transition is a CAS on
+///   the slot's word, and no thread ever waits for another. A thread that finds a slot in a
+///   transient state (another thread is arming it or moving a callback out of it) does not
+///   wait: arm reports busy (the previous op has not ended yet), cancel finds nothing
+///   pending, dispatch sets the latch, close bumps the generation in place; the owner of the
+///   transient state sees the change in its leaving CAS.
+/// - An arm that finds readiness latched ends its op at once, running the callback on the
+///   arming thread before arm returns.
+/// - Zero heap allocations per operation; construction allocates the slot array once
+///   (2 * max_fds * 64 bytes).
+/// - Ops on different slots never share a cache line.
+/// - max_pending is ignored (bounded_pending() is false): every (fd, direction) has a slot,
+///   so a registry with every slot pending reports busy, never drops.
+///
+/// WHEN TO USE: fds are small dense integers (as on POSIX) and many threads arm and cancel
+/// while a reactor thread dispatches. WHEN NOT: sparse or huge keys (use a map strategy).
+///
+/// THE STATE WORD (64 bits)
+///   [63..41] fd generation   bumped by close(); must match the fd_token in dispatch (23 bits)
+///   [40..3]  op generation   bumped each time an op on this slot ends; an op_token carries
+///                            it, all 38 bits of a token's generation, since op tokens live
+///                            as long as timers and users keep them
+///   [2]      latch           readiness arrived while no op was pending (see registry.hpp)
+///   [1..0]   state           idle, arming, pending, completing
+/// The fd generation gets what is left: a stale fd token lives in a kernel batch, so it
+/// would take 2^23 closes of one fd number while that batch is dispatched to alias (see
+/// token.hpp for both budgets).
+///
+///   idle --arm CAS--> arming --publish CAS--> pending --winner CAS--> completing --> idle
+///   (owner: the arming thread)                         (owner: the winner: dispatch,
+///                                                        cancel or close)
+/// Only the owner of `arming` or `completing` leaves it. Other threads may change two fields
+/// of a word in any state, and the owner's leaving CAS notices: close() bumps the fd
+/// generation (an arm whose fd was closed meanwhile fails with errc::stale; a completer
+/// keeps the bumped generation), and dispatch() sets the latch when no op is pending (an
+/// arm that finds it, before or while arming, ends its op at once with outcome::ready;
+/// a completer keeps it for the next arm). close() clears the latch: it belongs to the
+/// fd lifetime that set it.
+///
+/// MEMORY ORDERING (the callback storage is plain memory handed between threads)
+/// - arm writes the callback, then publishes pending with a release CAS (A).
+/// - the winner's acquire CAS pending->completing (B) pairs with A: it sees the callback.
+/// - the winner moves the callback out, then releases the slot with a release CAS to idle (C).
+/// - the next arm's acquire CAS idle->arming (D) pairs with C: its write of the new callback
+///   happens after the old one was moved out.
+/// A and C are publish_order and finish_order below; the callback storage is a Sync cell. Both
+/// come from the synchronisation policy (detail/sync.hpp): release and plain memory in
+/// `slot_array`, Relacy's in stress/relacy/slot_model.cpp, which checks this code.
 #pragma once
 
 #include <opreg/config.hpp>
@@ -128,14 +129,20 @@ struct slot_array_test_access;
 
 }  // namespace detail
 
-// `Sync`: the synchronisation policy (detail/sync.hpp); use slot_array, its default.
+/// `Sync`: the synchronisation policy (detail/sync.hpp); use slot_array, its default.
 template <class Sync = detail::std_sync>
 class basic_slot_array {
 public:
+    /// The strategy's name, as make_registry() and the programs' --registry flag spell it.
     static constexpr std::string_view name() noexcept { return "slot_array"; }
+    /// Whether arms, cancels and closes from other threads are handed to the owner thread
+    /// (registry.hpp, THREADS).
     static constexpr bool hands_off() noexcept { return false; }
+    /// Whether pending ops live in bounded storage (registry_config::max_pending).
     static constexpr bool bounded_pending() noexcept { return false; }
 
+    /// An empty registry; throws std::invalid_argument for a configuration out of range
+    /// (registry_config).
     explicit basic_slot_array(registry_config cfg = {})
         : cfg_{detail::validated(cfg)},
           slots_{std::make_unique<slot[]>(std::size_t{cfg.max_fds} * 2)} {
@@ -151,8 +158,10 @@ public:
     basic_slot_array(const basic_slot_array&) = delete;
     basic_slot_array& operator=(const basic_slot_array&) = delete;
 
+    /// The configuration this registry was built with.
     [[nodiscard]] const registry_config& config() const noexcept { return cfg_; }
 
+    /// The token of fd's current lifetime, which the kernel carries (registry.hpp, Tokens).
     [[nodiscard]] result<fd_token> token_of(int fd) const noexcept {
         if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
         // acquire: pairs with close()'s release CAS, so a token read after close() returned
@@ -161,6 +170,7 @@ public:
         return fd_token{static_cast<std::uint32_t>(fd), w.fd_gen()};
     }
 
+    /// Arms one op on (fd, d) with its callback; the refusals are registry.hpp's (arm).
     [[nodiscard]] result<op_token> arm(int fd, direction d, callback cb) noexcept {
         if (!detail::fd_in_range(fd, cfg_)) return stats_.refuse(errc::fd_out_of_range);
         if (!cb) return stats_.refuse(errc::no_callback);
@@ -220,6 +230,7 @@ public:
         return token;
     }
 
+    /// Ends the op `t` names with `why` unless a completion won (registry.hpp, cancel).
     cancel_status cancel(op_token t, outcome why = outcome::cancelled) noexcept {
         assert(detail::cancel_outcome_valid(why));
         if (t.slot() >= std::size_t{cfg_.max_fds} * 2) return cancel_status::stale;
@@ -236,6 +247,8 @@ public:
         return cancel_status::done;
     }
 
+    /// Owner thread: ends the ops the kernel's readiness `ev` for `t` makes ready (registry.hpp,
+    /// dispatch).
     std::size_t dispatch(fd_token t, readiness ev) noexcept {
         const int fd = static_cast<int>(t.slot());
         if (!detail::fd_in_range(fd, cfg_)) return stats_.drop_stale();
@@ -279,6 +292,8 @@ public:
         return ended;
     }
 
+    /// Ends fd's lifetime and its pending ops as closed, before the number goes back to the kernel
+    /// (registry.hpp, close).
     errc close(int fd) noexcept {
         if (!detail::fd_in_range(fd, cfg_)) return errc::fd_out_of_range;
         for (const direction d : {direction::read, direction::write}) {
@@ -299,8 +314,11 @@ public:
         return errc::ok;
     }
 
+    /// Owner thread: applies work handed over by other threads; returns how many commands
+    /// (registry.hpp).
     std::size_t apply_handed_off() noexcept { return 0; }
 
+    /// A snapshot of the counts (registry_stats).
     [[nodiscard]] registry_stats stats() const noexcept { return stats_.snapshot(); }
 
 private:
@@ -350,6 +368,7 @@ private:
     detail::stat_counters stats_;
 };
 
+/// The lock-free strategy: one 64-byte slot per (fd, direction), every transition a CAS.
 using slot_array = basic_slot_array<>;
 
 static_assert(registry<slot_array>);
