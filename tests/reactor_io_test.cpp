@@ -589,7 +589,7 @@ TYPED_TEST(ReactorIo, ASendNeverEndsReadyAfterItsFdWasClosed) {
     EXPECT_EQ(this->reg.stats().in_flight, 0u);
 }
 
-// The README's first completion example closed again on outcome::closed. Such a close is a
+// The first completion example (docs/reactor.md, once the README) closed again on outcome::closed. Such a close is a
 // reported no-op (stale), whatever the strategy and whenever the callback runs: the new file
 // that took the number meanwhile stays open. Here the number is reused in the close's own
 // turn (a timer closes, a post, after the timers, opens), before a hand-off registry runs

@@ -4,7 +4,7 @@
 //
 // Written against POSIX and <sys/event.h> alone. On Linux it is built and tested through
 // libkqueue (the kqueue configuration, OPREG_LIBKQUEUE: the reactor, HTTP and stress suites
-// run on it); what only a BSD or macOS kernel can confirm is said in the README.
+// run on it); what only a BSD or macOS kernel can confirm is said in docs/reactor.md.
 //
 // What it guarantees, beyond detail/poller.hpp:
 // - Edge-triggered: EV_CLEAR resets a filter's state once it is reported, which is

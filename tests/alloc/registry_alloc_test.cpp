@@ -76,7 +76,7 @@ TEST(RegistryAlloc, AnyRegistryAddsNoAllocationPerOp) {
 }
 
 // The baseline as the original had it: an op object and a std::function on the heap for
-// every arm. Counted so that the table in the README can say what it costs.
+// every arm. Counted so that the table in bench/README.md can say what it costs.
 TEST(RegistryAlloc, MutexMapBaselineAllocatesForEveryArm) {
     mutex_map reg{registry_config{.max_fds = 8}};
     const auto [allocs, ran] = allocations_per_churn(reg);

@@ -22,7 +22,7 @@ budgets and checks, with raw sockets:
 
 Every check is bounded in count and time. Prints one line per check, then "N passed, N
 failed, N skipped"; exits non-zero on any failure. --measure prints the memory and CPU
-figures each attack costs (RSS per connection), for the README and the closing notes.
+figures each attack costs (RSS per connection), for integrations/http/README.md.
 """
 import argparse
 import concurrent.futures
