@@ -8,6 +8,7 @@ usage:
       is, line for line, a marked region of a source file that the build compiles and runs.
       The comment line before each block says which:
         <!-- snippet: file PATH#NAME -->   the region between `// [NAME]` lines in PATH
+            (`| compile: main` after it: compiled as below too, as the body of main())
         <!-- snippet: main | before: CODE -->   compiled as the body of main(), after CODE
         <!-- snippet: toplevel | before: CODE | after: CODE -->   compiled at namespace scope
       A block without such a line fails: every snippet is checked.
@@ -105,7 +106,7 @@ def parse_spec(spec):
 def check_snippets(args):
     failures, compiled, matched = [], 0, 0
     flags = ["-std=c++20", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2",
-             "-D_FORTIFY_SOURCE=2", "-fsyntax-only"] + [f"-I{d}" for d in args.include]
+             "-D_FORTIFY_SOURCE=2", "-c", "-o", os.devnull] + [f"-I{d}" for d in args.include]
     with tempfile.TemporaryDirectory() as tmp:
         for md in markdown_files():
             for line, spec, code in cpp_blocks(md):
@@ -123,7 +124,9 @@ def check_snippets(args):
                         failures.append(f"{where}: differs from {path}#{name}")
                     else:
                         matched += 1
-                    continue
+                    if fields.get("compile") != "main":
+                        continue
+                    kind = "main"  # and compiled here too, with the flags above
                 if kind == "main":
                     unit = (PRELUDE + fields.get("before", "") + "\nint main() {\n" + code +
                             "\n}\n")
