@@ -84,10 +84,13 @@ public:
         detail::close_fd(spare_);
     }
 
-    /// Reactor thread: watch the listening socket and start accepting.
+    /// Reactor thread: watch the listening socket (the first time) and start accepting.
     [[nodiscard]] result<void> start() {
-        const result<fd_token> t = loop_.watch(fd_);
-        if (!t) return t.why();
+        if (!watched_) {  // once: the fd stays watched across stop() and start()
+            const result<fd_token> t = loop_.watch(fd_);
+            if (!t) return t.why();
+            watched_ = true;
+        }
         stopped_ = false;
         return arm();
     }
@@ -195,6 +198,7 @@ private:
     typename reactor<R>::timer_id pause_{};
     bool paused_ = false;  // accepting is paused for lack of fds (pause_ pending)
     bool stopped_ = true;
+    bool watched_ = false;  // start() watched fd_ (it stays watched: the caller closes it)
     bool nodelay_ = false;  // set TCP_NODELAY on accepted connections
 };
 
