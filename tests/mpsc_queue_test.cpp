@@ -79,9 +79,10 @@ TEST(MpscQueueStrategy, FullCancelPoolIsReportedAndCloseNeverFails) {
 }
 
 // The owner may apply a close late (the queue withholds nodes behind a push in flight);
-// an event of the new lifetime must still never end an op of the old one. Simulated here
-// by dispatching a token of the new lifetime while the old op is still in the table: the
-// close is queued but deliberately not applied, through a second registry-level view.
+// an event of the new lifetime must still never end an op of the old one. Here the close is
+// queued when the new lifetime's event arrives, and dispatch applies it first: the old op
+// ends closed, never ready. (The interleaving where the owner cannot see the close yet is
+// the stress's close_reuse scenario.)
 TEST(MpscQueueStrategy, NewLifetimeEventNeverEndsAnOldLifetimeOp) {
     mpsc_queue reg{registry_config{.max_fds = 8}};
     record old_op, new_op;
