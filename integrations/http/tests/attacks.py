@@ -36,7 +36,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clients import RESULTS, Server, registry_names, report, skip, status_of  # noqa: E402
+from clients import RESULTS, Server, check_backend, registry_names, report, skip, status_of  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -475,6 +475,8 @@ def run_check(binary, tag, args, check, settings, measure):
         report(f"{tag} starts for {check.__name__}", False, str(e))
         return
     try:
+        if check is CHECKS[0][0]:  # once per suite: the backend that runs is the one asked for
+            check_backend(srv, tag, args)
         check(srv, tag, measure)
     finally:
         code = srv.stop()

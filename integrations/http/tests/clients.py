@@ -316,6 +316,23 @@ def check_graceful_stop(binary, args, tag):
 
 
 ONLY = ""
+NATIVE_BACKEND = "epoll"  # main() sets it from --backends
+
+
+def check_backend(srv, tag, args):
+    """The server runs on the backend asked for: a refused one falls back with a note on
+    stderr, which would make every check after this one test another backend."""
+    if "--model" in args and args[args.index("--model") + 1] == "thread-per-conn":
+        want = "blocking"
+    elif "--backend" in args:
+        want = args[args.index("--backend") + 1]
+    else:
+        want = NATIVE_BACKEND
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    c.request("GET", "/stats")
+    got = json.loads(c.getresponse().read()).get("backend")
+    c.close()
+    report(f"{tag} runs on the backend asked for ({want})", got == want, f"runs on {got}")
 
 
 def run_suite(binary, tag, args, checks, full=False):
@@ -323,6 +340,7 @@ def run_suite(binary, tag, args, checks, full=False):
         return
     srv = Server(binary, *args)
     try:
+        check_backend(srv, tag, args)
         for check in checks:
             check(srv, tag)
     finally:
@@ -409,6 +427,8 @@ def main():
             ap.error(f"--strategies: {', '.join(sorted(unknown))} not among {', '.join(registries)}")
         registries = [r for r in registries if r in a.strategies.split(",")]
     backends = a.backends.split(",")
+    global NATIVE_BACKEND
+    NATIVE_BACKEND = backends[0]  # the build's own: epoll on Linux, kqueue in the kqueue build
     completion = registries if a.matrix == "full" else [r for r in registries if r in QUICK_STRATEGIES]
     if "io_uring-completion" not in backends:
         completion = []
