@@ -30,7 +30,8 @@ endef
 # $(call run_tests,PRESET,CTEST ARGS): JOBS tests side by side, but for the HTTP attacks
 # (RUN_SERIAL: they bound the server's CPU time), which run alone.
 define run_tests
-	$(STAGE) "$(1) test" ctest --preset $(1) --parallel $(JOBS) $(2)
+	$(STAGE) "$(1) test" ctest --preset $(1) --parallel $(JOBS) $(2) \
+	  --output-junit $(CURDIR)/build/junit/$(1).xml --test-output-size-passed 65536
 endef
 
 deps:
@@ -52,18 +53,20 @@ stages-reset:
 # on 2 cores from a clean clone). Each sanitizer build compiles only the binaries its run
 # needs; the HTTP suites run their quick matrix. docs/testing.md says what runs where.
 test: stages-reset test-release test-tsan test-asan test-kqueue test-install test-fuzz
-	@echo "== make test: all checks passed; minutes per stage: =="
+	@echo "== make test: minutes per stage: =="
 	@bash cmake/stage.sh table
+	@rc=0; line=$$(bash cmake/stage.sh summary) || rc=$$?; echo "== make test: $$line =="; exit $$rc
 
 # `make check`: the full matrix (about 35 minutes on 2 cores): every binary built in every
 # preset, the HTTP suites' full matrix (every strategy on every backend), the registry,
 # stress and HTTP suites again on the kqueue configuration and under its sanitizers. Run it
 # before a change to include/, src/ or integrations/ lands.
 check: stages-reset check-release check-tsan check-asan check-kqueue test-install test-fuzz
-	@echo "== make check: all checks passed; minutes per stage: =="
+	@echo "== make check: minutes per stage: =="
 	@bash cmake/stage.sh table
+	@rc=0; line=$$(bash cmake/stage.sh summary) || rc=$$?; echo "== make check: $$line =="; exit $$rc
 
-# Release (-O2): every binary and every test (the HTTP suites: their quick matrix).
+# Release (-O2): every binary and every test (the HTTP and reactor suites: their quick matrix).
 test-release: build
 	@echo "== release: all tests (HTTP suites: quick matrix) =="
 	$(call run_tests,release)
@@ -85,27 +88,24 @@ test-asan: deps
 # The kqueue configuration: the kqueue backend on libkqueue (built from LIBKQUEUE_SOURCE into
 # build/kqueue*). In release: the reactor suites, the HTTP server (quick matrix: two
 # strategies on kqueue), the examples on kqueue, the README's first use in both forms, and the
-# check that its objects call nothing only Linux has. Under TSan and under ASan+UBSan: the
-# reactor suites (quick matrix: slot_array and mpsc_queue). (The registry, multi-threaded
-# and stress tests touch no backend: the runs above cover them; `make check` runs them here
-# too.) Without the libkqueue source it is skipped, and says so. Under TSan the kqueue-tsan
-# test preset reads libkqueue's own suppressions (tools/tsan.supp: one stack pattern,
-# race:monitoring_thread_cleanup, for a pthread_cancel cleanup handler whose locking TSan
-# cannot follow, in libkqueue's code; nothing of opreg's is suppressed).
+# check that its objects call nothing only Linux has. Under ASan+UBSan: the reactor suites
+# (quick matrix: slot_array and mpsc_queue). (The registry, multi-threaded and stress tests
+# touch no backend: the runs above cover them; `make check` runs them here too, and the
+# kqueue configuration under TSan, whose test preset reads libkqueue's own suppressions:
+# tools/tsan.supp, one stack pattern, race:monitoring_thread_cleanup, for a pthread_cancel
+# cleanup handler whose locking TSan cannot follow, in libkqueue's code; nothing of opreg's
+# is suppressed.) Without the libkqueue source it is skipped, and says so.
 LIBKQUEUE_SOURCE ?= $(abspath $(CURDIR)/../shared/vendor/libkqueue)
 KQUEUE_CONFIGURE := -DOPREG_LIBKQUEUE_SOURCE="$(LIBKQUEUE_SOURCE)"
 HAVE_LIBKQUEUE := $(wildcard $(LIBKQUEUE_SOURCE)/CMakeLists.txt)
 test-kqueue: deps
 ifeq ($(HAVE_LIBKQUEUE),)
-	@echo "== kqueue: SKIPPED: no libkqueue source at $(LIBKQUEUE_SOURCE) =="
+	@bash cmake/stage.sh skip kqueue "no libkqueue source at $(LIBKQUEUE_SOURCE)"
 else
 	$(call configure_build,kqueue)
 	@echo "== kqueue: reactor suites, HTTP server, examples, first use, symbol check =="
 	$(call run_tests,kqueue,-L '^(reactor|http|examples|first_use|kqueue)$$' -LE '^parser$$' \
 	  -E '^examples\.clients\.echo_epoll$$')
-	$(call configure_build,kqueue-tsan)
-	@echo "== kqueue-tsan: reactor suites =="
-	$(call run_tests,kqueue-tsan,-L '^reactor$$')
 	$(call configure_build,kqueue-asan)
 	@echo "== kqueue-asan: reactor suites =="
 	$(call run_tests,kqueue-asan,-L '^reactor$$')
@@ -131,7 +131,7 @@ check-asan: deps
 
 check-kqueue: deps
 ifeq ($(HAVE_LIBKQUEUE),)
-	@echo "== kqueue: SKIPPED: no libkqueue source at $(LIBKQUEUE_SOURCE) =="
+	@bash cmake/stage.sh skip kqueue "no libkqueue source at $(LIBKQUEUE_SOURCE)"
 else
 	$(call configure_build,kqueue,full,--target all)
 	@echo "== kqueue: every test, the HTTP suites (full matrix) and the symbol check =="

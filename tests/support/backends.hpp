@@ -51,8 +51,8 @@ struct concat<opreg::type_list<A...>, opreg::type_list<B...>, opreg::type_list<C
 using direct_and_handoff = opreg::type_list<opreg::slot_array, opreg::mpsc_queue>;
 
 #if OPREG_TEST_KQUEUE_BUILD && OPREG_TEST_REACTOR_QUICK
-// A kqueue build under a sanitizer, quick matrix (make test): the direct and the hand-off
-// strategy. Its release build runs every one.
+// A kqueue build, quick matrix (make test): the direct and the hand-off strategy. The full
+// matrix (make check) runs every one.
 using reactor_combos = concat<combos_of<kqueue_backend, direct_and_handoff>::type,
                               opreg::type_list<>, opreg::type_list<>>::type;
 #elif OPREG_TEST_KQUEUE_BUILD
@@ -61,8 +61,9 @@ using reactor_combos = concat<combos_of<kqueue_backend, opreg::strategies>::type
                               opreg::type_list<combo<kqueue_backend, opreg::any_registry>>,
                               opreg::type_list<>>::type;
 #elif OPREG_TEST_REACTOR_QUICK
-// Under a sanitizer, quick matrix (make test): every strategy and any_registry on epoll, the
-// direct and the hand-off strategy on io_uring. The release build runs the whole product.
+// Quick matrix (make test): every strategy and any_registry on epoll (the registry's part of
+// the reactor), the direct and the hand-off strategy on io_uring (the backend's part). The
+// full matrix (make check) runs the whole product.
 using reactor_combos = concat<combos_of<epoll_backend, opreg::strategies>::type,
                               opreg::type_list<combo<epoll_backend, opreg::any_registry>>,
                               combos_of<io_uring_backend, direct_and_handoff>::type>::type;
