@@ -322,6 +322,8 @@ def check_slow_drip(srv, tag, measure, count=50):
     every 0.3 s: each makes progress, and each must still be closed once its request is
     older than the header timeout (slowloris, and its slow-body form)."""
     heads, bodies = [], []
+    started = time.time()  # every request's first byte is sent after this
+    first_close = None     # when a send first found a connection closed (never before its close)
     try:
         for _ in range(count):
             s = connect(srv.port)
@@ -339,6 +341,7 @@ def check_slow_drip(srv, tag, measure, count=50):
                     s.sendall(b"a")
                 except OSError:
                     open_.discard(s)
+                    first_close = first_close or time.time()
         def closed(socks):
             return sum(1 for s in socks if s not in open_ or wait_closed(s, 0.05))
         ch, cb = closed(heads), closed(bodies)
@@ -346,6 +349,13 @@ def check_slow_drip(srv, tag, measure, count=50):
                ch == count, f"{ch}/{count} closed within {HEADER_TIMEOUT + 3} s")
         report(f"{tag} {count} bodies dripped a byte at a time are closed by the header timeout",
                cb == count, f"{cb}/{count} closed within {HEADER_TIMEOUT + 3} s")
+        # Not too early either: the timeout runs from a request's first byte, each of which
+        # was sent after `started`; the send that finds a close comes after it.
+        early = first_close is not None and first_close - started < HEADER_TIMEOUT - 0.1
+        report(f"{tag} none of them is closed before the header timeout ({HEADER_TIMEOUT} s)",
+               first_close is not None and not early,
+               f"the first close seen {first_close - started:.2f} s after the first byte"
+               if first_close is not None else "no close seen")
     finally:
         for s in heads + bodies:
             s.close()
