@@ -11,7 +11,9 @@
 ///   transient state (another thread is arming it or moving a callback out of it) does not
 ///   wait: arm reports busy (the previous op has not ended yet), cancel finds nothing
 ///   pending, dispatch sets the latch, close bumps the generation in place; the owner of the
-///   transient state sees the change in its leaving CAS.
+///   transient state sees the change in its leaving CAS. (tests/slot_array_test.cpp,
+///   SlotArrayProgress: with a thread stopped inside arm or dispatch, every other call on
+///   that slot and on others returns, with these answers.)
 /// - An arm that finds readiness latched ends its op at once, running the callback on the
 ///   arming thread before arm returns.
 /// - Zero heap allocations per operation; construction allocates the slot array once
