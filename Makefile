@@ -55,7 +55,7 @@ stages-reset:
 test: stages-reset test-release test-tsan test-asan test-kqueue test-install test-fuzz
 	@echo "== make test: minutes per stage: =="
 	@bash cmake/stage.sh table
-	@rc=0; line=$$(bash cmake/stage.sh summary) || rc=$$?; echo "== make test: $$line =="; exit $$rc
+	@bash cmake/stage.sh summary "make test"
 
 # `make check`: the full matrix (about 35 minutes on 2 cores): every binary built in every
 # preset, the HTTP suites' full matrix (every strategy on every backend), the registry,
@@ -64,7 +64,7 @@ test: stages-reset test-release test-tsan test-asan test-kqueue test-install tes
 check: stages-reset check-release check-tsan check-asan check-kqueue test-install test-fuzz
 	@echo "== make check: minutes per stage: =="
 	@bash cmake/stage.sh table
-	@rc=0; line=$$(bash cmake/stage.sh summary) || rc=$$?; echo "== make check: $$line =="; exit $$rc
+	@bash cmake/stage.sh summary "make check"
 
 # Release (-O2): every binary and every test (the HTTP and reactor suites: their quick matrix).
 test-release: build

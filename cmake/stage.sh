@@ -8,10 +8,11 @@
 #                               on failure, print the table so far, then exit with CMD's status
 #   stage.sh table              print the table: minutes per preset and phase, and the total
 #   stage.sh skip NAME WHY      record stage NAME as skipped, and why
-#   stage.sh summary            one line over every stage: tests passed, failed and skipped,
-#                               naming each skip (a skipped stage, a skipped ctest test, and
-#                               the checks a passing test reports skipped in its own
-#                               "N passed, N failed, N skipped" line); exit 1 on a failure
+#   stage.sh summary [TITLE]    one line over every stage: tests passed, failed and skipped
+#                               ("== TITLE: ... ==" with a title), then each failure and each
+#                               skip, grouped by reason: a skipped stage, skipped ctest tests,
+#                               and the checks a passing test reports skipped in its own
+#                               "N passed, N failed, N skipped" line; exit 1 on a failure
 #
 # Every stage's output is also kept in build/logs/<stage>.log, and test stages (ctest) write
 # JUnit XML to build/junit/<preset>.xml (the Makefile asks): the summary reads both.
@@ -22,53 +23,64 @@ logs=$(dirname "$file")/logs
 junit=$(dirname "$file")/junit
 
 summary() {
-  python3 - "$file" "$logs" "$junit" <<'PY'
-import glob, os, re, sys
+  python3 - "$file" "$logs" "$junit" "${1:-}" <<'PY'
+import collections, glob, os, re, sys
 import xml.etree.ElementTree as ET
-stages, logs, junit = sys.argv[1:4]
+stages, logs, junit, title = sys.argv[1:5]
 passed = failed = skipped = 0
-skips, fails = [], []
+fails, notes = [], []
+groups = collections.OrderedDict()  # (preset, reason) -> names of the tests skipped for it
 line = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped", re.M)
+gtest_reason = re.compile(r": Skipped\n(.+)")  # GTEST_SKIP()'s message, on the next line
 gtest_skip = re.compile(r"^\[  SKIPPED \] (\S+)$", re.M)
 def inner(name, text):
     text = text or ""
     found = line.findall(text)
     if found and int(found[-1][2]) > 0:
         p, f, k = found[-1]
-        skips.append(f"{name}: {k} of its {int(p) + int(f) + int(k)} checks skipped")
-    cases = sorted(set(gtest_skip.findall(text)))  # a GoogleTest binary's skipped cases
+        notes.append(f"{name}: {k} of its {int(p) + int(f) + int(k)} checks skipped")
+    cases = sorted(set(gtest_skip.findall(text)))  # a sharded GoogleTest binary's skips
     if cases:
-        skips.append(f"{name}: GoogleTest skipped {', '.join(cases)}")
+        notes.append(f"{name}: GoogleTest skipped {len(cases)} cases ({', '.join(cases[:3])}"
+                     f"{', ...' if len(cases) > 3 else ''})")
 for row in open(stages, encoding="utf-8") if os.path.exists(stages) else []:
     name, _, status = row.rstrip("\n").split("\t")
     if status.startswith("skipped"):
         skipped += 1
-        skips.append(f"stage {name} ({status[len('skipped: '):]})")
+        groups.setdefault(("stage", status[len("skipped: "):]), []).append(name)
 for path in sorted(glob.glob(os.path.join(junit, "*.xml"))):
     preset = os.path.basename(path)[:-4]
     for case in ET.parse(path).getroot().iter("testcase"):
-        status = case.get("status")
-        name = f"{preset}: {case.get('name')}"
+        status, name = case.get("status"), case.get("name")
+        out = case.findtext("system-out") or ""
         if status == "run":
             passed += 1
-            inner(name, case.findtext("system-out"))
+            inner(f"{preset}: {name}", out)
         elif status in ("notrun", "disabled"):
             skipped += 1
-            why = case.find("skipped")
-            out = (case.findtext("system-out") or "").strip().splitlines()
-            skips.append(name + (f" ({out[-1][:120]})" if out else ""))
+            why = gtest_reason.search(out)
+            lines = [l for l in out.strip().splitlines() if not l.startswith("[")]
+            reason = why.group(1).strip() if why else (lines[-1].strip() if lines else "no reason given")
+            groups.setdefault((preset, reason[:160]), []).append(re.sub(r"<.*", "", name))
         else:
             failed += 1
-            fails.append(name)
+            fails.append(f"{preset}: {name}")
 # Stages that run checks outside ctest (the installed package, the fuzzer) count as one test.
 for log in ("install", "fuzz"):
     path = os.path.join(logs, f"{log}.log")
     if os.path.exists(path):
         passed += 1
         inner(log, open(path, encoding="utf-8", errors="replace").read())
-print(f"{passed} passed, {failed} failed, {skipped} skipped" +
-      (f"; failed: {'; '.join(fails)}" if fails else "") +
-      (f"; skipped: {'; '.join(skips)}" if skips else "; nothing skipped"))
+counts = f"{passed} passed, {failed} failed, {skipped} skipped"
+print(f"== {title}: {counts} ==" if title else counts)
+for f in fails:
+    print(f"  failed: {f}")
+for (where, reason), names in groups.items():
+    uniq = list(dict.fromkeys(names))
+    shown = ", ".join(uniq[:3]) + (f" and {len(uniq) - 3} more" if len(uniq) > 3 else "")
+    print(f"  skipped: {where}: {len(names)} x {reason} ({shown})")
+for n in notes:
+    print(f"  skipped inside a passing test: {n}")
 sys.exit(1 if failed else 0)
 PY
 }
@@ -111,7 +123,7 @@ case "${1:-}" in
     echo "== $2: SKIPPED: $3 =="
     ;;
   summary)
-    summary
+    summary "${2:-}"
     ;;
   run)
     [ $# -ge 3 ] || { echo "usage: $0 run NAME CMD..." >&2; exit 2; }
