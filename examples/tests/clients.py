@@ -29,7 +29,8 @@ import time
 EXAMPLES = ["echo_epoll", "echo_kevent", "echo_uring", "line_server", "asio_echo"]
 ABSENT = {
     "echo_epoll": "not built here: epoll is Linux's",
-    "echo_uring": "not built here: io_uring is Linux's (and not in opreg's kqueue configuration)",
+    "echo_uring": "not built here: io_uring is Linux's (and not in opreg's kqueue configuration), "
+                  "or this build's preset did not ask for it",
     "echo_kevent": "not built here: it is built where the kqueue backend is "
                    "(BSD, macOS, opreg's kqueue configuration)",
     "line_server": "not built here",
