@@ -22,6 +22,7 @@ usage:
 Each prints what it checked and exits 1 on the first kind of failure, naming every case.
 """
 import argparse
+import functools
 import os
 import re
 import subprocess
@@ -156,6 +157,7 @@ def slug(heading):
     return s.replace(" ", "-")
 
 
+@functools.lru_cache(maxsize=None)
 def anchors(md):
     out, fence = set(), False
     for l in open(md, encoding="utf-8"):
@@ -168,7 +170,8 @@ def anchors(md):
 
 def check_links(_args):
     failures, checked = [], 0
-    for md in markdown_files():
+    files = markdown_files()
+    for md in files:
         fence = False
         for n, l in enumerate(open(md, encoding="utf-8"), 1):
             if l.startswith("```"):
@@ -191,7 +194,7 @@ def check_links(_args):
     length = sum(1 for _ in open(readme, encoding="utf-8"))
     if length > README_LIMIT:
         failures.append(f"README.md: {length} lines, more than {README_LIMIT}")
-    print(f"links: {checked} checked in {len(markdown_files())} files, README {length} lines, "
+    print(f"links: {checked} checked in {len(files)} files, README {length} lines, "
           f"{len(failures)} failed")
     for f in failures:
         print(f"  FAIL {f}")
