@@ -208,6 +208,14 @@ def check_chunk_extensions(srv, tag, measure):
 
 def upload_cost(srv, head, pieces, pause):
     """Server CPU for one upload sent in `pieces`, `pause` seconds apart; (cpu, status)."""
+    tasks = f"/proc/{srv.proc.pid}/task"
+    before = len(os.listdir(tasks))
+    for _ in range(100):  # the threads of earlier checks' connections, gone (<= 1 s)
+        time.sleep(0.01)
+        now = len(os.listdir(tasks))
+        if now == before:
+            break
+        before = now
     s = connect(srv.port)
     try:
         cpu0 = cpu_seconds(srv.proc.pid)
@@ -219,12 +227,19 @@ def upload_cost(srv, head, pieces, pause):
         return cpu_seconds(srv.proc.pid) - cpu0, status_of(got), len(got)
     finally:
         s.close()
+        # cpu_seconds sums the live threads: a connection's thread (thread-per-conn) that
+        # is still closing when the next upload starts would leave with its CPU and make
+        # that upload's cost negative (-9 ms seen). Wait for it to go.
+        deadline = time.monotonic() + 5
+        while len(os.listdir(tasks)) > before and time.monotonic() < deadline:
+            time.sleep(0.005)
 
 
 def check_drip(srv, tag, measure):
     """The same 1 MB payload sent in 400 paced pieces: plainly (Content-Length), and chunked
     with an extension on every chunk. Each byte is handled once, so the chunked upload costs
-    at most 2x the plain one (plus 5 ms for the noise of a shared machine)."""
+    at most 2x the plain one (plus 5 ms for the noise of a shared machine), the cheapest of
+    three rounds of each compared."""
     n, size = 400, 2500
     payload = os.urandom(n * size)
     plain_head = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(payload)
@@ -233,12 +248,21 @@ def check_drip(srv, tag, measure):
     chunked = [b"%x;note=%s\r\n%s\r\n" % (size, b"n" * 1000, plain[k]) for k in range(n)]
     chunked[-1] += b"0\r\n\r\n"
     pause = 0.002  # paced, so the server reads them one (or a few) at a time
-    cpu_plain, st_plain, len_plain = upload_cost(srv, plain_head, plain, pause)
-    cpu_chunked, st_chunked, len_chunked = upload_cost(srv, chunked_head, chunked, pause)
-    ok = (st_plain == 200 and st_chunked == 200 and len_plain > len(payload) and
-          len_chunked > len(payload) and cpu_chunked <= 2 * cpu_plain + 0.005)
+    # Three rounds, interleaved, and the cheapest of each kind compared: one upload's CPU
+    # swings 2-3x on a shared machine running several suites at once (19 ms plain beside
+    # 52 ms chunked once under ASan, 17 and 27 ms in the next suite), while a parser that
+    # rescans what it holds costs more in every round.
+    rounds = [(upload_cost(srv, plain_head, plain, pause),
+               upload_cost(srv, chunked_head, chunked, pause)) for _ in range(3)]
+    ok = all(p[1] == 200 and c[1] == 200 and p[2] > len(payload) and c[2] > len(payload)
+             for p, c in rounds)
+    cpu_plain = min(p[0] for p, _ in rounds)
+    cpu_chunked = min(c[0] for _, c in rounds)
+    ok = ok and cpu_chunked <= 2 * cpu_plain + 0.005
+    seen = ", ".join(f"{p[0] * 1e3:.0f}/{c[0] * 1e3:.0f} ms ({p[1]}/{c[1]})" for p, c in rounds)
     report(f"{tag} a 1 MB body in 400 reads: chunked with extensions costs <= 2x plain CPU",
-           ok, f"plain {cpu_plain * 1000:.0f} ms ({st_plain}), chunked {cpu_chunked * 1000:.0f} ms ({st_chunked})")
+           ok, f"cheapest plain {cpu_plain * 1000:.0f} ms, chunked {cpu_chunked * 1000:.0f} ms; "
+           f"plain/chunked by round: {seen}")
     if measure:
         print(f"MEASURE {tag} drip, 1 MB in 400 reads: plain {cpu_plain * 1e3:.0f} ms, "
               f"chunked+extensions {cpu_chunked * 1e3:.0f} ms "
