@@ -6,6 +6,7 @@
 
 #include <opreg/mpsc_queue.hpp>
 
+#include "support/parking_sync.hpp"
 #include "support/strategies.hpp"
 
 using namespace opreg;
@@ -139,4 +140,74 @@ TEST(MpscQueueStrategy, PollAppliesAtMostABatchPerCall) {
     EXPECT_EQ(reg.apply_handed_off(), mpsc_queue::apply_batch);
     EXPECT_EQ(reg.apply_handed_off(), pushed - 2 * mpsc_queue::apply_batch);
     EXPECT_EQ(reg.apply_handed_off(), 0u);
+}
+
+// ---- Progress: a caller stopped mid-call stops no other caller, nor the owner --------------
+//
+// mpsc_queue.hpp claims arm, cancel and close are lock-free for the caller (a pool CAS loop
+// and a wait-free push) and that the owner's apply_handed_off() and dispatch() never wait
+// for a producer: a push stopped between its exchange and its link store withholds the
+// commands behind it (intrusive_mpsc_queue.hpp) until it finishes, and loses none of them.
+namespace {
+
+using opreg_test::park_at;
+using opreg_test::parked_thread;
+using opreg_test::returns_promptly;
+using parking_mpsc_queue = basic_mpsc_queue<opreg_test::parking_sync>;
+
+// While `stopped` is parked inside an arm of fd 3, other threads arm fd 5 and cancel that
+// arm, close fd 6, and the owner takes a turn with readiness for fd 3: each returns. The
+// owner applies only what is ahead of the stopped push (`ahead`). Once it is let go, the
+// rest is applied, in push order, and nothing is lost: fd 3's arm ends ready (the readiness
+// waited for it), fd 5's op ends cancelled.
+void others_return_while_stopped(park_at where, std::size_t ahead) {
+    parking_mpsc_queue reg{registry_config{.max_fds = 8}};
+    record stopped_op, other_op;
+    result<op_token> stopped_arm = errc::ok;
+    const fd_token fd3 = reg.token_of(3).value();
+    parked_thread arming{where,
+                         [&] { stopped_arm = reg.arm(3, direction::read, recorder(stopped_op)); }};
+
+    result<op_token> other = errc::ok;
+    ASSERT_TRUE(returns_promptly(
+        arming, [&] { other = reg.arm(5, direction::read, recorder(other_op)); }));
+    ASSERT_TRUE(other.ok());
+    cancel_status cancelled = cancel_status::stale;
+    ASSERT_TRUE(returns_promptly(arming, [&] { cancelled = reg.cancel(other.value()); }));
+    EXPECT_EQ(cancelled, cancel_status::requested);
+    errc closed = errc::stale;
+    ASSERT_TRUE(returns_promptly(arming, [&] { closed = reg.close(6); }));
+    EXPECT_EQ(closed, errc::ok);
+
+    std::size_t applied = 99, ended = 99;
+    ASSERT_TRUE(returns_promptly(arming, [&] {
+        applied = reg.apply_handed_off();
+        ended = reg.dispatch(fd3, readiness::readable);
+    }));
+    EXPECT_EQ(applied, ahead);
+    EXPECT_EQ(ended, 0u) << "fd 3's arm has not been applied: its readiness is latched";
+    EXPECT_EQ(other_op.calls, ahead == 0 ? 0 : 1);
+
+    arming.release();
+    ASSERT_TRUE(stopped_arm.ok());
+    EXPECT_EQ(reg.apply_handed_off(), 4u - ahead);
+    EXPECT_EQ(stopped_op.calls, 1) << "the readiness that came while it was withheld ends it";
+    EXPECT_EQ(stopped_op.last.result, outcome::ready);
+    EXPECT_EQ(other_op.calls, 1);
+    EXPECT_EQ(other_op.last.result, outcome::cancelled);
+    EXPECT_EQ(reg.stats().in_flight, 0u);
+}
+
+}  // namespace
+
+// Stopped after the pool handed it a command, before its push: the others' commands are
+// ahead of it and applied (arm 5, cancel 5, close 6).
+TEST(MpscQueueProgress, ACallerStoppedHoldingAPoolSlotStopsNoOther) {
+    others_return_while_stopped(park_at::cas, 3);
+}
+
+// Stopped inside its push, after the exchange and before the link: every command behind it
+// waits for it, but no call does.
+TEST(MpscQueueProgress, ACallerStoppedInsideItsPushStopsNoOther) {
+    others_return_while_stopped(park_at::pointer_exchange, 0);
 }

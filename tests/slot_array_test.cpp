@@ -1,19 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // slot_array whitebox: the state word's layout, what generations guarantee over many reuses
 // of one slot, and progress: a thread stopped mid-operation stops no other.
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <future>
-#include <mutex>
-#include <thread>
 #include <utility>
 
 #include <gtest/gtest.h>
 
 #include <opreg/slot_array.hpp>
 
+#include "support/parking_sync.hpp"
 #include "support/strategies.hpp"
 
 using namespace opreg;
@@ -171,98 +166,17 @@ TEST(SlotArrayWord, OpGenerationIsAsWideAsATokensAndTheFieldsFillTheWord) {
 // inside arm(), holding its slot in `arming`, or inside dispatch(), holding it in
 // `completing`; every other call on that slot and on others must then return, with the
 // answer the header gives for a slot in that state.
-namespace {
-
-// Parks the thread that set park_after_cas, once its next successful CAS has taken effect.
-struct parking_point {
-    std::mutex m;
-    std::condition_variable cv;
-    bool parked = false;
-    bool released = false;
-};
-thread_local parking_point* park_after_cas = nullptr;
-
-template <class T>
-struct parking_atomic : std::atomic<T> {
-    using std::atomic<T>::atomic;
-    bool compare_exchange_weak(T& expected, T desired, std::memory_order success,
-                               std::memory_order failure) noexcept {
-        const bool ok = std::atomic<T>::compare_exchange_weak(expected, desired, success, failure);
-        if (ok && park_after_cas != nullptr) {
-            parking_point& p = *std::exchange(park_after_cas, nullptr);
-            std::unique_lock lock{p.m};
-            p.parked = true;
-            p.cv.notify_all();
-            p.cv.wait(lock, [&p] { return p.released; });
-        }
-        return ok;
-    }
-    bool compare_exchange_weak(T& expected, T desired, std::memory_order order) noexcept {
-        return compare_exchange_weak(expected, desired, order, failure_order(order));
-    }
-
-private:
-    static constexpr std::memory_order failure_order(std::memory_order o) noexcept {
-        if (o == std::memory_order_acq_rel) return std::memory_order_acquire;
-        if (o == std::memory_order_release) return std::memory_order_relaxed;
-        return o;
-    }
-};
-
-struct parking_sync : detail::std_sync {
-    template <class T>
-    using atomic = parking_atomic<T>;
-};
-
-// Runs `fn` on a thread of its own that parks after its first successful CAS; returns once it
-// is parked. release() lets it finish and joins it.
-struct parked_thread {
-    parking_point point;
-    std::thread t;
-
-    template <class Fn>
-    explicit parked_thread(Fn fn)
-        : t{[this, fn = std::move(fn)]() mutable {
-              park_after_cas = &point;
-              fn();
-          }} {
-        std::unique_lock lock{point.m};
-        point.cv.wait(lock, [this] { return point.parked; });
-    }
-    void unpark() {
-        {
-            std::lock_guard lock{point.m};
-            point.released = true;
-        }
-        point.cv.notify_all();
-    }
-    void release() {
-        unpark();
-        if (t.joinable()) t.join();
-    }
-    ~parked_thread() { release(); }
-};
-
-// `fn` must return within a second while `stopped` is parked: else the registry made it wait
-// for that thread. On a failure the parked thread is let go, so that the test ends.
-template <class Fn>
-::testing::AssertionResult returns_promptly(parked_thread& stopped, Fn fn) {
-    auto done = std::async(std::launch::async, std::move(fn));
-    if (done.wait_for(std::chrono::seconds(1)) == std::future_status::ready)
-        return ::testing::AssertionSuccess();
-    stopped.unpark();  // the future's destructor waits for fn, which can finish now
-    return ::testing::AssertionFailure() << "did not return while another thread was stopped";
-}
-
-using parking_slot_array = basic_slot_array<parking_sync>;
-
-}  // namespace
+using opreg_test::park_at;
+using opreg_test::parked_thread;
+using opreg_test::returns_promptly;
+using parking_slot_array = basic_slot_array<opreg_test::parking_sync>;
 
 TEST(SlotArrayProgress, AThreadStoppedWhileArmingStopsNoOther) {
     parking_slot_array reg{registry_config{.max_fds = 8}};
     record stopped_op, other_op, neighbour;
     result<op_token> stopped_arm = errc::ok;
-    parked_thread arming{[&] { stopped_arm = reg.arm(3, direction::read, recorder(stopped_op)); }};
+    parked_thread arming{park_at::cas,
+                         [&] { stopped_arm = reg.arm(3, direction::read, recorder(stopped_op)); }};
     // fd 3's read slot is `arming`, owned by the parked thread.
     size_t ended = 0;
     ASSERT_TRUE(returns_promptly(arming, [&] {
@@ -296,7 +210,7 @@ TEST(SlotArrayProgress, AThreadStoppedWhileCompletingStopsNoOther) {
     const result<op_token> armed = reg.arm(3, direction::read, recorder(first));
     ASSERT_TRUE(armed.ok());
     parked_thread completing{
-        [&] { reg.dispatch(reg.token_of(3).value(), readiness::readable); }};
+        park_at::cas, [&] { reg.dispatch(reg.token_of(3).value(), readiness::readable); }};
     // fd 3's read slot is `completing`, owned by the parked dispatcher.
     cancel_status cancelled = cancel_status::done;
     ASSERT_TRUE(returns_promptly(completing, [&] { cancelled = reg.cancel(armed.value()); }));

@@ -11,7 +11,9 @@
 ///
 /// GUARANTEES
 /// - arm/cancel/close are lock-free for the caller (a pool CAS loop and a wait-free push);
-///   no heap allocation per op (pools are allocated at construction).
+///   no heap allocation per op (pools are allocated at construction). A caller stopped
+///   inside its push holds back the commands behind it, never another call or the owner's
+///   turn (tests/mpsc_queue_test.cpp, MpscQueueProgress).
 /// - Commands are applied in the order their pushes were linearized, so a cancel issued
 ///   after its arm returned is applied after that arm. (The owner may see a returned push
 ///   late: the queue withholds every node behind a push still in flight; see below.)
