@@ -405,11 +405,21 @@ IDLE_CONNS = 400
 IDLE_BOUND = {"async": 2 << 10, "completion": 4 << 10, "thread-per-conn": 32 << 10}
 
 
+def model_of(tag):
+    """async, completion (the async model in completion mode) or thread-per-conn."""
+    return ("thread-per-conn" if "thread-per-conn" in tag else
+            "completion" if "io_uring-completion" in tag else "async")
+
+
+# Completion mode's provided buffer ring (256 buffers of 4 KiB), touched as bytes arrive and
+# kept for the worker's life: a fixed cost of the server, not of any one connection.
+RING_BYTES = 256 * 4096
+
+
 def check_idle_memory(srv, tag, measure, count=IDLE_CONNS):
     """`count` keep-alive connections, each after one answered request, then idle: what each
     costs the server in RSS (async: no buffer at all; thread-per-conn: its thread's stack)."""
-    model = ("thread-per-conn" if "thread-per-conn" in tag else
-             "completion" if "io_uring-completion" in tag else "async")
+    model = model_of(tag)
     socks = []
     try:
         warm = connect(srv.port)  # the first connection's one-time costs out of the figure
@@ -433,6 +443,145 @@ def check_idle_memory(srv, tag, measure, count=IDLE_CONNS):
         if measure:
             print(f"MEASURE {tag} RSS per idle keep-alive connection: {each / 1024:.1f} KiB "
                   f"({len(socks)} connections)", flush=True)
+        warm.close()
+    finally:
+        for s in socks:
+            s.close()
+
+
+# ---- what many connections hold at once ---------------------------------------------------
+#
+# integrations/http/README.md bounds what one connection can make the async model hold. Each
+# check below puts many connections at once in one of those states and asserts the RSS each
+# adds stays within its row's bound: a server that kept a buffer per connection larger than
+# the row says, or a copy beside it, fails at scale where one connection would pass as noise.
+
+HEAD_CONNS = 100
+HEAD_LIMIT = 8 * 1024 + 16 * 1024  # request line + header section (http_parser.hpp, limits)
+
+
+def unfinished_head():
+    """A request head just inside both limits, without the empty line that would end it."""
+    line = b"GET /" + b"a" * 7900 + b" HTTP/1.1\r\n"
+    fields = b"Host: t\r\n" + b"".join(b"X-Pad-%02d: %s\r\n" % (i, b"p" * 140) for i in range(98))
+    assert len(line) <= 8 * 1024 and len(fields) < 16 * 1024
+    return line + fields
+
+
+def check_heads_at_scale(srv, tag, measure, count=HEAD_CONNS):
+    """`count` connections each send an unfinished head of 22 KiB, inside the limits, and
+    wait: each may cost the server at most the head limits (24 KiB), and a thread-per-conn
+    connection its thread too."""
+    model = model_of(tag)
+    head = unfinished_head()
+    warm = connect(srv.port)  # the first connection's one-time costs out of the figure
+    warm.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    read_response(warm)
+    time.sleep(0.2)
+    rss0 = rss_bytes(srv.proc.pid)
+    socks = []
+    try:
+        for _ in range(count):
+            s = connect(srv.port)
+            s.sendall(head)
+            socks.append(s)
+        time.sleep(0.5)
+        fixed = RING_BYTES if model == "completion" else 0
+        each = (rss_bytes(srv.proc.pid) - rss0 - fixed) / count
+        # Still waiting for the rest of their heads: no answer, no close.
+        waiting = 0
+        for s in socks:
+            s.settimeout(0.01)
+            try:
+                s.recv(1)  # an answer or a close: not waiting
+            except socket.timeout:
+                waiting += 1
+            except OSError:
+                pass
+        report(f"{tag} {count} unfinished {len(head) >> 10} KiB heads are all held open",
+               waiting == count, f"{waiting}/{count} waiting")
+        # The head, and the page a buffer of it may straddle; a thread-per-conn connection
+        # also its thread (IDLE_BOUND). Measured (2-core VM, 100 connections): 22.3-22.6 KiB
+        # async, 22.3-25.0 KiB in completion mode less its ring, 45.8 KiB thread-per-conn.
+        bound = HEAD_LIMIT + PAGE + (IDLE_BOUND[model] if model == "thread-per-conn" else 0)
+        memory_check(f"{tag} an unfinished head costs at most the head limits ({HEAD_LIMIT >> 10} KiB)"
+                     + (" and its thread" if model == "thread-per-conn" else ""),
+                     each <= bound, f"{each / 1024:.1f} KiB each (bound {bound / 1024:.0f} KiB"
+                     + (", the ring's 1 MiB not counted)" if fixed else ")"))
+        if measure:
+            print(f"MEASURE {tag} {count} unfinished {len(head)}-byte heads: RSS "
+                  f"{each / 1024:.1f} KiB each", flush=True)
+        warm.close()
+    finally:
+        for s in socks:
+            s.close()
+
+
+PIPE_CONNS = 50
+PIPE_REQUEST = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+# A pipeline whose answers filled the output: the output limit (session.hpp,
+# default_max_output) plus one response, and the input read but not yet answered (one read
+# batch and a kept head, 104 KiB). Completion mode also holds what arrived while no recv
+# was pending, up to recv_hold_limit (64 KiB), and what the kernel put in provided buffers
+# before the recv's cancel reached it (reactor.hpp): 64 KiB more allowed for that, and the
+# allocator's slack as the held bytes grow. A thread-per-conn connection adds its thread.
+# Measured (2-core VM, 50 connections): 157-225 KiB async, 431-449 KiB in completion mode
+# less its ring, 152 KiB thread-per-conn.
+PIPE_BOUND = {"async": (256 + 104) * 1024, "completion": (256 + 104 + 64 + 64) * 1024,
+              "thread-per-conn": (256 + 104) * 1024 + IDLE_BOUND["thread-per-conn"]}
+
+
+def check_pipelines_at_scale(srv, tag, measure, count=PIPE_CONNS):
+    """`count` connections each pipeline GETs for as long as the server takes them and never
+    read: the server answers until its output is full, then stops reading. Each may cost the
+    server at most its output limit, one answer and what it read but did not answer."""
+    model = model_of(tag)
+    warm = connect(srv.port)
+    warm.sendall(PIPE_REQUEST)
+    answer = len(read_response(warm)[0])
+    time.sleep(0.2)
+    rss0 = rss_bytes(srv.proc.pid)
+    burst = PIPE_REQUEST * 4096  # 108 KB a write
+    socks, sent = [], 0
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
+            s.connect(("127.0.0.1", srv.port))
+            socks.append(s)
+        # Until no connection's kernel buffers take more, twice 0.3 s apart: by then the
+        # server reads no more.
+        for s in socks:
+            s.setblocking(False)
+        deadline = time.time() + 10
+        idle_passes = 0
+        while idle_passes < 2 and time.time() < deadline:
+            took = 0
+            for s in socks:
+                try:
+                    took += s.send(burst)
+                except BlockingIOError:
+                    pass
+            sent += took
+            if took:
+                idle_passes = 0
+            else:
+                idle_passes += 1
+                time.sleep(0.3)
+        fixed = RING_BYTES if model == "completion" else 0
+        each = (rss_bytes(srv.proc.pid) - rss0 - fixed) / count
+        answered_bytes = sent // len(PIPE_REQUEST) * answer
+        report(f"{tag} {count} pipelines that never read fill their output and stop",
+               idle_passes == 2 and answered_bytes > count * (256 << 10),
+               f"{sent / 1e6:.1f} MB of requests sent before every connection stopped taking more")
+        bound = PIPE_BOUND[model] + answer + PAGE
+        memory_check(f"{tag} a non-reading pipeline costs at most its output limit and one read "
+                     f"batch ({bound >> 10} KiB)", each <= bound,
+                     f"{each / 1024:.1f} KiB each (bound {bound / 1024:.0f} KiB"
+                     + (", the ring's 1 MiB not counted)" if fixed else ")"))
+        if measure:
+            print(f"MEASURE {tag} {count} non-reading pipelines: RSS {each / 1024:.1f} KiB each, "
+                  f"{sent / count / 1e6:.2f} MB of requests taken each", flush=True)
         warm.close()
     finally:
         for s in socks:
@@ -488,7 +637,7 @@ def check_body_budget(srv, tag, measure, count=8):
     after = rss_bytes(srv.proc.pid) - rss0
     # Completion mode keeps its provided buffer ring (256 buffers of 4 KiB), touched by the
     # first bytes it receives and kept for the worker's life: a fixed cost, not the uploads'.
-    fixed = (1 << 20) if "io_uring-completion" in tag else 0
+    fixed = RING_BYTES if model_of(tag) == "completion" else 0
     memory_check(f"{tag} memory goes back once the uploads close", after < (2 << 20) + fixed,
                  f"RSS +{held / 1e6:.1f} MB while held, +{after / 1e6:.1f} MB after")
     if measure:
@@ -513,6 +662,8 @@ CHECKS = [
     (check_pipeline_progress, BUDGETED, False),
     (check_slow_drip, ["--max-conns", "200"], False),
     (check_idle_memory, ["--max-conns", str(IDLE_CONNS + 10)], False),
+    (check_heads_at_scale, ["--max-conns", str(HEAD_CONNS + 10), "--header-timeout", "30"], False),
+    (check_pipelines_at_scale, ["--max-conns", str(PIPE_CONNS + 10), "--send-timeout", "30"], False),
     (check_body_budget, BUDGETED, False),
 ]
 
@@ -576,6 +727,7 @@ def run_check_quietly(*args):
 
 
 def main():
+    global SANITIZED, CHECKS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server", required=True, help="path to opreg-httpd")
     ap.add_argument("--quick", action="store_true", help="slot_array on the first backend only")
@@ -596,9 +748,18 @@ def main():
                          "(default epoll,io_uring,io_uring-completion)")
     ap.add_argument("--sanitized", action="store_true",
                     help="the server runs under a sanitizer: skip the RSS checks, saying why")
+    names = [c.__name__[len("check_"):] for c, _, _ in CHECKS]
+    ap.add_argument("--checks", default="",
+                    help=f"comma list: run these checks only (default all: {', '.join(names)})")
     a = ap.parse_args()
-    global SANITIZED
     SANITIZED = a.sanitized
+    if a.checks:
+        wanted = a.checks.split(",")
+        unknown = set(wanted) - set(names)
+        if unknown:
+            raise SystemExit(f"attacks.py: --checks: {', '.join(sorted(unknown))} not among "
+                             f"{', '.join(names)}")
+        CHECKS = [c for c in CHECKS if c[0].__name__[len("check_"):] in wanted]
     a.models = a.models.split(",")
     a.backends = a.backends.split(",")
     a.strategies = [r for r in a.strategies.split(",") if r]
