@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -52,6 +53,9 @@ struct shared_state {
     body_budget budget;
     session_context session;
     std::atomic<bool> stopping{false};
+    // A graceful stop closes stop_wr: stop_rd then reads as end of file for every thread
+    // that polls it, at once and for good, so that no thread wakes on a tick to look.
+    int stop_rd = -1, stop_wr = -1;
     std::mutex m;
     std::condition_variable all_gone;
 };
@@ -60,7 +64,8 @@ struct shared_state {
 // large request arrives in reads of a useful size. The buffer exists only while bytes are
 // held (an incomplete head, or requests not answered yet): an idle connection holds none.
 constexpr std::size_t read_room = 16 * 1024;
-// An idle connection gives its read buffer back after this much silence.
+// An idle connection gives its read buffer back after this much silence (one wake-up; after
+// it, the connection sleeps until its socket, its deadline or a stop).
 constexpr auto release_after = std::chrono::milliseconds(100);
 // A connection thread's stack: its frames need a few KiB; the default (8 MiB of address
 // space each) would be 80 GiB at --max-conns 10000. What it touches is what it costs.
@@ -69,15 +74,18 @@ constexpr std::size_t connection_stack_bytes = 256 * 1024;
 using steady = std::chrono::steady_clock;
 
 // Waits until fd is readable, `deadline` passes, or (when `stoppable`) a graceful stop
-// begins; in 100 ms steps, to notice the stop. true: readable.
+// begins, sleeping in one poll for all three. true: readable.
 bool wait_readable(const shared_state& s, int fd, steady::time_point deadline, bool stoppable) {
     for (;;) {
         if (stoppable && s.stopping.load(std::memory_order_relaxed)) return false;
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+        // Rounded up: a poll that returns a little before the deadline would come back for
+        // a 0 ms one, spinning until it passes.
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - steady::now());
         if (left.count() <= 0) return false;
-        pollfd p{fd, POLLIN, 0};
-        const int ready = ::poll(&p, 1, int(std::min<std::int64_t>(left.count(), 100)));
-        if (ready > 0) return true;
+        pollfd p[2] = {{fd, POLLIN, 0}, {s.stop_rd, POLLIN, 0}};
+        const int ready = ::poll(p, stoppable ? 2 : 1,
+                                 int(std::min<std::int64_t>(left.count(), INT32_MAX)));
+        if (ready > 0 && p[0].revents != 0) return true;
         if (ready < 0 && errno != EINTR) return false;
     }
 }
@@ -130,7 +138,11 @@ void serve_connection(shared_state& s, int fd) {
         const steady::time_point deadline =
             mid ? request_started + std::chrono::seconds(opt.header_timeout_s)
                 : last_active + std::chrono::seconds(opt.idle_timeout_s);
-        if (!wait_readable(s, fd, std::min(deadline, steady::now() + release_after), !mid)) {
+        // A held buffer with nothing in it goes back after release_after of silence; then
+        // only the socket, the deadline or a stop wakes the thread.
+        const steady::time_point wake =
+            cap != 0 && len == 0 ? std::min(deadline, last_active + release_after) : deadline;
+        if (!wait_readable(s, fd, wake, !mid)) {
             if (steady::now() >= deadline || (!mid && s.stopping.load(std::memory_order_relaxed)))
                 break;
             if (len == 0) {
@@ -219,6 +231,15 @@ int run_thread_per_conn(const server_options& opt) {
         return 1;
     }
     static shared_state s{opt};
+    int stop_pipe[2];
+    if (::pipe(stop_pipe) != 0) {
+        std::fprintf(stderr, "opreg-httpd: pipe: %s\n", std::strerror(errno));
+        ::close(lfd);
+        return 1;
+    }
+    for (const int fd : stop_pipe) (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    s.stop_rd = stop_pipe[0];
+    s.stop_wr = stop_pipe[1];
 
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -231,6 +252,7 @@ int run_thread_per_conn(const server_options& opt) {
         std::fprintf(stderr, "opreg-httpd: %s: finishing responses in flight\n",
                      sig == SIGTERM ? "SIGTERM" : "SIGINT");
         s.stopping.store(true);
+        ::close(s.stop_wr);          // wakes every idle connection's poll
         ::shutdown(lfd, SHUT_RDWR);  // wakes the blocking accept
     });
 
@@ -272,6 +294,8 @@ int run_thread_per_conn(const server_options& opt) {
     }
     signals.join();
     ::close(lfd);
+    // stop_rd stays open: a connection thread still finishing past the grace period may
+    // poll it; the process ends next.
     return 0;
 }
 
