@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "session.hpp"
 
+#include <algorithm>
+#include <string>
+
 #include "held_bytes.hpp"
 
 namespace opreg::http {
@@ -24,11 +27,34 @@ struct body_in_progress {
 
     // Takes from the budget what `body` holds now (its capacity: what it costs). false: over.
     bool account() {
-        const std::size_t need = body.capacity();
+        // An empty string's room is inside it (no allocation): nothing to charge.
+        const std::size_t need =
+            body.capacity() <= std::string{}.capacity() ? 0 : body.capacity();
         if (budget == nullptr || need <= taken) return true;
         if (!budget->try_take(need - taken)) return false;
         taken = need;
         return true;
+    }
+
+    // Makes room in `body` for `extra` more bytes of a payload of at most `most` bytes,
+    // taking the room from the budget before allocating it: the budget is charged for bytes
+    // that arrive, not for a length a head declares (a head alone holds nothing). The room
+    // doubles, so that a body arriving in k reads is copied O(body) times in all, up to
+    // `most`. false: over the budget.
+    bool make_room(std::size_t extra, std::size_t most) {
+        const std::size_t need = body.size() + extra;
+        if (need <= body.capacity()) return true;
+        const std::size_t want =
+            std::max(need, std::min(std::max(2 * body.capacity(), std::size_t{4096}), most));
+        if (budget != nullptr && want > taken) {
+            if (!budget->try_take(want - taken)) return false;
+            taken = want;
+        }
+        std::string bigger;
+        bigger.reserve(want);  // a new string gets what it asks for, not a doubled size
+        bigger.append(body);
+        body = std::move(bigger);
+        return account();  // a library that allocates more than asked: that is charged too
     }
 };
 
@@ -79,6 +105,10 @@ std::size_t continue_body(std::string_view in, session_state& st, response_buffe
         return r.consumed;
     }
     const std::size_t take = std::min(in.size(), b.remaining);
+    if (!b.make_room(take, b.req.content_length)) {
+        refuse(st, 503, over_budget, out);
+        return in.size();
+    }
     b.body.append(in.substr(0, take));
     b.remaining -= take;
     done = b.remaining == 0;
@@ -149,12 +179,10 @@ serve_result serve_requests(const session_context& cx, std::string_view data,
                 b->body = std::move(chunked_body);
             } else {
                 b->remaining = req.content_length - after_head.size();
-                if (cx.budget != nullptr && !cx.budget->try_take(req.content_length)) {
+                if (!b->make_room(after_head.size(), req.content_length)) {
                     refuse(st, 503, over_budget, out);
                     break;
                 }
-                b->taken = cx.budget != nullptr ? req.content_length : 0;
-                b->body.reserve(req.content_length);
                 b->body.append(after_head);
             }
             if (!b->account()) {

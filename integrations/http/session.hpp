@@ -33,8 +33,10 @@ public:
 };
 
 // The bytes every connection of a server together may hold for request bodies that have
-// not fully arrived. A request whose body would go over it is answered 503 and its
-// connection closed. Any thread.
+// not fully arrived, charged as the bytes arrive (the room a body's buffer takes), never
+// for a length a head declares: heads that declare large bodies and send none hold nothing.
+// A request whose arriving body would go over it is answered 503 and its connection closed.
+// Any thread.
 class body_budget {
 public:
     explicit body_budget(std::size_t limit) noexcept : limit_{limit} {}

@@ -657,6 +657,47 @@ def check_body_budget(srv, tag, measure, count=8):
               flush=True)
 
 
+# ---- declared but never sent --------------------------------------------------------------
+
+def check_starved_uploads(srv, tag, measure, held=8, uploads=10):
+    """`held` connections each send a head declaring a MAX_BODY body, together twice the body
+    budget, and nothing more; then `uploads` ordinary 100 KB uploads, each in two writes 50 ms
+    apart. A budget charged for declared lengths refused every one of them with 503 (heads of
+    ~75 bytes starving the server's uploads); charged for bytes held, the heads hold nothing
+    and at least 90% of the uploads succeed."""
+    head = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+    holders = []
+    try:
+        for _ in range(held):
+            s = connect(srv.port)
+            s.sendall(head % MAX_BODY)
+            holders.append(s)
+        time.sleep(0.2)
+        body = os.urandom(100_000)
+        done, statuses = 0, []
+        for _ in range(uploads):
+            c = connect(srv.port)
+            try:
+                c.sendall(head % len(body) + body[:50_000])
+                time.sleep(0.05)
+                c.sendall(body[50_000:])
+                got, _ = read_response(c, timeout=5)
+            except OSError:
+                got = b""
+            finally:
+                c.close()
+            statuses.append(status_of(got))
+            done += status_of(got) == 200 and got.endswith(body[-100:])
+        report(f"{tag} {held} heads declaring {MAX_BODY} bytes each starve no upload",
+               done >= uploads * 9 // 10,
+               f"{done}/{uploads} two-write uploads of 100 KB answered 200 "
+               f"(statuses {sorted(set(statuses))}) beside {held} held heads declaring "
+               f"{held * MAX_BODY / 1e6:.0f} MB against a {BODY_MEMORY / 1e6:.0f} MB budget")
+    finally:
+        for s in holders:
+            s.close()
+
+
 COMMON = ["--send-timeout", str(SEND_TIMEOUT), "--header-timeout", str(HEADER_TIMEOUT),
           "--idle-timeout", "30"]
 BUDGETED = ["--max-conns", str(MAX_CONNS), "--max-body", str(MAX_BODY), "--body-memory",
@@ -676,6 +717,7 @@ CHECKS = [
     (check_heads_at_scale, ["--max-conns", str(HEAD_CONNS + 10), "--header-timeout", "30"], False),
     (check_pipelines_at_scale, ["--max-conns", str(PIPE_CONNS + 10), "--send-timeout", "30"], False),
     (check_body_budget, BUDGETED, False),
+    (check_starved_uploads, BUDGETED + ["--header-timeout", "30"], False),
 ]
 
 

@@ -91,6 +91,44 @@ TEST(Session, BodyArrivingLaterGetsOneContinueThenTheEcho) {
     EXPECT_FALSE(st.body);
 }
 
+// The body budget is charged for bytes that arrive, never for the length a head declares:
+// heads alone hold nothing, so they cannot starve the uploads that send their bodies.
+TEST(Session, TheBodyBudgetIsChargedForBytesThatArriveNotForDeclaredLengths) {
+    app a;
+    const limits lim;
+    body_budget budget{100'000};
+    const session_context cx{.application = a, .lim = lim, .budget = &budget};
+    const std::string head = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 90000\r\n\r\n";
+    session_state held[4];
+    response_buffer out;
+    for (session_state& st : held) {  // 4 x 90,000 declared against 100,000
+        EXPECT_EQ(serve_requests(cx, head, out, st).consumed, head.size());
+        EXPECT_FALSE(st.close_after) << "a head that declares a body is not refused";
+    }
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(budget.held(), 0u) << "nothing has arrived";
+
+    session_state up;
+    EXPECT_EQ(serve_requests(cx, head + std::string(30'000, 'x'), out, up).consumed,
+              head.size() + 30'000);
+    EXPECT_GE(budget.held(), 30'000u);
+    EXPECT_LE(budget.held(), 90'000u) << "the room taken is at most the declared length";
+    const serve_result done = serve_requests(cx, std::string(60'000, 'y'), out, up);
+    EXPECT_EQ(done.requests, 1u);
+    EXPECT_NE(out.view().find(" 200 "), std::string::npos);
+    EXPECT_EQ(budget.held(), 0u) << "a completed body gives its room back";
+
+    // What does arrive is bounded: 2 x 60,000 bytes held do not fit 100,000.
+    out.clear();
+    session_state first, second;
+    (void)serve_requests(cx, head + std::string(60'000, 'a'), out, first);
+    EXPECT_FALSE(first.close_after);
+    (void)serve_requests(cx, head + std::string(60'000, 'b'), out, second);
+    EXPECT_TRUE(second.close_after);
+    EXPECT_NE(out.view().find("503"), std::string::npos);
+    EXPECT_LE(budget.held(), budget.limit());
+}
+
 TEST(Session, AnErrorAnswersOnceAndCloses) {
     app a;
     session_state st;
