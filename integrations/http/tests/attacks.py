@@ -136,6 +136,17 @@ def connect(port, timeout=5.0):
     return s
 
 
+def warm_up(srv):
+    """One request answered on a connection left open, so that the first connection's
+    one-time costs stay out of a per-connection figure: (the connection, the answer's size).
+    The caller closes it."""
+    warm = connect(srv.port)
+    warm.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    answer = len(read_response(warm)[0])
+    time.sleep(0.2)
+    return warm, answer
+
+
 def send_until_refused(s, data_iter, budget_s):
     """Sends pieces until the server closes, the pieces end or budget_s passes.
 
@@ -424,10 +435,7 @@ def check_idle_memory(srv, tag, measure, count=IDLE_CONNS):
     model = model_of(tag)
     socks = []
     try:
-        warm = connect(srv.port)  # the first connection's one-time costs out of the figure
-        warm.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        read_response(warm)
-        time.sleep(0.2)
+        warm, _ = warm_up(srv)
         rss0 = rss_bytes(srv.proc.pid)
         for _ in range(count):
             s = connect(srv.port)
@@ -485,10 +493,7 @@ def check_heads_at_scale(srv, tag, measure, count=HEAD_CONNS):
     connection its thread too."""
     model = model_of(tag)
     head = unfinished_head()
-    warm = connect(srv.port)  # the first connection's one-time costs out of the figure
-    warm.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-    read_response(warm)
-    time.sleep(0.2)
+    warm, _ = warm_up(srv)
     rss0 = rss_bytes(srv.proc.pid)
     socks = []
     try:
@@ -547,10 +552,7 @@ def check_pipelines_at_scale(srv, tag, measure, count=PIPE_CONNS):
     read: the server answers until its output is full, then stops reading. Each may cost the
     server at most its output limit, one answer and what it read but did not answer."""
     model = model_of(tag)
-    warm = connect(srv.port)
-    warm.sendall(PIPE_REQUEST)
-    answer = len(read_response(warm)[0])
-    time.sleep(0.2)
+    warm, answer = warm_up(srv)
     rss0 = rss_bytes(srv.proc.pid)
     burst = PIPE_REQUEST * 4096  # 108 KB a write
     socks, sent = [], 0
