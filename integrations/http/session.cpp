@@ -179,7 +179,10 @@ serve_result serve_requests(const session_context& cx, std::string_view data,
                 b->body = std::move(chunked_body);
             } else {
                 b->remaining = req.content_length - after_head.size();
-                if (!b->make_room(after_head.size(), req.content_length)) {
+                // A body larger than the whole budget can never fit: refused at its head,
+                // before a 100 Continue asks for it.
+                if ((cx.budget != nullptr && req.content_length > cx.budget->limit()) ||
+                    !b->make_room(after_head.size(), req.content_length)) {
                     refuse(st, 503, over_budget, out);
                     break;
                 }

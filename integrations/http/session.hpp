@@ -35,8 +35,12 @@ public:
 // The bytes every connection of a server together may hold for request bodies that have
 // not fully arrived, charged as the bytes arrive (the room a body's buffer takes), never
 // for a length a head declares: heads that declare large bodies and send none hold nothing.
-// A request whose arriving body would go over it is answered 503 and its connection closed.
-// Any thread.
+// A Content-Length body's room doubles as its bytes come (at most twice what arrived, and
+// never more than its declared length) and is taken before it is allocated; a chunked body's is
+// charged once a read's decoded bytes are in it, so it may pass the budget by one read's
+// growth before its 503. A request whose arriving body would go over it, or whose declared
+// length alone is more than all of it, is answered 503 and its connection closed. Any
+// thread.
 class body_budget {
 public:
     explicit body_budget(std::size_t limit) noexcept : limit_{limit} {}

@@ -30,6 +30,7 @@ struct parking_point {
     std::condition_variable cv;
     bool parked = false;
     bool released = false;
+    bool finished = false;  // the thread's function returned (without parking, if !parked)
 
     void park() {
         std::unique_lock lock{m};
@@ -89,7 +90,8 @@ struct parking_sync : opreg::detail::std_sync {
 };
 
 // Runs `fn` on a thread of its own that parks at its first step of kind `where`; returns once
-// it is parked. release() lets it finish and joins it.
+// it is parked (a failure of the test if it finishes, or has not parked after 10 s, without).
+// release() lets it finish and joins it.
 struct parked_thread {
     parking_point point;
     std::thread t;
@@ -100,9 +102,16 @@ struct parked_thread {
         t = std::thread{[this, fn = std::move(fn)]() mutable {
             park_point = &point;
             fn();
+            park_point = nullptr;
+            std::lock_guard lock{point.m};
+            point.finished = true;
+            point.cv.notify_all();
         }};
         std::unique_lock lock{point.m};
-        point.cv.wait(lock, [this] { return point.parked; });
+        if (!point.cv.wait_for(lock, std::chrono::seconds(10),
+                               [this] { return point.parked || point.finished; }) ||
+            !point.parked)
+            ADD_FAILURE() << "the thread never stopped at its step: the test stops nothing";
     }
     void unpark() {
         {
@@ -118,12 +127,13 @@ struct parked_thread {
     ~parked_thread() { release(); }
 };
 
-// `fn` must return within a second while `stopped` is parked: else the code under test made
-// it wait for that thread. On a failure the parked thread is let go, so that the test ends.
+// `fn` must return within 5 s while `stopped` is parked (a call that waits for that thread
+// never returns; a sanitizer on a busy machine is slow, not that slow): else the code under
+// test made it wait. On a failure the parked thread is let go, so that the test ends.
 template <class Fn>
 ::testing::AssertionResult returns_promptly(parked_thread& stopped, Fn fn) {
     auto done = std::async(std::launch::async, std::move(fn));
-    if (done.wait_for(std::chrono::seconds(1)) == std::future_status::ready)
+    if (done.wait_for(std::chrono::seconds(5)) == std::future_status::ready)
         return ::testing::AssertionSuccess();
     stopped.unpark();  // the future's destructor waits for fn, which can finish now
     return ::testing::AssertionFailure() << "did not return while another thread was stopped";

@@ -28,6 +28,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import io
+import json
 import multiprocessing
 import os
 import socket
@@ -147,6 +148,17 @@ def warm_up(srv):
     return warm, answer
 
 
+def requests_answered(srv):
+    """The server's count of requests answered (/stats), on a connection of its own."""
+    c = connect(srv.port)
+    try:
+        c.sendall(b"GET /stats HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        got, _ = read_response(c)
+        return json.loads(got[got.find(b"\r\n\r\n") + 4:])["requests"]
+    finally:
+        c.close()
+
+
 def send_until_refused(s, data_iter, budget_s):
     """Sends pieces until the server closes, the pieces end or budget_s passes.
 
@@ -221,7 +233,7 @@ def upload_cost(srv, head, pieces, pause):
     """Server CPU for one upload sent in `pieces`, `pause` seconds apart; (cpu, status)."""
     tasks = f"/proc/{srv.proc.pid}/task"
     before = len(os.listdir(tasks))
-    for _ in range(100):  # the threads of earlier checks' connections, gone (<= 1 s)
+    for _ in range(100):  # the threads of this check's earlier connections, gone (<= 1 s)
         time.sleep(0.01)
         now = len(os.listdir(tasks))
         if now == before:
@@ -553,6 +565,7 @@ def check_pipelines_at_scale(srv, tag, measure, count=PIPE_CONNS):
     server at most its output limit, one answer and what it read but did not answer."""
     model = model_of(tag)
     warm, answer = warm_up(srv)
+    answered0 = requests_answered(srv)
     rss0 = rss_bytes(srv.proc.pid)
     burst = PIPE_REQUEST * 4096  # 108 KB a write
     socks, sent = [], 0
@@ -583,9 +596,13 @@ def check_pipelines_at_scale(srv, tag, measure, count=PIPE_CONNS):
                 time.sleep(0.3)
         fixed = RING_BYTES if model == "completion" else 0
         each = (rss_bytes(srv.proc.pid) - rss0 - fixed) / count
-        answered_bytes = sent // len(PIPE_REQUEST) * answer
+        # The server answered until each connection's output was full: at least the output
+        # limit's worth of answers per connection (a server that stopped reading early, or
+        # never read, would leave the RSS bound nothing to bound).
+        answered = requests_answered(srv) - answered0 - 1
         report(f"{tag} {count} pipelines that never read fill their output and stop",
-               idle_passes == 2 and answered_bytes > count * (256 << 10),
+               idle_passes == 2 and answered >= count * ((256 << 10) // answer),
+               f"{answered} requests answered ({answered // count} each, {answer}-byte answers), "
                f"{sent / 1e6:.1f} MB of requests sent before every connection stopped taking more")
         bound = PIPE_BOUND[model] + answer + PAGE
         memory_check(f"{tag} a non-reading pipeline costs at most its output limit and one read "
