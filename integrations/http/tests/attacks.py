@@ -581,13 +581,18 @@ def check_pipelines_at_scale(srv, tag, measure, count=PIPE_CONNS):
             s.setblocking(False)
         deadline = time.time() + 10
         idle_passes = 0
+        reset = 0
         while idle_passes < 2 and time.time() < deadline:
             took = 0
-            for s in socks:
+            for s in list(socks):
                 try:
                     took += s.send(burst)
                 except BlockingIOError:
                     pass
+                except OSError:  # the server gave up on it: it held nothing it may not
+                    reset += 1
+                    socks.remove(s)
+                    s.close()
             sent += took
             if took:
                 idle_passes = 0
@@ -601,8 +606,9 @@ def check_pipelines_at_scale(srv, tag, measure, count=PIPE_CONNS):
         # never read, would leave the RSS bound nothing to bound).
         answered = requests_answered(srv) - answered0 - 1
         report(f"{tag} {count} pipelines that never read fill their output and stop",
-               idle_passes == 2 and answered >= count * ((256 << 10) // answer),
+               idle_passes == 2 and reset == 0 and answered >= count * ((256 << 10) // answer),
                f"{answered} requests answered ({answered // count} each, {answer}-byte answers), "
+               f"{reset} connections reset, "
                f"{sent / 1e6:.1f} MB of requests sent before every connection stopped taking more")
         bound = PIPE_BOUND[model] + answer + PAGE
         memory_check(f"{tag} a non-reading pipeline costs at most its output limit and one read "
@@ -734,7 +740,10 @@ CHECKS = [
     (check_slow_drip, ["--max-conns", "200"], False),
     (check_idle_memory, ["--max-conns", str(IDLE_CONNS + 10)], False),
     (check_heads_at_scale, ["--max-conns", str(HEAD_CONNS + 10), "--header-timeout", "30"], False),
-    (check_pipelines_at_scale, ["--max-conns", str(PIPE_CONNS + 10), "--send-timeout", "30"], False),
+    # Its requests wait, complete, behind the full output: the header timeout would close
+    # them while the flood is still being sent under a sanitizer.
+    (check_pipelines_at_scale, ["--max-conns", str(PIPE_CONNS + 10), "--send-timeout", "30",
+                                "--header-timeout", "30"], False),
     (check_body_budget, BUDGETED, False),
     (check_starved_uploads, BUDGETED + ["--header-timeout", "30"], False),
 ]
@@ -750,6 +759,8 @@ def run_check(binary, tag, args, check, settings, measure):
         if check is CHECKS[0][0]:  # once per suite: the backend that runs is the one asked for
             check_backend(srv, tag, args)
         check(srv, tag, measure)
+    except OSError as e:  # a check that met an error it did not expect fails, and says so
+        report(f"{tag} {check.__name__} runs to its end", False, f"{type(e).__name__}: {e}")
     finally:
         code = srv.stop()
         if code != 0:
