@@ -262,7 +262,7 @@ def check_drip(srv, tag, measure):
     """The same 1 MB payload sent in 400 paced pieces: plainly (Content-Length), and chunked
     with an extension on every chunk. Each byte is handled once, so the chunked upload costs
     at most 2x the plain one (plus 5 ms for the noise of a shared machine), the cheapest of
-    three rounds of each compared."""
+    up to three rounds of each compared."""
     n, size = 400, 2500
     payload = os.urandom(n * size)
     plain_head = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(payload)
@@ -271,17 +271,21 @@ def check_drip(srv, tag, measure):
     chunked = [b"%x;note=%s\r\n%s\r\n" % (size, b"n" * 1000, plain[k]) for k in range(n)]
     chunked[-1] += b"0\r\n\r\n"
     pause = 0.002  # paced, so the server reads them one (or a few) at a time
-    # Three rounds, interleaved, and the cheapest of each kind compared: one upload's CPU
-    # swings 2-3x on a shared machine running several suites at once (19 ms plain beside
+    # Up to three rounds, interleaved, and the cheapest of each kind compared: one upload's
+    # CPU swings 2-3x on a shared machine running several suites at once (19 ms plain beside
     # 52 ms chunked once under ASan, 17 and 27 ms in the next suite), while a parser that
-    # rescans what it holds costs more in every round.
-    rounds = [(upload_cost(srv, plain_head, plain, pause),
-               upload_cost(srv, chunked_head, chunked, pause)) for _ in range(3)]
-    ok = all(p[1] == 200 and c[1] == 200 and p[2] > len(payload) and c[2] > len(payload)
-             for p, c in rounds)
-    cpu_plain = min(p[0] for p, _ in rounds)
-    cpu_chunked = min(c[0] for _, c in rounds)
-    ok = ok and cpu_chunked <= 2 * cpu_plain + 0.005
+    # rescans what it holds costs more in every round. A first round within the bound ends it.
+    rounds = []
+    for _ in range(3):
+        rounds.append((upload_cost(srv, plain_head, plain, pause),
+                       upload_cost(srv, chunked_head, chunked, pause)))
+        answered = all(p[1] == 200 and c[1] == 200 and p[2] > len(payload) and
+                       c[2] > len(payload) for p, c in rounds)
+        cpu_plain = min(p[0] for p, _ in rounds)
+        cpu_chunked = min(c[0] for _, c in rounds)
+        ok = answered and cpu_chunked <= 2 * cpu_plain + 0.005
+        if ok or not answered:
+            break
     seen = ", ".join(f"{p[0] * 1e3:.0f}/{c[0] * 1e3:.0f} ms ({p[1]}/{c[1]})" for p, c in rounds)
     report(f"{tag} a 1 MB body in 400 reads: chunked with extensions costs <= 2x plain CPU",
            ok, f"cheapest plain {cpu_plain * 1000:.0f} ms, chunked {cpu_chunked * 1000:.0f} ms; "
