@@ -52,18 +52,10 @@ def demo_runs():
 def bench_table(name, ratios=False):
     """opreg-bench's registry table: {(scenario, threads): {strategy: value}} (M/s, or B),
     or with `ratios` the ratio to mutex_map each cell prints (from the unrounded rates)."""
-    out = {}
-    with open(os.path.join(RESULTS, name)) as f:
-        for line in f:
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) != 2 + len(STRATEGIES) or not cells[1].isdigit():
-                continue
-            row = {}
-            for s, c in zip(STRATEGIES, cells[2:]):
-                m = re.search(r"\(([\d.]+)x\)", c)
-                row[s] = (float(m.group(1)) if m else 1.0) if ratios else float(c.split()[0])
-            out[(cells[0], int(cells[1]))] = row
-    return out
+    _, rows = next(t for t in md_tables(name) if t[0][0] == "scenario")
+    return {(r[0], int(r[1])): {s: (ratio_in(c) if "x)" in c else 1.0) if ratios
+                                else float(c.split()[0]) for s, c in zip(STRATEGIES, r[2:])}
+            for r in rows}
 
 
 def bench_lines(name, keep):
@@ -121,16 +113,9 @@ def rate_in(cell):
 
 def idle_rows():
     """bench/idle_memory.py's table: [(server, bytes per idle connection)], and the count."""
-    rows, count = [], None
     with open(os.path.join(RESULTS, IDLE)) as f:
-        for line in f:
-            m = re.match(r"(\d+) idle keep-alive connections", line)
-            if m and count is None:
-                count = int(m.group(1))
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) == 4 and cells[3].isdigit():
-                rows.append((cells[0], int(cells[3])))
-    return rows, count
+        count = int(re.search(r"(\d+) idle keep-alive connections", f.read()).group(1))
+    return [(server, int(c[2])) for server, c in table_with(IDLE, "server").items()], count
 
 
 # ---- formatting ---------------------------------------------------------------------------
