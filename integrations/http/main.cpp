@@ -48,6 +48,9 @@ options:
                          this long after its first byte (default 10)
   --send-timeout S       reset a connection whose peer takes none of its output this long
                          (default 60)
+  --grace S              on SIGTERM or SIGINT, stop accepting and give the requests and
+                         answers in flight this long to finish; then close what is left
+                         (default 5)
   --max-body BYTES       larger bodies get 413 (default 1048576)
   --body-memory BYTES    what all bodies still arriving may hold together; a request that
                          would go over gets 503 and its connection closes (default 67108864)
@@ -139,6 +142,8 @@ int main(int argc, char** argv) {
             opt.header_timeout_s = int(n);
         } else if (a == "--send-timeout" && parse_int(value(), 1, 86400, n)) {
             opt.send_timeout_s = int(n);
+        } else if (a == "--grace" && parse_int(value(), 0, 86400, n)) {
+            opt.grace_s = int(n);
         } else if (a == "--max-body" && parse_int(value(), 0, 1L << 30, n)) {
             opt.lim.max_body = std::size_t(n);
         } else if (a == "--body-memory" && parse_int(value(), 0, 1L << 40, n)) {

@@ -18,7 +18,10 @@ budgets and checks, with raw sockets:
                     request is older than --header-timeout, although each byte is progress;
   body budget       uploads in progress beyond --body-memory get 503; the ones inside it
                     complete; and the server's memory goes back down once they close;
-  idle              an idle keep-alive connection costs a bounded RSS (async: no buffer).
+  idle              an idle keep-alive connection costs a bounded RSS (async: no buffer);
+  stop in flight    SIGTERM while clients read their answers and others never read theirs:
+                    the readers get theirs whole, the rest are closed once --grace ends,
+                    the server exits 0 with nothing reported (a loop of fresh servers).
 
 Every check is bounded in count and time. Prints one line per check, then "N passed, N
 failed, N skipped"; exits non-zero on any failure. --measure prints the memory and CPU
@@ -31,6 +34,7 @@ import io
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import sys
 import threading
@@ -727,6 +731,134 @@ def check_starved_uploads(srv, tag, measure, held=8, uploads=10):
             s.close()
 
 
+# ---- a stop with answers in flight --------------------------------------------------------
+
+STOP_ANSWER = 6_000_000   # each upload, echoed back: more than a socket's send buffer holds
+STOP_NON_READERS = 8
+STOP_READERS = 3
+STOP_GRACE = 3
+STOP_READ_RATE = 10_000_000  # bytes a second a reader takes: its answer lasts 0.6 s
+# Set by --matrix: the full matrix stops completion mode ten times per strategy (50 stops
+# under each build), every other suite twice; the quick one twice and once.
+FULL_MATRIX = False
+# What a sanitizer, an assert or the pool's own check writes when the stop goes wrong.
+STOP_FAULTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
+               "runtime error", "Assertion", "destroyed with")
+
+
+def stop_rounds(tag):
+    completion = model_of(tag) == "completion"
+    return (10 if completion else 2) if FULL_MATRIX else (2 if completion else 1)
+
+
+def read_echo(s, expect, timeout, rate):
+    """Reads one answer to an /echo of `expect`, at `rate` bytes a second at most. Returns
+    (whether it is a 200 carrying `expect` whole, how many bytes of it came)."""
+    got = bytearray()
+    start = time.time()
+    deadline = start + timeout
+    end = None
+    while time.time() < deadline and (end is None or len(got) < end):
+        ahead = len(got) / rate - (time.time() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+        try:
+            chunk = s.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        got += chunk
+        if end is None and b"\r\n\r\n" in got:
+            end = got.index(b"\r\n\r\n") + 4 + len(expect)
+    ok = end is not None and status_of(bytes(got[:12])) == 200 and got[end - len(expect):end] == expect
+    return ok, len(got)
+
+
+def stop_round(srv, body):
+    """One SIGTERM on `srv` while STOP_NON_READERS clients that never read are owed answers
+    larger than their sockets take, and STOP_READERS clients are reading theirs. Returns what
+    went wrong, or ''."""
+    head = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body)
+    stuck, faults = [], []
+    try:
+        for _ in range(STOP_NON_READERS):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(10)
+            s.connect(("127.0.0.1", srv.port))
+            s.sendall(head + body)
+            stuck.append(s)
+        answering = [threading.Event() for _ in range(STOP_READERS)]
+        results = [None] * STOP_READERS
+
+        def reader(k):
+            try:
+                # A small receive buffer and a paced read: the answer is still being sent,
+                # megabytes of it held by the server, when the signal comes.
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+                s.settimeout(10)
+                s.connect(("127.0.0.1", srv.port))
+                s.sendall(head + body)
+                first = s.recv(4096, socket.MSG_PEEK)  # the answer has begun
+                answering[k].set()
+                results[k] = (read_echo(s, body, STOP_GRACE + 10, STOP_READ_RATE) if first
+                              else (False, 0))
+                s.close()
+            except OSError as e:
+                results[k] = (False, f"{type(e).__name__}: {e}")
+            answering[k].set()
+
+        readers = [threading.Thread(target=reader, args=(k,)) for k in range(STOP_READERS)]
+        for t in readers:
+            t.start()
+        for e in answering:
+            e.wait(15)
+        time.sleep(0.02)
+        srv.proc.send_signal(signal.SIGTERM)
+        signalled = time.time()
+        for t in readers:
+            t.join(STOP_GRACE + 15)
+        code = srv.stop(timeout=STOP_GRACE + 15)
+        took = time.time() - signalled
+        for k, r in enumerate(results):
+            if r is None or not r[0]:
+                faults.append(f"reader {k} got {r and r[1]} of {len(body)} bytes")
+        if code != 0:
+            faults.append(f"exit {code}")
+        # The non-readers were still owed bytes at the signal: the stop waited --grace for
+        # them, then closed them. An earlier exit means the round tested no such stop.
+        if took < STOP_GRACE - 0.2:
+            faults.append(f"exited {took:.2f} s after SIGTERM, before --grace {STOP_GRACE}")
+        err = srv.proc.stderr.read() if srv.proc.stderr else ""
+        faults += [f"stderr: {line.strip()[:200]}" for line in err.splitlines()
+                   if any(f in line for f in STOP_FAULTS)][:3]
+    finally:
+        for s in stuck:
+            s.close()
+    return "; ".join(faults)
+
+
+def check_stop_in_flight(srv, tag, measure):
+    """SIGTERM while answers are in flight, stop_rounds(tag) times, each on a fresh server:
+    readers that are being answered get their whole answer, clients that never read are closed
+    once --grace ends, and the server exits 0 with no sanitizer or pool complaint."""
+    rounds, bad = stop_rounds(tag), []
+    body = os.urandom(STOP_ANSWER)
+    for rnd in range(rounds):
+        try:
+            server = srv if rnd == 0 else Server(*srv.argv)
+            fault = stop_round(server, body)
+        except RuntimeError as e:  # a server that did not start
+            fault = str(e)
+        if fault:
+            bad.append(f"round {rnd + 1}: {fault}")
+    report(f"{tag} {rounds} stop{'s' if rounds != 1 else ''} (SIGTERM) with {STOP_READERS} answers being read and "
+           f"{STOP_NON_READERS} never read: readers get theirs whole, exit 0, nothing reported",
+           not bad, "; ".join(bad[:3]) or f"{rounds}/{rounds} clean")
+
+
 COMMON = ["--send-timeout", str(SEND_TIMEOUT), "--header-timeout", str(HEADER_TIMEOUT),
           "--idle-timeout", "30"]
 BUDGETED = ["--max-conns", str(MAX_CONNS), "--max-body", str(MAX_BODY), "--body-memory",
@@ -750,6 +882,10 @@ CHECKS = [
                                 "--header-timeout", "30"], False),
     (check_body_budget, BUDGETED, False),
     (check_starved_uploads, BUDGETED + ["--header-timeout", "30"], False),
+    # The non-readers must still be owed bytes when --grace ends: no send timeout before.
+    (check_stop_in_flight, ["--max-conns", "32", "--max-body", str(STOP_ANSWER), "--body-memory",
+                            str(2 * (STOP_NON_READERS + STOP_READERS) * STOP_ANSWER),
+                            "--grace", str(STOP_GRACE), "--send-timeout", "30"], False),
 ]
 
 
@@ -814,7 +950,7 @@ def run_check_quietly(*args):
 
 
 def main():
-    global SANITIZED, CHECKS
+    global SANITIZED, CHECKS, FULL_MATRIX
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server", required=True, help="path to opreg-httpd")
     ap.add_argument("--quick", action="store_true", help="slot_array on the first backend only")
@@ -840,6 +976,7 @@ def main():
                     help=f"comma list: run these checks only (default all: {', '.join(names)})")
     a = ap.parse_args()
     SANITIZED = a.sanitized
+    FULL_MATRIX = a.matrix == "full" and not a.quick
     if a.checks:
         wanted = a.checks.split(",")
         unknown = set(wanted) - set(names)

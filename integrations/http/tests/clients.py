@@ -39,6 +39,7 @@ def skip(name, why):
 
 class Server:
     def __init__(self, binary, *args):
+        self.argv = [binary, *args]  # what starts another server like this one
         self.proc = subprocess.Popen([binary, "--port", "0", *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
