@@ -831,6 +831,8 @@ def stop_round(srv, body):
         # them, then closed them. An earlier exit means the round tested no such stop.
         if took < STOP_GRACE - 0.2:
             faults.append(f"exited {took:.2f} s after SIGTERM, before --grace {STOP_GRACE}")
+        elif took > STOP_GRACE + 3:  # the grace, then at most a second for the kernel's cancels
+            faults.append(f"exited {took:.2f} s after SIGTERM, long after --grace {STOP_GRACE}")
         err = srv.proc.stderr.read() if srv.proc.stderr else ""
         faults += [f"stderr: {line.strip()[:200]}" for line in err.splitlines()
                    if any(f in line for f in STOP_FAULTS)][:3]
