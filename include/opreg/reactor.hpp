@@ -828,6 +828,9 @@ private:
     // Emptied held buffers kept for reuse (so that bytes which arrive before their recv cost
     // no allocation once warm): at most this many, each of at most twice a provided buffer.
     static constexpr std::size_t spare_hold_count = 64;
+    // What a std::string holds without an allocation (15 bytes in libstdc++, not its size):
+    // a string of more capacity owns a buffer worth keeping.
+    static inline const std::size_t inline_capacity = std::string{}.capacity();
 
     struct io_stream {
         io_callback cb;           // the pending recv op's
@@ -921,14 +924,14 @@ private:
 
     // Held bytes live in a string taken from the spares, given back once delivered.
     void hold(io_stream& s, std::string_view bytes) {
-        if (s.held.empty() && s.held.capacity() <= sizeof(std::string) && !spare_holds_.empty()) {
+        if (s.held.empty() && s.held.capacity() <= inline_capacity && !spare_holds_.empty()) {
             s.held.swap(spare_holds_.back());
             spare_holds_.pop_back();
         }
         s.held.append(bytes);
     }
     void give_back_hold(std::string& h) noexcept {
-        if (h.capacity() <= sizeof(std::string)) return;  // inline: nothing to keep
+        if (h.capacity() <= inline_capacity) return;  // inline: nothing to keep
         if (h.capacity() > 2 * std::size_t{opt_.io_uring_buffer_bytes} ||
             spare_holds_.size() >= spare_hold_count) {
             std::string{}.swap(h);  // its memory goes now
