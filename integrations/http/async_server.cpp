@@ -115,6 +115,7 @@ public:
         bool read_pending = false;
         bool write_pending = false;
         bool zombie = false;                // closed; freed when its last op ends
+        bool send_block = false;            // completion mode: unsent lives in a send block
         session_state session;
         held_bytes partial;  // bytes of an incomplete request
         held_bytes unsent;   // the write queue: bytes the socket did not take
@@ -135,6 +136,7 @@ public:
           out_{opt_.write_per_part} {
         in_.resize(initial_scratch_bytes);
         out_.reserve(initial_response_bytes);
+        if (ring_) send_blocks_.reserve(spare_send_blocks);  // give_back_block never allocates
     }
 
     ~worker() { finish(); }
@@ -337,6 +339,36 @@ private:
         }
     }
 
+    // Completion mode: c->unsent becomes the copy of `bytes` one send keeps until it ends; in
+    // a send block when they fit one.
+    void copy_for_send(conn* c, std::string_view bytes) {
+        c->send_block = bytes.size() <= send_block_bytes;
+        if (!c->send_block) {
+            c->unsent.assign(bytes);
+            return;
+        }
+        std::unique_ptr<char[]> block;
+        if (send_blocks_.empty()) {
+            block = std::make_unique_for_overwrite<char[]>(send_block_bytes);
+        } else {
+            block = std::move(send_blocks_.back());
+            send_blocks_.pop_back();
+        }
+        c->unsent.assign_into(std::move(block), bytes);
+    }
+
+    // Completion mode: n bytes of c->unsent went out. A send block they emptied goes back to
+    // the free list (or, past spare_send_blocks, is freed).
+    void consume_sent(conn* c, std::size_t n) {
+        if (!c->send_block || n < c->unsent.size()) {
+            c->unsent.consume(n);
+            return;
+        }
+        c->send_block = false;
+        std::unique_ptr<char[]> block = c->unsent.take_block();
+        if (send_blocks_.size() < spare_send_blocks) send_blocks_.push_back(std::move(block));
+    }
+
     // Completion mode: the kernel took res bytes of c->unsent (or failed). The rest is sent
     // again; once all is out the connection goes on as after a flush.
     void on_sent(conn* c, const io_completion& x) {
@@ -349,7 +381,7 @@ private:
             close_conn(c);
             return;
         }
-        c->unsent.consume(std::size_t(x.res));
+        consume_sent(c, std::size_t(x.res));
         if (x.res != 0) c->last_sent = now_;
         if (!c->unsent.empty()) {
             start_send(c);
@@ -460,7 +492,7 @@ private:
     bool write_step(conn* c) {
         const std::string_view all = out_.view();
         if (ring_) {  // one send of all of it, from the connection's own copy
-            c->unsent.assign(all);
+            copy_for_send(c, all);
             c->last_sent = now_;
             start_send(c);
             return false;
@@ -663,6 +695,14 @@ private:
     bool finished_ = false;
     std::string in_;       // scratch: the bytes of one read batch, any connection's
     response_buffer out_;  // the answers to one read batch
+    // Completion mode: a send's bytes stay put until the send ends, so each send is a copy.
+    // One that fits send_block_bytes (a keep-alive answer, a 16-deep pipeline's answers) is
+    // copied into a block from this free list, which it rejoins once sent: answering costs
+    // no allocation once warm. A longer one gets an allocation of its own size. At most
+    // spare_send_blocks wait here (1 MiB per worker); an idle connection holds none.
+    static constexpr std::size_t send_block_bytes = 4096;
+    static constexpr std::size_t spare_send_blocks = 256;
+    std::vector<std::unique_ptr<char[]>> send_blocks_;
 };
 
 template <registry R, class Arming>

@@ -28,6 +28,21 @@ public:
         end_ = bytes.size();
     }
 
+    // Holds a copy of `bytes` in `block`, an allocation of at least bytes.size() the caller
+    // lends (take_block() hands it back), instead of what it held.
+    void assign_into(std::unique_ptr<char[]> block, std::string_view bytes) noexcept {
+        reset();
+        data_ = std::move(block);
+        std::memcpy(data_.get(), bytes.data(), bytes.size());
+        end_ = bytes.size();
+    }
+
+    // The allocation, handed back whatever it still holds; empty after.
+    [[nodiscard]] std::unique_ptr<char[]> take_block() noexcept {
+        begin_ = end_ = 0;
+        return std::move(data_);
+    }
+
     // Drops the first n bytes (n <= size(): written out); frees the allocation with the last.
     void consume(std::size_t n) noexcept {
         begin_ += n;
