@@ -831,7 +831,9 @@ def stop_round(srv, body):
         # them, then closed them. An earlier exit means the round tested no such stop.
         if took < STOP_GRACE - 0.2:
             faults.append(f"exited {took:.2f} s after SIGTERM, before --grace {STOP_GRACE}")
-        elif took > STOP_GRACE + 3:  # the grace, then at most a second for the kernel's cancels
+        # After the grace: up to a second for the kernel to give up the closed connections'
+        # sends, and two for the reactor's own last wait.
+        elif took > STOP_GRACE + 3:
             faults.append(f"exited {took:.2f} s after SIGTERM, long after --grace {STOP_GRACE}")
         err = srv.proc.stderr.read() if srv.proc.stderr else ""
         faults += [f"stderr: {line.strip()[:200]}" for line in err.splitlines()
@@ -856,7 +858,8 @@ def check_stop_in_flight(srv, tag, measure):
             fault = str(e)
         if fault:
             bad.append(f"round {rnd + 1}: {fault}")
-    report(f"{tag} {rounds} stop{'s' if rounds != 1 else ''} (SIGTERM) with {STOP_READERS} answers being read and "
+    stops = f"{rounds} stop{'s' if rounds != 1 else ''}"
+    report(f"{tag} {stops} (SIGTERM) with {STOP_READERS} answers being read and "
            f"{STOP_NON_READERS} never read: readers get theirs whole, exit 0, nothing reported",
            not bad, "; ".join(bad[:3]) or f"{rounds}/{rounds} clean")
 
