@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Prints a demo CSV as the table the original analysis used, with ratios to the baseline
 # (the first "opreg <strategy>" row: bench/demo.sh writes the strategies in opreg-httpd
-# --list's order, the baseline first), to nginx and to the floor (keep-alive 100
+# --list's order, the baseline first), to nginx and to the epoll floor (keep-alive 100
 # connections; pipelined in brackets). Where the CSV has the CPU columns (demo runs since
 # they were added), the server's CPU microseconds per request stand beside the rates with
 # the same ratios, and wrk's beside them; a rate wrk's CPU shows to be the client's limit is
@@ -22,7 +22,7 @@ function get(name) { return (name in col) ? $(col[name]) : "" }
   wc[n] = get("wrk_cpu_us_per_req_pipelined_16x100")
   if (base == "" && $1 ~ /^opreg /) { base = $1; sub(/^opreg /, "", base); ref["base"] = n }
   if ($1 ~ /^nginx/) ref["nginx"] = n
-  if ($1 ~ /^floor/) ref["floor"] = n }
+  if ($1 == "floor (bare epoll)") ref["floor"] = n }
 function ratio(x, y) { return (y != "" && x != "" && y > 0 && x > 0) ? sprintf("%.2fx", x / y) : "-" }
 function ratios(i, r, x, y) { return (r in ref) ? ratio(x[i], x[ref[r]]) " (" ratio(y[i], y[ref[r]]) ")" : "- (-)" }
 function us(x) { return x == "" ? "-" : sprintf("%.2f", x) }
