@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The strategy comparison (`make demo`): opreg-httpd once per registry strategy (async),
-# once per diagnosis flag, once as thread-per-connection, beside nginx and h2o with one
-# worker when installed and the bare epoll floor, each loaded by wrk with 100 and 1000
-# keep-alive connections and with 16-deep pipelining. Server on core 1, wrk on core 0
-# (2 cores here), contenders one after another in the same run, in rounds: compare
-# ratios of medians. Each run records the rate and what it cost: the server's CPU time
-# over exactly wrk's run, and wrk's own, per request (wrk needs a core too, so the rate can
-# be the client's limit; CPU per request is the server's cost whoever limits the rate).
+# once per diagnosis flag, once as thread-per-connection, beside nginx, h2o and
+# FastAPI/uvicorn with one worker when installed and the bare epoll floor, each loaded by
+# wrk with 100 and 1000 keep-alive connections and with 16-deep pipelining. Server on
+# core 1, wrk on core 0 (2 cores here), contenders one after another in the same run, in
+# rounds: compare ratios of medians. Each run records the rate and what it cost: the
+# server's CPU time over exactly wrk's run, and wrk's own, per request (wrk needs a core
+# too, so the rate can be the client's limit; CPU per request is the server's cost whoever
+# limits the rate).
 # Writes bench/results/<date>-<host>.csv (medians), -runs.csv (every run) and .png, and
 # prints the table; then what an idle connection costs each model (-idle-memory.md).
 set -euo pipefail
@@ -45,11 +46,11 @@ readonly wrk_threads=1
 # Set by parse_args.
 seconds=2 repeat=3 bin=build/release/bin out=bench/results quick=0
 # Set by setup; clk_tck is the unit of utime and stime in /proc/PID/stat.
-server_cpu=0 client_cpu=0 work="" host="" stamp="" clk_tck=100
+server_cpu=0 client_cpu=0 work="" host="" stamp="" clk_tck=100 fastapi_python=""
 # The server running now: its pid and the port it serves on.
 server_pid="" port=""
-# The table's rows, "label|command", in order; a command is @nginx, @h2o or a program and
-# its arguments (words: no spaces inside one), which start_server gives --port.
+# The table's rows, "label|command", in order; a command is @nginx, @h2o, @fastapi or a
+# program and its arguments (words: no spaces inside one), which start_server gives --port.
 rows=()
 
 parse_args() {
@@ -123,10 +124,36 @@ build_rows() {
     add_row "original: all of the above" "$httpd --registry $baseline --threads 2 --shared-registry --std-function --rearm-per-op --nagle --write-per-part"
   fi
   add_row "floor (bare epoll)" "$bin/opreg-floor"
+  add_row "floor (bare io_uring)" "$bin/opreg-floor --backend io_uring"
   if command -v nginx >/dev/null; then add_row "nginx (1 worker)" "@nginx"; else
     echo "(nginx not installed: 'apt-get install nginx-light' adds it to the table)"; fi
   if command -v h2o >/dev/null; then add_row "h2o (1 thread)" "@h2o"; else
     echo "(h2o not installed: 'apt-get install h2o' adds it to the table)"; fi
+  # The original table's fastest row.
+  if fastapi_python=$(find_fastapi_python); then add_row "FastAPI/uvicorn (1 worker)" "@fastapi"
+  else echo "(FastAPI not installed: 'apt-get install python3-fastapi python3-uvicorn" \
+    "python3-uvloop python3-httptools' adds it to the table)"; fi
+}
+
+# find_fastapi_python: prints a Python that imports fastapi and uvicorn (Debian's packages
+# are /usr/bin/python3's, which need not be the python3 first on PATH).
+find_fastapi_python() {
+  local py
+  for py in python3 /usr/bin/python3; do
+    command -v "$py" >/dev/null || continue
+    "$py" -c 'import fastapi, uvicorn' 2>/dev/null && { command -v "$py"; return 0; }
+  done
+  return 1
+}
+
+# fastapi_argv PORT: uvicorn with one worker (one process, like the other rows' one thread),
+# uvloop and httptools when the Python has them, no access log.
+fastapi_argv() {
+  argv=("$fastapi_python" -m uvicorn --app-dir bench fastapi_app:app --host 127.0.0.1
+        --port "$1" --workers 1 --log-level warning --no-access-log)
+  "$fastapi_python" -c 'import uvloop' 2>/dev/null && argv+=(--loop uvloop)
+  "$fastapi_python" -c 'import httptools' 2>/dev/null && argv+=(--http httptools)
+  return 0
 }
 
 # free_port, wait_port
@@ -182,6 +209,7 @@ start_server() {
   case "$cmd" in
     @nginx) nginx_conf "$port"; argv=(nginx -c "$work/nginx.conf" -p "$work") ;;
     @h2o) h2o_conf "$port"; argv=(h2o -c "$work/h2o.conf") ;;
+    @fastapi) fastapi_argv "$port" ;;
     *) read -ra argv <<<"$cmd"; argv+=(--port "$port") ;;
   esac
   taskset -c "$server_cpu" "${argv[@]}" >"$log" 2>&1 &

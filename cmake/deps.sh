@@ -25,7 +25,7 @@ packages=(
 )
 # `deps.sh demo`: also the servers the demo compares against (rows are skipped without them).
 if [ "${1:-}" = demo ]; then
-  packages+=(nginx-light h2o)
+  packages+=(nginx-light h2o python3-fastapi python3-uvicorn python3-uvloop python3-httptools)
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
