@@ -24,10 +24,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")
 
 # The results files the docs quote. A new run replaces one of these, then `--write`.
-DEMO = "2026-11-30-vm.csv"                 # make demo: medians per implementation
-DEMO_RUNS = "2026-11-30-vm-runs.csv"       # make demo: every round
+DEMO = "2026-12-05-vm.csv"                 # make demo: medians per implementation
+DEMO_RUNS = "2026-12-05-vm-runs.csv"       # make demo: every round
 BENCH = ["2026-11-26-vm-opreg-bench.md", "2026-11-29-vm-opreg-bench.md"]  # opreg-bench
-IDLE = "2026-11-30-vm-idle-memory.md"      # bench/idle_memory.py
+IDLE = "2026-12-05-vm-idle-memory.md"      # bench/idle_memory.py
 
 # The Markdown files that may quote figures.
 DOCS = ["README.md", "docs/findings.md", "docs/contract.md", "docs/reactor.md",
@@ -396,6 +396,29 @@ def completion_cpu():
             f"and {c[2] / f[2]:.2f}x pipelined")
 
 
+def completion_vs_floors():
+    """Completion mode's CPU per request against both floors, every load."""
+    c = [cpu_of("opreg slot_array; io_uring completion", l) for l in LOADS]
+    u = [cpu_of("floor (bare io_uring)", l) for l in LOADS]
+    e = [cpu_of("floor (bare epoll)", l) for l in LOADS]
+    return (f"{c[0] / u[0]:.2f}x, {c[1] / u[1]:.2f}x and {c[2] / u[2]:.2f}x the io_uring floor's "
+            f"CPU per request at 100 connections, 1,000 and pipelined ({u[0]:.2f}, {u[1]:.2f} and "
+            f"{u[2]:.2f} µs), {c[0] / e[0]:.2f}x, {c[1] / e[1]:.2f}x and {c[2] / e[2]:.2f}x the "
+            f"epoll floor's; the io_uring floor itself is {u[0] / e[0]:.2f}x, {u[1] / e[1]:.2f}x "
+            f"and {u[2] / e[2]:.2f}x the epoll floor's")
+
+
+def fastapi_row():
+    rows = demo_rows()
+    f = rows["FastAPI/uvicorn (1 worker)"]
+    o = [cpu_of("opreg slot_array", l) for l in LOADS]
+    fc = [float(f[f"server_cpu_us_per_req_{l}"]) for l in LOADS]
+    return (f"{num(int(f[LOADS[0]]))}, {num(int(f[LOADS[1]]))} and {num(int(f[LOADS[2]]))} req/s "
+            f"at 100 connections, 1,000 and pipelined, {fc[0]:.0f}, {fc[1]:.0f} and {fc[2]:.0f} µs "
+            f"of CPU a request: {fc[0] / o[0]:.0f}x, {fc[1] / o[1]:.0f}x and {fc[2] / o[2]:.0f}x "
+            f"`opreg-httpd`'s")
+
+
 DEMO_1126 = "2026-11-26-vm.csv"
 IDLE_1126 = "2026-11-26-vm-idle-memory.md"
 
@@ -446,6 +469,8 @@ FIGURES = {
     "uring-readiness": (uring_readiness, DEMO),
     "completion-cpu": (completion_cpu, DEMO),
     "pipelined-vs-floor": (pipelined_vs_floor, DEMO),
+    "completion-vs-floors": (completion_vs_floors, DEMO),
+    "fastapi": (fastapi_row, DEMO),
     "strategies-2026-11-26": (strategies_1126, DEMO_1126),
     "idle-2026-11-26": (idle_1126, IDLE_1126),
 }

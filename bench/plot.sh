@@ -41,6 +41,8 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set xtics rotate by -35 scale 0
+# room on the right for the last label, which slants past the last bar
+set rmargin 14
 set logscale y
 set grid ytics
 set key top left
