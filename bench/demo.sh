@@ -124,7 +124,8 @@ build_rows() {
     add_row "original: all of the above" "$httpd --registry $baseline --threads 2 --shared-registry --std-function --rearm-per-op --nagle --write-per-part"
   fi
   add_row "floor (bare epoll)" "$bin/opreg-floor"
-  add_row "floor (bare io_uring)" "$bin/opreg-floor --backend io_uring"
+  if "$bin/opreg-floor" --list | grep -qx io_uring; then
+    add_row "floor (bare io_uring)" "$bin/opreg-floor --backend io_uring"; fi
   if command -v nginx >/dev/null; then add_row "nginx (1 worker)" "@nginx"; else
     echo "(nginx not installed: 'apt-get install nginx-light' adds it to the table)"; fi
   if command -v h2o >/dev/null; then add_row "h2o (1 thread)" "@h2o"; else

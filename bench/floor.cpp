@@ -7,7 +7,9 @@
 //   --backend io_uring  completion: multishot accept into direct descriptors, multishot recv
 //                       into a provided-buffer ring, one send per connection per batch of
 //                       completions, each wait asking for the sends in flight + 1
-//                       completions (the floor for opreg-httpd's completion mode)
+//                       completions (the floor for opreg-httpd's completion mode). A bench
+//                       floor, not a server: a peer that stops reading holds a send, and
+//                       with it every wait, for the 200 ms a wait may last.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -18,6 +20,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#ifndef OPREG_FLOOR_IO_URING
+#define OPREG_FLOOR_IO_URING 0
+#endif
 #if OPREG_FLOOR_IO_URING
 #include <liburing.h>
 #include <sys/mman.h>
@@ -159,6 +164,9 @@ constexpr std::uint64_t encode(op o, std::uint32_t slot) { return (std::uint64_t
 constexpr op op_of(std::uint64_t data) { return op(data >> 56); }
 constexpr std::uint32_t slot_of(std::uint64_t data) { return std::uint32_t(data); }
 
+// The exit status when the kernel refuses io_uring (a test reports a skip for it).
+constexpr int exit_refused = 3;
+
 constexpr unsigned ring_entries = 4096;
 // Provided buffers for the recvs: a power of two of them.
 constexpr unsigned buffer_count = 1024;
@@ -181,7 +189,7 @@ public:
     uring_floor(int lfd, unsigned slots) : lfd_{lfd}, conns_(slots) {}
 
     int run() {
-        if (!setup()) return 1;
+        if (!setup()) return refused_ ? exit_refused : 1;
         arm_accept();
         announce(lfd_);
         __kernel_timespec wait_limit{.tv_sec = 0, .tv_nsec = stop_check_ms * 1'000'000LL};
@@ -225,7 +233,10 @@ private:
             p.cq_entries = 4 * ring_entries;
             rc = io_uring_queue_init_params(ring_entries, &ring_, &p);
         }
-        if (rc < 0) return fail("io_uring_queue_init", rc);
+        if (rc < 0) {
+            refused_ = true;  // no io_uring here (an old kernel, a seccomp filter)
+            return fail("io_uring_queue_init", rc);
+        }
         if (rc = io_uring_register_files_sparse(&ring_, unsigned(conns_.size())); rc < 0)
             return fail("register_files_sparse", rc);
         const std::size_t ring_bytes = buffer_count * sizeof(io_uring_buf);
@@ -297,11 +308,12 @@ private:
         ++sends_in_flight_;
     }
 
-    // Closed once its recv has ended and no send is in flight (a closed direct descriptor
-    // would leave a pending request holding the socket).
+    // Closed once its recv has ended and its answers have gone out (a closed direct
+    // descriptor would leave a pending request holding the socket): a request that came
+    // with the peer's FIN is still answered.
     void close_when_idle(std::uint32_t slot) {
         uring_conn& c = conns_[slot];
-        if (!c.recv_ended || c.in_send || c.closing) return;
+        if (!c.recv_ended || c.in_send || c.closing || !c.pending.empty()) return;
         c.closing = true;
         io_uring_sqe* s = sqe();
         io_uring_prep_close_direct(s, slot);
@@ -351,7 +363,7 @@ private:
             uring_conn& c = conns_[slot];
             c.in_send = false;
             --sends_in_flight_;
-            if (cqe.res < 0) {  // the peer is gone: its recv ends too
+            if (cqe.res < 0) {  // the peer is gone: its recv ends too, and its answers go
                 c.pending.clear();
             } else if (c.sent += std::size_t(cqe.res); c.sent < c.sending.size()) {
                 send_rest(slot);
@@ -375,6 +387,7 @@ private:
     std::vector<uring_conn> conns_;
     std::vector<std::uint32_t> dirty_;
     unsigned recycled_ = 0;         // buffers given back since the last advance
+    bool refused_ = false;          // the kernel would not make a ring
     unsigned sends_in_flight_ = 0;
 };
 
@@ -410,10 +423,15 @@ int main(int argc, char** argv) {
                 "A bare responder on 127.0.0.1: answers every request head with a canned\n"
                 "\"Hello, World!\", the ceiling opreg-httpd is compared with. SIGTERM stops it.\n\n"
                 "  --port N          port (default 8080; 0 picks a free one)\n"
+                "  --list            the backends this build has, one per line\n"
                 "  --backend epoll   edge-triggered epoll, read and write (default)\n"
                 "  --backend io_uring\n"
                 "                    multishot accept into direct descriptors, multishot recv\n"
                 "                    into provided buffers, one send per connection per batch");
+            return 0;
+        }
+        if (std::strcmp(argv[i], "--list") == 0) {  // the backends this build has
+            std::puts(OPREG_FLOOR_IO_URING ? "epoll\nio_uring" : "epoll");
             return 0;
         }
         if (std::strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
