@@ -136,7 +136,7 @@ public:
           out_{opt_.write_per_part} {
         in_.resize(initial_scratch_bytes);
         out_.reserve(initial_response_bytes);
-        if (ring_) send_blocks_.reserve(spare_send_blocks);  // give_back_block never allocates
+        if (ring_) send_blocks_.reserve(spare_send_blocks);  // consume_sent never allocates
     }
 
     ~worker() { finish(); }

@@ -11,6 +11,8 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -61,6 +63,8 @@ int connect_to(int port) {
         if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
             const int one = 1;
             ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            const timeval limit{.tv_sec = 5, .tv_usec = 0};  // a lost answer fails, not hangs
+            ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
             return fd;
         }
         ::close(fd);
@@ -105,6 +109,14 @@ public:
     ~in_process_server() {
         ::kill(::getpid(), SIGTERM);
         thread_.join();
+        // A server that ended before its sigwait (it could not listen) left the signal
+        // pending: take it, so that unblocking it does not end the test.
+        sigset_t sigs;
+        sigemptyset(&sigs);
+        sigaddset(&sigs, SIGTERM);
+        const timespec now{};
+        while (sigtimedwait(&sigs, nullptr, &now) == SIGTERM) {
+        }
         pthread_sigmask(SIG_SETMASK, &old_, nullptr);
     }
     int status() const { return status_; }
@@ -133,7 +145,10 @@ counted count_allocations(const mode& m, int depth) {
     counted r;
     in_process_server srv(opt);
     const int fd = connect_to(opt.port);
-    if (fd < 0) return r;
+    if (fd < 0) {
+        ADD_FAILURE() << "the server did not listen on port " << opt.port;
+        return r;
+    }
     std::string request;
     for (int i = 0; i < depth; ++i) request += "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
     char buf[8192];
