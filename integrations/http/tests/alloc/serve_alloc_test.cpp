@@ -170,24 +170,24 @@ counted count_allocations(const mode& m, int depth) {
     return r;
 }
 
+// `depth` pipelined GETs an exchange ("keep-alive requests" or "pipelines of 16"): none
+// allocates once warm.
+void expect_no_allocations(const mode& m, int depth, const char* what) {
+    const counted r = count_allocations(m, depth);
+    if (r.ran_on != m.backend) GTEST_SKIP() << m.backend << " refused here: ran on " << r.ran_on;
+    EXPECT_EQ(r.answered, r.exchanges);
+    EXPECT_EQ(r.allocations, 0u) << r.allocations << " allocations in " << counted_requests << " "
+                                 << what << " on " << m.backend << " with " << m.registry;
+}
+
 class ServeAlloc : public ::testing::TestWithParam<mode> {};
 
 TEST_P(ServeAlloc, AKeepAliveRequestAllocatesNothingOnceWarm) {
-    const mode m = GetParam();
-    const counted r = count_allocations(m, 1);
-    if (r.ran_on != m.backend) GTEST_SKIP() << m.backend << " refused here: ran on " << r.ran_on;
-    EXPECT_EQ(r.answered, r.exchanges);
-    EXPECT_EQ(r.allocations, 0u) << r.allocations << " allocations in " << counted_requests
-                                 << " keep-alive requests on " << m.backend << " with " << m.registry;
+    expect_no_allocations(GetParam(), 1, "keep-alive requests");
 }
 
 TEST_P(ServeAlloc, ASixteenDeepPipelineAllocatesNothingOnceWarm) {
-    const mode m = GetParam();
-    const counted r = count_allocations(m, 16);
-    if (r.ran_on != m.backend) GTEST_SKIP() << m.backend << " refused here: ran on " << r.ran_on;
-    EXPECT_EQ(r.answered, r.exchanges);
-    EXPECT_EQ(r.allocations, 0u) << r.allocations << " allocations in " << counted_requests
-                                 << " pipelines of 16 on " << m.backend << " with " << m.registry;
+    expect_no_allocations(GetParam(), 16, "pipelines of 16");
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, ServeAlloc,
